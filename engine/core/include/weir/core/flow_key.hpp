@@ -1,0 +1,62 @@
+// FlowKey: the canonical, direction-free key of a bidirectional flow.
+//
+// Side A is the numerically lower (address, port) endpoint, side B the higher,
+// so both directions of a flow produce the same key and the same hash.
+// Which side is the client is stored in the flow, not in the key.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+namespace weir {
+
+enum class TunnelType : uint8_t {
+    None = 0,
+    Gre = 1,     ///< GRE; id = GRE key when present
+    Vxlan = 2,   ///< VXLAN; id = VNI
+    GtpU = 3,    ///< GTP-U; id = 0 (TEIDs differ per direction, so they cannot key a two-way flow)
+    IpInIp = 4,  ///< IPv4/IPv6 in IPv4/IPv6; id = 0
+};
+
+/// IPv4 addresses are stored in the first 4 bytes of addr, the rest zero.
+struct FlowKey {
+    std::array<uint8_t, 16> addr_a{};
+    std::array<uint8_t, 16> addr_b{};
+    uint16_t port_a = 0;     ///< host order; ICMP: type << 8 | code of side A's packets
+    uint16_t port_b = 0;     ///< host order
+    uint32_t tunnel_id = 0;  ///< VNI or GRE key of the outermost tunnel (0 for GTP-U)
+    uint16_t vlan = 0;       ///< outer 802.1Q VLAN id (12 bits), 0 = none
+    uint8_t proto = 0;       ///< IP protocol number (inner one for tunnels)
+    uint8_t ip_version = 0;  ///< 4 or 6
+    TunnelType tunnel_type = TunnelType::None;
+    uint8_t pad_[3]{};       ///< always zero so keys compare and hash as bytes
+
+    friend bool operator==(const FlowKey& a, const FlowKey& b) noexcept
+    {
+        return std::memcmp(&a, &b, sizeof(FlowKey)) == 0;
+    }
+};
+static_assert(sizeof(FlowKey) == 48, "FlowKey layout");
+static_assert(std::is_trivially_copyable_v<FlowKey>);
+
+/// 32-bit hash of the canonical key. Symmetric by construction (the key is
+/// canonical), so both directions of a flow land on the same worker and slot.
+inline uint32_t flow_hash(const FlowKey& k) noexcept
+{
+    // Two rounds of a 64-bit multiply-xorshift over the key's six 8-byte words.
+    uint64_t w[6];
+    std::memcpy(w, &k, sizeof(w));
+    uint64_t h = 0x9e3779b97f4a7c15ULL;
+    for (uint64_t x : w) {
+        h ^= x;
+        h *= 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 31;
+    }
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 29;
+    return static_cast<uint32_t>(h ^ (h >> 32));
+}
+
+} // namespace weir

@@ -1,0 +1,76 @@
+// FlowRecord: one finished (or timed-out) bidirectional flow, as handed by a
+// worker's flow table to the export thread. Direction 0 is client -> server
+// (nProbe's IN / IPFIX forward), direction 1 server -> client (OUT / reverse).
+#pragma once
+
+#include <weir/core/flow_key.hpp>
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+#include <type_traits>
+
+namespace weir {
+
+/// Why a flow was exported. Values are IPFIX flowEndReason (IE 136, RFC 5102).
+enum class EndReason : uint8_t {
+    IdleTimeout = 1,
+    ActiveTimeout = 2,
+    EndOfFlow = 3,        ///< TCP FIN both ways or RST
+    ForcedEnd = 4,        ///< end of capture, shutdown
+    LackOfResources = 5,  ///< evicted from a full table
+};
+
+constexpr std::string_view end_reason_name(EndReason r) noexcept
+{
+    switch (r) {
+    case EndReason::IdleTimeout: return "idle timeout";
+    case EndReason::ActiveTimeout: return "active timeout";
+    case EndReason::EndOfFlow: return "end of flow";
+    case EndReason::ForcedEnd: return "forced end";
+    case EndReason::LackOfResources: return "lack of resources";
+    }
+    return "unknown";
+}
+
+/// Counters of one direction of a flow.
+struct DirCounters {
+    uint64_t packets = 0;
+    uint64_t bytes = 0;
+    uint64_t first_ns = 0; ///< 0 when no packet in this direction
+    uint64_t last_ns = 0;
+    uint8_t tcp_flags = 0; ///< OR of all flags seen
+    uint8_t min_ttl = 0;
+    uint8_t max_ttl = 0;
+    uint8_t tos = 0;       ///< ToS of the first packet
+};
+
+struct FlowRecord {
+    FlowKey key;                 ///< canonical key (A/B sides)
+    std::array<DirCounters, 2> dir; ///< [0] client->server, [1] server->client
+    std::array<uint8_t, 6> client_mac{}; ///< source MAC of the client's first packet
+    std::array<uint8_t, 6> server_mac{}; ///< destination MAC of the client's first packet
+    uint32_t fragments = 0;      ///< IP fragments seen, both directions
+    uint16_t worker = 0;         ///< worker (core) that owned the flow
+    EndReason end_reason = EndReason::IdleTimeout;
+    uint8_t client_is_a = 1;     ///< 1 when the client is key side A
+
+    // Client/server views of the canonical key.
+    [[nodiscard]] const std::array<uint8_t, 16>& client_addr() const noexcept { return client_is_a ? key.addr_a : key.addr_b; }
+    [[nodiscard]] const std::array<uint8_t, 16>& server_addr() const noexcept { return client_is_a ? key.addr_b : key.addr_a; }
+    [[nodiscard]] uint16_t client_port() const noexcept { return client_is_a ? key.port_a : key.port_b; }
+    [[nodiscard]] uint16_t server_port() const noexcept { return client_is_a ? key.port_b : key.port_a; }
+    [[nodiscard]] uint64_t first_ns() const noexcept
+    {
+        if (dir[1].packets == 0) return dir[0].first_ns;
+        if (dir[0].packets == 0) return dir[1].first_ns;
+        return dir[0].first_ns < dir[1].first_ns ? dir[0].first_ns : dir[1].first_ns;
+    }
+    [[nodiscard]] uint64_t last_ns() const noexcept
+    {
+        return dir[0].last_ns > dir[1].last_ns ? dir[0].last_ns : dir[1].last_ns;
+    }
+};
+static_assert(std::is_trivially_copyable_v<FlowRecord>);
+
+} // namespace weir

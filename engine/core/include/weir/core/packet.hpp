@@ -1,0 +1,49 @@
+// PacketMeta: what the decoder extracts from one frame, and all the flow
+// engine needs to account it. Produced by weir::engine::Decoder, consumed by
+// FlowTable::update. Trivially copyable so it travels through SPSC rings.
+#pragma once
+
+#include <weir/core/flow_key.hpp>
+
+#include <array>
+#include <cstdint>
+#include <type_traits>
+
+namespace weir {
+
+/// Raw frame handed by a capture back-end to the decoder.
+struct RawPacket {
+    const uint8_t* data = nullptr;
+    uint32_t caplen = 0;   ///< bytes present in data
+    uint32_t wire_len = 0; ///< original length on the wire
+    uint64_t ts_ns = 0;    ///< capture timestamp, ns since the epoch
+    uint32_t linktype = 1; ///< pcap LINKTYPE_* of data (1 = Ethernet)
+};
+
+struct PacketMeta {
+    FlowKey key;            ///< canonical flow key
+    uint64_t ts_ns = 0;     ///< capture timestamp, ns since the epoch
+    uint32_t hash = 0;      ///< flow_hash(key)
+    uint32_t wire_len = 0;  ///< frame length on the wire (pcap len)
+    uint32_t ip_len = 0;    ///< outer IP total length (IPv6: payload length + 40)
+    uint16_t l4_payload_offset = 0; ///< offset of the L4 payload in the frame (0 = none)
+    uint16_t l4_payload_len = 0;    ///< L4 payload bytes present in the capture
+    std::array<uint8_t, 6> src_mac{};
+    std::array<uint8_t, 6> dst_mac{};
+    uint8_t src_is_a = 1;   ///< 1 when the packet's source is key side A
+    uint8_t tcp_flags = 0;  ///< TCP flags byte (FIN=0x01 SYN=0x02 RST=0x04 PSH=0x08 ACK=0x10 URG=0x20 ECE=0x40 CWR=0x80)
+    uint8_t ttl = 0;        ///< IPv4 TTL / IPv6 hop limit (inner header for tunnels)
+    uint8_t tos = 0;        ///< IPv4 ToS / IPv6 traffic class
+    uint8_t is_fragment = 0;///< 1 for any IP fragment (first or later)
+    uint8_t control = 0;    ///< 0: a packet; 1: a packet-time clock tick (pipeline-internal, ts_ns only)
+    uint8_t pad_[2]{};
+};
+static_assert(std::is_trivially_copyable_v<PacketMeta>);
+
+inline constexpr uint8_t kTcpFin = 0x01;
+inline constexpr uint8_t kTcpSyn = 0x02;
+inline constexpr uint8_t kTcpRst = 0x04;
+inline constexpr uint8_t kTcpPsh = 0x08;
+inline constexpr uint8_t kTcpAck = 0x10;
+
+} // namespace weir

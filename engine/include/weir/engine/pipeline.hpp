@@ -1,0 +1,87 @@
+// Pipeline: reader -> N workers -> one export thread.
+//
+// The calling thread reads bursts from a PacketSource and decodes them; each
+// packet goes by its symmetric flow hash to one worker through a lock-free
+// single-producer ring, so both directions of a flow meet in one FlowTable.
+// Workers account packets and push ended flows through a second SPSC ring to
+// the export thread, which calls the sink. With workers == 0 everything runs
+// inline on the calling thread (no rings, no threads).
+//
+// Time is packet time: the reader broadcasts the newest timestamp to every
+// worker at least every tick_ns so idle flows expire even on quiet workers.
+//
+// Rings full: with lossless (files) the producer waits; without (live
+// capture) the packet or flow is dropped and counted (RingFull,
+// ExportRingFull), and nothing on the packet path waits for the exporter.
+#pragma once
+
+#include <weir/core/drop_reason.hpp>
+#include <weir/core/flow_record.hpp>
+#include <weir/core/packet_source.hpp>
+#include <weir/core/result.hpp>
+#include <weir/engine/decoder.hpp>
+#include <weir/engine/flow_table.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+namespace weir::engine {
+
+struct PipelineConfig {
+    uint16_t workers = 1;          ///< 0 = inline on the calling thread
+    FlowTableConfig table;         ///< per worker
+    DecoderConfig decoder;
+    uint32_t ring_size = 8192;     ///< packets per reader->worker ring
+    uint32_t export_ring_size = 65536; ///< records per worker->export ring
+    bool lossless = true;          ///< wait instead of dropping when a ring is full
+    uint64_t tick_ns = 1000000000ULL; ///< packet-time clock broadcast period
+    uint32_t burst = 32;           ///< rx burst size
+    std::vector<int> cpus;         ///< optional: pin worker i to cpus[i]
+};
+
+struct PipelineStats {
+    uint64_t packets = 0;          ///< frames read from the source
+    uint64_t bytes = 0;            ///< wire bytes read
+    uint64_t decoded = 0;          ///< frames that became flow packets
+    uint64_t flows_created = 0;
+    uint64_t flows_exported = 0;   ///< records handed to the sink
+    uint64_t exported_by_reason[6] = {};
+    uint64_t first_ts_ns = 0;      ///< first and last packet time seen
+    uint64_t last_ts_ns = 0;
+    uint64_t active_flows = 0;     ///< at the moment of the snapshot
+    double elapsed_s = 0;          ///< wall time of run()
+    DropCounters drops;            ///< decoder + rings + tables
+};
+
+class Pipeline {
+public:
+    /// Called on the export thread (or the calling thread with 0 workers)
+    /// for every ended flow, in the order each worker ended them.
+    using Sink = std::function<void(const FlowRecord&)>;
+
+    /// Errors: EINVAL for a bad configuration (ring sizes, workers > 64, and
+    /// those of FlowTable::create); ENOMEM.
+    static Result<std::unique_ptr<Pipeline>> create(const PipelineConfig& cfg, Sink sink);
+    ~Pipeline();
+
+    /// Reads `source` to its end (or until stop()), then flushes every active
+    /// flow with end reason "forced end" and waits until the sink has seen
+    /// them all. Call once.
+    PipelineStats run(PacketSource& source);
+
+    /// Asks run() to stop reading (signal-safe: sets an atomic flag).
+    void stop() noexcept;
+
+    /// A consistent-enough snapshot for progress lines, from any thread.
+    [[nodiscard]] PipelineStats snapshot() const;
+
+private:
+    struct Impl;
+    explicit Pipeline(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+} // namespace weir::engine

@@ -1,0 +1,450 @@
+// Pipeline: reader (calling thread) -> N workers -> export thread.
+// See pipeline.hpp for the contract; this file owns the threads and rings.
+#include <weir/engine/pipeline.hpp>
+
+#include <boost/lockfree/spsc_queue.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <pthread.h>
+#include <sched.h>
+#include <thread>
+
+namespace weir::engine {
+
+namespace {
+
+using PacketRing = boost::lockfree::spsc_queue<PacketMeta>;
+using RecordRing = boost::lockfree::spsc_queue<FlowRecord>;
+
+constexpr uint32_t kMaxWorkers = 64;
+
+// Spin a little, then yield, then sleep: a consumer with nothing to do must
+// not burn the core a producer needs (this machine class has two).
+class Backoff {
+public:
+    void reset() noexcept { n_ = 0; }
+    void wait() noexcept
+    {
+        ++n_;
+        if (n_ < 64) {
+            __builtin_ia32_pause();
+        } else if (n_ < 256) {
+            std::this_thread::yield();
+        } else {
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
+        }
+    }
+
+private:
+    uint32_t n_ = 0;
+};
+
+void pin_to_cpu(std::thread& t, int cpu)
+{
+    if (cpu < 0)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(t.native_handle(), sizeof(set), &set);
+}
+
+// Counters a worker publishes for snapshot() readers on other threads.
+struct alignas(64) WorkerShared {
+    std::atomic<uint64_t> packets{0};
+    std::atomic<uint64_t> flows_created{0};
+    std::atomic<uint64_t> active{0};
+    std::atomic<uint64_t> export_ring_full{0};
+    std::atomic<bool> input_done{false}; ///< set by the reader after its last push
+    std::atomic<bool> exited{false};     ///< set by the worker after its last export push
+};
+
+} // namespace
+
+struct Pipeline::Impl {
+    PipelineConfig cfg;
+    Sink sink;
+
+    // Per worker: input ring, flow table, export ring, published counters.
+    std::vector<std::unique_ptr<PacketRing>> in_rings;
+    std::vector<std::unique_ptr<RecordRing>> out_rings;
+    std::vector<std::unique_ptr<FlowTable>> tables;
+    std::unique_ptr<WorkerShared[]> shared;
+
+    Decoder decoder;
+    std::atomic<bool> stop_requested{false};
+    bool ran = false;
+    std::atomic<bool> run_finished{false}; ///< every thread joined: tables may be read
+
+    // Reader-side counters, published for snapshot().
+    std::atomic<uint64_t> rd_packets{0};
+    std::atomic<uint64_t> rd_bytes{0};
+    std::atomic<uint64_t> rd_decoded{0};
+    std::atomic<uint64_t> rd_ring_full{0};
+    std::atomic<uint64_t> exported{0};
+    std::atomic<uint64_t> first_ts{0};
+    std::atomic<uint64_t> last_ts{0};
+
+    explicit Impl(const PipelineConfig& c, Sink s) : cfg(c), sink(std::move(s)), decoder(c.decoder) {}
+
+    uint32_t nworkers() const noexcept { return cfg.workers; }
+
+    // Multiply-shift instead of modulo: the hash is uniform in 32 bits.
+    uint32_t worker_of(uint32_t hash) const noexcept
+    {
+        return static_cast<uint32_t>((static_cast<uint64_t>(hash) * cfg.workers) >> 32);
+    }
+
+    void run_inline(PacketSource& source, PipelineStats& st);
+    void run_threaded(PacketSource& source, PipelineStats& st);
+    void worker_main(uint32_t w);
+    void export_main();
+    void note_time(uint64_t ts) noexcept
+    {
+        if (first_ts.load(std::memory_order_relaxed) == 0)
+            first_ts.store(ts, std::memory_order_relaxed);
+        if (ts > last_ts.load(std::memory_order_relaxed))
+            last_ts.store(ts, std::memory_order_relaxed);
+    }
+    void collect(PipelineStats& st) const;
+};
+
+Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& cfg, Sink sink)
+{
+    if (cfg.workers > kMaxWorkers)
+        return invalid("workers must be at most 64");
+    if (cfg.burst == 0 || cfg.burst > 1024)
+        return invalid("burst must be 1..1024");
+    if (cfg.workers > 0 && (cfg.ring_size < 2 * cfg.burst || cfg.export_ring_size < 16))
+        return invalid("ring sizes too small");
+    if (cfg.tick_ns == 0)
+        return invalid("tick must be positive");
+    if (!sink)
+        return invalid("pipeline needs a flow sink");
+
+    auto impl = std::make_unique<Impl>(cfg, std::move(sink));
+    const uint32_t ntables = std::max<uint32_t>(cfg.workers, 1);
+    for (uint32_t w = 0; w < ntables; ++w) {
+        auto t = FlowTable::create(cfg.table, static_cast<uint16_t>(w));
+        if (!t)
+            return t.error();
+        impl->tables.push_back(std::move(t.value()));
+    }
+    for (uint32_t w = 0; w < cfg.workers; ++w) {
+        impl->in_rings.push_back(std::make_unique<PacketRing>(cfg.ring_size));
+        impl->out_rings.push_back(std::make_unique<RecordRing>(cfg.export_ring_size));
+    }
+    impl->shared = std::make_unique<WorkerShared[]>(ntables);
+    return std::unique_ptr<Pipeline>(new Pipeline(std::move(impl)));
+}
+
+Pipeline::Pipeline(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Pipeline::~Pipeline() = default;
+
+void Pipeline::stop() noexcept { impl_->stop_requested.store(true, std::memory_order_relaxed); }
+
+PipelineStats Pipeline::run(PacketSource& source)
+{
+    PipelineStats st;
+    if (impl_->ran)
+        return st;
+    impl_->ran = true;
+    const auto t0 = std::chrono::steady_clock::now();
+    if (impl_->cfg.workers == 0)
+        impl_->run_inline(source, st);
+    else
+        impl_->run_threaded(source, st);
+    st.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    impl_->run_finished.store(true, std::memory_order_release);
+    impl_->collect(st);
+    return st;
+}
+
+PipelineStats Pipeline::snapshot() const
+{
+    PipelineStats st;
+    impl_->collect(st);
+    return st;
+}
+
+void Pipeline::Impl::collect(PipelineStats& st) const
+{
+    st.packets = rd_packets.load(std::memory_order_relaxed);
+    st.bytes = rd_bytes.load(std::memory_order_relaxed);
+    st.decoded = rd_decoded.load(std::memory_order_relaxed);
+    st.first_ts_ns = first_ts.load(std::memory_order_relaxed);
+    st.last_ts_ns = last_ts.load(std::memory_order_relaxed);
+    st.flows_exported = exported.load(std::memory_order_relaxed);
+    st.flows_created = 0;
+    st.active_flows = 0;
+    const uint32_t ntables = std::max<uint32_t>(cfg.workers, 1);
+    for (uint32_t w = 0; w < ntables; ++w) {
+        st.flows_created += shared[w].flows_created.load(std::memory_order_relaxed);
+        st.active_flows += shared[w].active.load(std::memory_order_relaxed);
+    }
+    // Per-reason detail is only read once run() has joined every thread,
+    // when the tables and the decoder are no longer written.
+    if (run_finished.load(std::memory_order_acquire)) {
+        st.drops += decoder.stats().drops;
+        for (const auto& t : tables) {
+            st.drops += t->stats().drops;
+            for (int r = 0; r < 6; ++r)
+                st.exported_by_reason[r] += t->stats().exported[r];
+        }
+    }
+    st.drops.n[static_cast<size_t>(DropReason::RingFull)] = rd_ring_full.load(std::memory_order_relaxed);
+    uint64_t erf = 0;
+    for (uint32_t w = 0; w < cfg.workers; ++w)
+        erf += shared[w].export_ring_full.load(std::memory_order_relaxed);
+    st.drops.n[static_cast<size_t>(DropReason::ExportRingFull)] = erf;
+}
+
+// ---------------------------------------------------------------------------
+// Inline mode: decode, account and export on the calling thread.
+
+void Pipeline::Impl::run_inline(PacketSource& source, PipelineStats&)
+{
+    FlowTable& table = *tables[0];
+    WorkerShared& pub = shared[0];
+    std::vector<RawPacket> raw(cfg.burst);
+    std::vector<PacketMeta> metas(cfg.burst);
+    const FlowSink fsink = [this](const FlowRecord& r) {
+        sink(r);
+        exported.fetch_add(1, std::memory_order_relaxed);
+    };
+    uint64_t packets = 0, bytes = 0, decoded = 0, now = 0;
+
+    while (!stop_requested.load(std::memory_order_relaxed)) {
+        const uint32_t n = source.rx_burst(raw.data(), cfg.burst);
+        if (n == 0) {
+            if (source.finished())
+                break;
+            std::this_thread::yield();
+            continue;
+        }
+        uint32_t m = 0;
+        for (uint32_t i = 0; i < n; ++i) {
+            bytes += raw[i].wire_len;
+            if (decoder.decode(raw[i], metas[m])) {
+                now = std::max(now, metas[m].ts_ns);
+                ++m;
+            }
+        }
+        packets += n;
+        decoded += m;
+        if (m) {
+            note_time(metas[0].ts_ns);
+            table.update_burst(metas.data(), m, fsink);
+            note_time(now);
+        }
+        table.expire(now, fsink);
+        rd_packets.store(packets, std::memory_order_relaxed);
+        rd_bytes.store(bytes, std::memory_order_relaxed);
+        rd_decoded.store(decoded, std::memory_order_relaxed);
+        pub.active.store(table.active(), std::memory_order_relaxed);
+        pub.flows_created.store(table.stats().flows_created, std::memory_order_relaxed);
+    }
+    table.flush(fsink, EndReason::ForcedEnd);
+    pub.active.store(table.active(), std::memory_order_relaxed);
+    pub.flows_created.store(table.stats().flows_created, std::memory_order_relaxed);
+}
+
+// ---------------------------------------------------------------------------
+// Threaded mode.
+
+void Pipeline::Impl::worker_main(uint32_t w)
+{
+    PacketRing& in = *in_rings[w];
+    RecordRing& out = *out_rings[w];
+    FlowTable& table = *tables[w];
+    WorkerShared& pub = shared[w];
+    const bool lossless = cfg.lossless;
+
+    const FlowSink fsink = [&](const FlowRecord& r) {
+        if (out.push(r))
+            return;
+        if (!lossless) {
+            pub.export_ring_full.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+        Backoff b;
+        while (!out.push(r))
+            b.wait();
+    };
+
+    constexpr uint32_t kPop = 64;
+    std::array<PacketMeta, kPop> items;
+    std::array<PacketMeta, kPop> pkts;
+    uint64_t now = 0, packets = 0;
+    Backoff idle;
+    for (;;) {
+        const size_t n = in.pop(items.data(), kPop);
+        if (n == 0) {
+            // The reader sets done only after its last push, so an empty ring
+            // seen after done is final.
+            if (pub.input_done.load(std::memory_order_acquire) && in.read_available() == 0)
+                break;
+            idle.wait();
+            continue;
+        }
+        idle.reset();
+        uint32_t m = 0;
+        for (size_t i = 0; i < n; ++i) {
+            const PacketMeta& it = items[i];
+            if (it.control) {
+                // A clock tick: account what came before it, then expire.
+                if (m) {
+                    table.update_burst(pkts.data(), m, fsink);
+                    packets += m;
+                    m = 0;
+                }
+                now = std::max(now, it.ts_ns);
+                table.expire(now, fsink);
+                continue;
+            }
+            pkts[m++] = it;
+            now = std::max(now, it.ts_ns);
+        }
+        if (m) {
+            table.update_burst(pkts.data(), m, fsink);
+            packets += m;
+        }
+        table.expire(now, fsink);
+        pub.packets.store(packets, std::memory_order_relaxed);
+        pub.active.store(table.active(), std::memory_order_relaxed);
+        pub.flows_created.store(table.stats().flows_created, std::memory_order_relaxed);
+    }
+    table.flush(fsink, EndReason::ForcedEnd);
+    pub.active.store(table.active(), std::memory_order_relaxed);
+    pub.flows_created.store(table.stats().flows_created, std::memory_order_relaxed);
+    pub.exited.store(true, std::memory_order_release);
+}
+
+void Pipeline::Impl::export_main()
+{
+    constexpr size_t kPop = 256;
+    std::vector<FlowRecord> buf(kPop);
+    Backoff idle;
+    std::vector<bool> finished(cfg.workers, false);
+    uint32_t nfinished = 0;
+    while (nfinished < cfg.workers) {
+        size_t got = 0;
+        for (uint32_t w = 0; w < cfg.workers; ++w) {
+            if (finished[w])
+                continue;
+            // Read the flag before draining: a worker publishes "exited" only
+            // after its last push, so a drained ring after that is final.
+            const bool exited = shared[w].exited.load(std::memory_order_acquire);
+            const size_t n = out_rings[w]->pop(buf.data(), kPop);
+            for (size_t i = 0; i < n; ++i)
+                sink(buf[i]);
+            got += n;
+            if (n)
+                exported.fetch_add(n, std::memory_order_relaxed);
+            if (exited && n == 0 && out_rings[w]->read_available() == 0) {
+                finished[w] = true;
+                ++nfinished;
+            }
+        }
+        if (got == 0)
+            idle.wait();
+        else
+            idle.reset();
+    }
+}
+
+void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
+{
+    const uint32_t nw = cfg.workers;
+    std::vector<std::thread> workers;
+    workers.reserve(nw);
+    for (uint32_t w = 0; w < nw; ++w) {
+        workers.emplace_back([this, w] { worker_main(w); });
+        if (w < cfg.cpus.size())
+            pin_to_cpu(workers.back(), cfg.cpus[w]);
+    }
+    std::thread exporter([this] { export_main(); });
+
+    std::vector<RawPacket> raw(cfg.burst);
+    // Staging per worker, pushed as one block per burst.
+    std::vector<std::vector<PacketMeta>> stage(nw, std::vector<PacketMeta>(cfg.burst + 1));
+    std::vector<uint32_t> staged(nw, 0);
+    uint64_t packets = 0, bytes = 0, decoded = 0, ring_full = 0;
+    uint64_t now = 0, next_tick = 0;
+
+    auto push_all = [&](uint32_t w, const PacketMeta* p, uint32_t n) {
+        PacketRing& ring = *in_rings[w];
+        size_t done = ring.push(p, n);
+        if (done == n)
+            return;
+        if (!cfg.lossless) {
+            ring_full += n - done;
+            return;
+        }
+        Backoff b;
+        while (done < n) {
+            done += ring.push(p + done, n - done);
+            if (done < n)
+                b.wait();
+        }
+    };
+
+    PacketMeta tick{};
+    tick.control = 1;
+    while (!stop_requested.load(std::memory_order_relaxed)) {
+        const uint32_t n = source.rx_burst(raw.data(), cfg.burst);
+        if (n == 0) {
+            if (source.finished())
+                break;
+            std::this_thread::yield();
+            continue;
+        }
+        for (uint32_t i = 0; i < n; ++i) {
+            bytes += raw[i].wire_len;
+            // Decode straight into the owning worker's staging slot.
+            PacketMeta tmp;
+            if (!decoder.decode(raw[i], tmp))
+                continue;
+            const uint32_t w = worker_of(tmp.hash);
+            stage[w][staged[w]++] = tmp;
+            now = std::max(now, tmp.ts_ns);
+            ++decoded;
+        }
+        packets += n;
+        for (uint32_t w = 0; w < nw; ++w) {
+            if (staged[w]) {
+                push_all(w, stage[w].data(), staged[w]);
+                staged[w] = 0;
+            }
+        }
+        // In-band clock ticks keep idle expiry moving on quiet workers while
+        // preserving order with the packets already queued.
+        if (now >= next_tick) {
+            tick.ts_ns = now;
+            for (uint32_t w = 0; w < nw; ++w) {
+                // Lossy mode may skip a tick on a full ring (the next one
+                // will do); it is not a packet, so it is not counted.
+                if (cfg.lossless)
+                    push_all(w, &tick, 1);
+                else
+                    (void)in_rings[w]->push(tick);
+            }
+            next_tick = now + cfg.tick_ns;
+        }
+        note_time(now);
+        rd_packets.store(packets, std::memory_order_relaxed);
+        rd_bytes.store(bytes, std::memory_order_relaxed);
+        rd_decoded.store(decoded, std::memory_order_relaxed);
+        rd_ring_full.store(ring_full, std::memory_order_relaxed);
+    }
+    for (uint32_t w = 0; w < nw; ++w)
+        shared[w].input_done.store(true, std::memory_order_release);
+    for (auto& t : workers)
+        t.join();
+    exporter.join();
+}
+
+} // namespace weir::engine

@@ -1,0 +1,78 @@
+// JSON-lines form of a flow record (nProbe/IPFIX field names).
+#include <weir/exporters/flow_format.hpp>
+
+#include <fmt/format.h>
+
+#include <arpa/inet.h>
+
+namespace weir::exporters {
+
+std::string format_ip(const std::array<uint8_t, 16>& addr, uint8_t ip_version)
+{
+    char buf[INET6_ADDRSTRLEN];
+    const int af = ip_version == 6 ? AF_INET6 : AF_INET;
+    if (!inet_ntop(af, addr.data(), buf, sizeof(buf)))
+        return "?";
+    return buf;
+}
+
+std::string format_mac(const std::array<uint8_t, 6>& m)
+{
+    return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]);
+}
+
+namespace {
+
+std::string_view tunnel_name(TunnelType t)
+{
+    switch (t) {
+    case TunnelType::None: return "none";
+    case TunnelType::Gre: return "gre";
+    case TunnelType::Vxlan: return "vxlan";
+    case TunnelType::GtpU: return "gtpu";
+    case TunnelType::IpInIp: return "ipip";
+    }
+    return "unknown";
+}
+
+bool is_icmp(const FlowKey& k) { return k.proto == 1 || k.proto == 58; }
+
+} // namespace
+
+void append_json(const FlowRecord& r, std::string& out)
+{
+    auto it = std::back_inserter(out);
+    const FlowKey& k = r.key;
+    const char* af = k.ip_version == 6 ? "IPV6" : "IPV4";
+    const uint64_t first = r.first_ns();
+    const uint64_t last = r.last_ns();
+    const DirCounters& c = r.dir[0];
+    const DirCounters& s = r.dir[1];
+    fmt::format_to(it,
+        R"({{"{}_SRC_ADDR":"{}","{}_DST_ADDR":"{}","L4_SRC_PORT":{},"L4_DST_PORT":{},"PROTOCOL":{},)"
+        R"("IP_PROTOCOL_VERSION":{},"IN_PKTS":{},"IN_BYTES":{},"OUT_PKTS":{},"OUT_BYTES":{},)"
+        R"("FIRST_SWITCHED":{},"LAST_SWITCHED":{},"FLOW_START_NANOSECONDS":{},"FLOW_END_NANOSECONDS":{},)"
+        R"("TCP_FLAGS":{},"CLIENT_TCP_FLAGS":{},"SERVER_TCP_FLAGS":{},"SRC_TOS":{},"DST_TOS":{},)"
+        R"("MIN_TTL":{},"MAX_TTL":{},"SERVER_MIN_TTL":{},"SERVER_MAX_TTL":{},)"
+        R"("IN_SRC_MAC":"{}","OUT_DST_MAC":"{}","SRC_VLAN":{},"FRAGMENTS":{},)"
+        R"("FLOW_END_REASON":{},"FLOW_END_REASON_NAME":"{}","WORKER":{})",
+        af, format_ip(r.client_addr(), k.ip_version), af, format_ip(r.server_addr(), k.ip_version),
+        is_icmp(k) ? 0 : r.client_port(), is_icmp(k) ? 0 : r.server_port(), k.proto, k.ip_version,
+        c.packets, c.bytes, s.packets, s.bytes,
+        first / 1000000, last / 1000000, first, last,
+        c.tcp_flags | s.tcp_flags, c.tcp_flags, s.tcp_flags, c.tos, s.tos,
+        c.min_ttl, c.max_ttl, s.min_ttl, s.max_ttl,
+        format_mac(r.client_mac), format_mac(r.server_mac), k.vlan, r.fragments,
+        static_cast<int>(r.end_reason), end_reason_name(r.end_reason), r.worker);
+    if (is_icmp(k)) {
+        // The decoder keys ICMP by type/code: the request's on the port of
+        // the side that did not send it. Report the client's type/code.
+        const uint16_t tc = r.client_port() ? r.client_port() : r.server_port();
+        fmt::format_to(it, R"(,"ICMP_TYPE":{})", tc);
+    }
+    if (k.tunnel_type != TunnelType::None)
+        fmt::format_to(it, R"(,"UPSTREAM_TUNNEL_ID":{},"TUNNEL_TYPE":"{}")", k.tunnel_id, tunnel_name(k.tunnel_type));
+    out.push_back('}');
+}
+
+} // namespace weir::exporters

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds the decoder fuzzer with clang (ASan + UBSan + libFuzzer) in its own
+# build directory, seeds a corpus from frames of the shared captures and runs
+# it for a bounded time. Fails on any crash, leak, sanitizer report or broken
+# decoder invariant (the artifact is left in $FUZZ_BUILD_DIR/tests/fuzz/artifacts).
+#
+#   FUZZ_SECONDS     run time (default 60)
+#   FUZZ_BUILD_DIR   build directory (default <source>/build-fuzz)
+#   WEIR_SHARED_DIR  captures (default <source>/../shared); seeds are optional
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+src=$(cd "$here/../.." && pwd)
+build=${FUZZ_BUILD_DIR:-$src/build-fuzz}
+seconds=${FUZZ_SECONDS:-60}
+shared=${WEIR_SHARED_DIR:-$(cd "$src/.." && pwd)/shared}
+
+CC=clang CXX=clang++ cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DWEIR_BUILD_FUZZ=ON -DWEIR_BUILD_BENCH=OFF -DWEIR_BUILD_TESTS=ON >/dev/null
+ninja -C "$build" -j2 decoder_fuzz fuzz_seeds
+
+corpus=$build/tests/fuzz/corpus/decoder
+artifacts=$build/tests/fuzz/artifacts
+mkdir -p "$corpus" "$artifacts"
+
+# A few captures per link type and per tunnel/encapsulation the decoder handles.
+seeds=()
+for f in ndpi/pcap/4in4tunnel.pcap ndpi/pcap/6in4tunnel.pcap ndpi/pcap/6in6tunnel.pcap ndpi/pcap/gre.pcapng \
+         ndpi/pcap/vxlan.pcap ndpi/pcap/ipv6_in_gtp.pcap ndpi/pcap/gtp_c.pcap ndpi/pcap/dns_fragmented.pcap \
+         ndpi/pcap/ip_fragmented_garbage.pcap ndpi/pcap/http_ipv6.pcap ndpi/pcap/KakaoTalk_talk.pcap \
+         ndpi/pcap/nats.pcap ndpi/pcap/bjnp.pcap ndpi/pcap/kerberos_fuzz.pcapng ndpi/pcap/dlt_ppp.pcap \
+         ndpi/pcap/someip_sd_sample.pcap ndpi/pcap/BGP_redist.pcap ndpi/pcap/fuzz-2006-06-26-2594.pcap \
+         misc/test.pcap misc/test_fragroute.pcap; do
+  [ -f "$shared/pcaps/$f" ] && seeds+=("$shared/pcaps/$f")
+done
+if [ "${#seeds[@]}" -gt 0 ]; then
+  "$build/tests/fuzz/fuzz_seeds" "$corpus" 40 "${seeds[@]}"
+else
+  echo "run.sh: no captures under $shared/pcaps, fuzzing from an empty corpus" >&2
+fi
+
+echo "run.sh: fuzzing the decoder for ${seconds}s"
+"$build/tests/fuzz/decoder_fuzz" -max_total_time="$seconds" -print_final_stats=1 \
+  -artifact_prefix="$artifacts/" -max_len=4096 "$corpus"

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds weir and runs every test: unit, golden (real captures), e2e, then a
+# sanitizer build (ASan+UBSan) of the unit tests and a bounded fuzz run.
+# Installs what it needs first. Usage: tools/ci/test.sh  (env: JOBS, FUZZ_SECONDS, SKIP_SANITIZE, SKIP_FUZZ)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+JOBS=${JOBS:-$(nproc)}
+
+bash tools/ci/install-deps.sh
+
+echo "== build (release)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEIR_BUILD_TESTS=ON -DWEIR_BUILD_BENCH=ON >/dev/null
+ninja -C build -j"$JOBS"
+
+echo "== tests (unit, golden, e2e)"
+(cd build && ctest -j"$JOBS" --output-on-failure -L 'unit|golden|e2e')
+
+if [ -z "${SKIP_SANITIZE:-}" ]; then
+  echo "== unit tests under ASan+UBSan"
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWEIR_SANITIZE=address,undefined \
+        -DWEIR_BUILD_BENCH=OFF >/dev/null
+  ninja -C build-asan -j"$JOBS"
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest -j"$JOBS" --output-on-failure -L unit)
+fi
+
+if [ -z "${SKIP_FUZZ:-}" ] && [ -x tests/fuzz/run.sh ]; then
+  echo "== fuzz (bounded)"
+  FUZZ_SECONDS=${FUZZ_SECONDS:-60} bash tests/fuzz/run.sh
+fi
+echo "== all tests passed"

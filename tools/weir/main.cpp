@@ -1,0 +1,237 @@
+// weir: the flow probe. Wires a packet source, the engine pipeline and the
+// flow outputs together; all logic lives in the libraries.
+#include <weir/dataplane/packet_source.hpp>
+#include <weir/engine/decoder.hpp>
+#include <weir/engine/pipeline.hpp>
+#include <weir/exporters/flow_file_writer.hpp>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <unistd.h>
+
+namespace {
+
+using weir::engine::Pipeline;
+
+std::atomic<Pipeline*> g_pipeline{nullptr};
+
+extern "C" void on_signal(int)
+{
+    if (Pipeline* p = g_pipeline.load())
+        p->stop();
+}
+
+struct Options {
+    std::string input;
+    uint32_t workers = 1;
+    uint32_t idle_s = 180;
+    uint32_t active_s = 300;
+    uint32_t max_flows = 1u << 20;
+    std::string bytes = "wire";
+    bool no_tunnels = false;
+    std::string json;
+    std::string text;
+    bool quiet = false;
+    std::string summary_json;
+    std::vector<int> cpus;
+    bool progress = true;
+};
+
+std::string human(double v)
+{
+    if (v >= 1e9) return fmt::format("{:.2f} G", v / 1e9);
+    if (v >= 1e6) return fmt::format("{:.2f} M", v / 1e6);
+    if (v >= 1e3) return fmt::format("{:.2f} k", v / 1e3);
+    return fmt::format("{:.0f} ", v);
+}
+
+void print_summary(std::FILE* out, const weir::engine::PipelineStats& st, const weir::PacketSource& src)
+{
+    const double pps = st.elapsed_s > 0 ? static_cast<double>(st.packets) / st.elapsed_s : 0;
+    const double bps = st.elapsed_s > 0 ? static_cast<double>(st.bytes) * 8 / st.elapsed_s : 0;
+    fmt::print(out, "\nweir summary for {}\n", src.describe());
+    fmt::print(out, "  packets      {:>14}   ({} decoded into flows)\n", st.packets, st.decoded);
+    fmt::print(out, "  bytes        {:>14}\n", st.bytes);
+    fmt::print(out, "  flows        {:>14}   exported {}\n", st.flows_created, st.flows_exported);
+    for (int r = 1; r <= 5; ++r)
+        if (st.exported_by_reason[r])
+            fmt::print(out, "    {:<22} {:>10}\n", weir::end_reason_name(static_cast<weir::EndReason>(r)),
+                st.exported_by_reason[r]);
+    fmt::print(out, "  elapsed      {:>14.3f} s\n", st.elapsed_s);
+    fmt::print(out, "  rate         {:>14}pps  {}bit/s\n", human(pps), human(bps));
+    if (st.last_ts_ns > st.first_ts_ns)
+        fmt::print(out, "  capture span {:>14.3f} s\n", static_cast<double>(st.last_ts_ns - st.first_ts_ns) / 1e9);
+    uint64_t total_drops = 0;
+    for (size_t i = 1; i < weir::kDropReasonCount; ++i)
+        total_drops += st.drops.n[i];
+    fmt::print(out, "  not accounted{:>14}\n", total_drops);
+    for (size_t i = 1; i < weir::kDropReasonCount; ++i)
+        if (st.drops.n[i])
+            fmt::print(out, "    {:<22} {:>10}\n", weir::drop_reason_name(static_cast<weir::DropReason>(i)), st.drops.n[i]);
+}
+
+void write_summary_json(const std::string& path, const weir::engine::PipelineStats& st)
+{
+    std::FILE* f = path == "-" ? stdout : std::fopen(path.c_str(), "w");
+    if (!f) {
+        fmt::print(stderr, "weir: cannot write {}: {}\n", path, std::strerror(errno));
+        return;
+    }
+    fmt::print(f, R"({{"packets":{},"bytes":{},"decoded":{},"flows":{},"exported":{},"elapsed_s":{:.6f},)"
+                  R"("pps":{:.0f},"drops":{{)",
+        st.packets, st.bytes, st.decoded, st.flows_created, st.flows_exported, st.elapsed_s,
+        st.elapsed_s > 0 ? static_cast<double>(st.packets) / st.elapsed_s : 0.0);
+    for (size_t i = 1; i < weir::kDropReasonCount; ++i)
+        fmt::print(f, R"({}"{}":{})", i > 1 ? "," : "", weir::drop_reason_name(static_cast<weir::DropReason>(i)), st.drops.n[i]);
+    fmt::print(f, "}}}}\n");
+    if (f != stdout)
+        std::fclose(f);
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    Options o;
+    CLI::App app{"weir: a fast, open flow probe (capture files for now)"};
+    app.set_version_flag("--version", "weir 0.1.0");
+    app.add_option("-i,--input", o.input, "Capture file(s): a.pcap or a.pcap,b.pcap (two halves of a tap, merged by time)")
+        ->required();
+    app.add_option("-w,--workers", o.workers, "Worker threads, each with its own flow table (0 = all inline)")
+        ->check(CLI::Range(0, 64));
+    app.add_option("-d,--idle-timeout", o.idle_s, "Idle timeout in seconds")->check(CLI::Range(1, 86400));
+    app.add_option("-t,--active-timeout", o.active_s, "Active timeout in seconds")->check(CLI::Range(1, 86400));
+    app.add_option("--max-flows", o.max_flows, "Flow table capacity per worker")->check(CLI::Range(16, 1 << 30));
+    app.add_option("--bytes", o.bytes, "Byte counters count the frame on the wire (wire) or the IP packet (ip)")
+        ->check(CLI::IsMember({"wire", "ip"}));
+    app.add_flag("--no-tunnels", o.no_tunnels, "Do not decapsulate GRE, VXLAN, GTP-U and IP-in-IP");
+    app.add_option("--json", o.json, "Write one JSON object per flow to FILE ('-' = stdout)");
+    app.add_option("--text", o.text, "Write one readable line per flow to FILE ('-' = stdout, the default)");
+    app.add_flag("-q,--quiet", o.quiet, "No per-flow output unless --json/--text is given");
+    app.add_option("--summary-json", o.summary_json, "Also write the summary as JSON to FILE ('-' = stdout)");
+    app.add_option("-g,--cpus", o.cpus, "Pin worker i to the i-th CPU of this list")->delimiter(',');
+    app.add_flag("!--no-progress", o.progress, "No progress line on a terminal");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        // --help and --version exit 0; any bad option exits 2.
+        return app.exit(e) == 0 ? 0 : 2;
+    }
+
+    if (o.text.empty() && o.json.empty() && !o.quiet)
+        o.text = "-";
+
+    auto src = weir::dataplane::open_capture_files(o.input);
+    if (!src) {
+        fmt::print(stderr, "weir: {}\n", src.error().message());
+        return 1;
+    }
+    weir::PacketSource& source = *src.value();
+    for (uint32_t lt : source.linktypes()) {
+        if (!weir::engine::Decoder::linktype_supported(lt)) {
+            fmt::print(stderr, "weir: {}: link type {} is not supported\n", source.describe(), lt);
+            return 1;
+        }
+    }
+
+    std::vector<std::unique_ptr<weir::exporters::FlowFileWriter>> writers;
+    auto add_writer = [&](const std::string& path, weir::exporters::FlowFileWriter::Format f) {
+        if (path.empty())
+            return true;
+        auto w = weir::exporters::FlowFileWriter::open(path, f);
+        if (!w) {
+            fmt::print(stderr, "weir: {}\n", w.error().message());
+            return false;
+        }
+        writers.push_back(std::move(w.value()));
+        return true;
+    };
+    if (!add_writer(o.json, weir::exporters::FlowFileWriter::Format::Json) ||
+        !add_writer(o.text, weir::exporters::FlowFileWriter::Format::Text))
+        return 1;
+
+    weir::engine::PipelineConfig cfg;
+    cfg.workers = static_cast<uint16_t>(o.workers);
+    cfg.table.capacity = o.max_flows;
+    cfg.table.idle_timeout_ns = uint64_t{o.idle_s} * 1000000000ULL;
+    cfg.table.active_timeout_ns = uint64_t{o.active_s} * 1000000000ULL;
+    cfg.table.byte_count = o.bytes == "ip" ? weir::engine::ByteCount::Ip : weir::engine::ByteCount::Wire;
+    cfg.decoder.decap_tunnels = !o.no_tunnels;
+    cfg.cpus = o.cpus;
+    cfg.lossless = true; // files: never lose a packet or a flow to a full ring
+
+    auto pipe = Pipeline::create(cfg, [&writers](const weir::FlowRecord& r) {
+        for (auto& w : writers)
+            w->write(r);
+    });
+    if (!pipe) {
+        fmt::print(stderr, "weir: {}\n", pipe.error().message());
+        return 1;
+    }
+    Pipeline& pipeline = *pipe.value();
+    g_pipeline.store(&pipeline);
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+
+    // Progress line on a terminal, once the run has lasted a second.
+    std::mutex mu;
+    std::condition_variable cv;
+    bool finished = false;
+    std::thread progress;
+    const bool show_progress = o.progress && isatty(STDERR_FILENO);
+    if (show_progress) {
+        progress = std::thread([&] {
+            std::unique_lock lk(mu);
+            const auto t0 = std::chrono::steady_clock::now();
+            bool printed = false;
+            while (!cv.wait_for(lk, std::chrono::seconds(1), [&] { return finished; })) {
+                const auto s = pipeline.snapshot();
+                const auto ss = source.stats();
+                const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                const double pct = ss.file_bytes ? 100.0 * static_cast<double>(ss.file_offset) / static_cast<double>(ss.file_bytes) : 0;
+                fmt::print(stderr, "\r{:5.1f}%  {} packets  {}pps  {} active flows  {} exported   ", pct, s.packets,
+                    human(static_cast<double>(s.packets) / el), s.active_flows, s.flows_exported);
+                printed = true;
+            }
+            if (printed)
+                fmt::print(stderr, "\n");
+        });
+    }
+
+    const auto st = pipeline.run(source);
+    if (show_progress) {
+        {
+            std::lock_guard lk(mu);
+            finished = true;
+        }
+        cv.notify_one();
+        progress.join();
+    }
+    g_pipeline.store(nullptr);
+
+    int rc = 0;
+    for (auto& w : writers) {
+        if (auto r = w->close(); !r) {
+            fmt::print(stderr, "weir: {}\n", r.error().message());
+            rc = 1;
+        }
+    }
+    print_summary(stderr, st, source);
+    if (!o.summary_json.empty())
+        write_summary_json(o.summary_json, st);
+    if (auto err = source.error()) {
+        fmt::print(stderr, "weir: warning: input ended early: {}\n", err->message());
+        if (rc == 0)
+            rc = 3;
+    }
+    return rc;
+}
