@@ -13,7 +13,7 @@ PKGS=(
   libpcap-dev libboost-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # peers and oracles used by tests and benchmarks
-  softflowd tshark wireshark-common tcpdump
+  softflowd tshark wireshark-common tcpdump nfdump pmacct
 )
 
 missing=()

@@ -3,6 +3,7 @@
 #include <weir/dataplane/packet_source.hpp>
 #include <weir/engine/decoder.hpp>
 #include <weir/engine/pipeline.hpp>
+#include <weir/exporters/exporter.hpp>
 #include <weir/exporters/flow_file_writer.hpp>
 
 #include <CLI/CLI.hpp>
@@ -44,6 +45,7 @@ struct Options {
     std::string summary_json;
     std::vector<int> cpus;
     bool progress = true;
+    weir::exporters::ExportCliOptions exp;
 };
 
 std::string human(double v)
@@ -120,6 +122,19 @@ int main(int argc, char** argv)
     app.add_option("--summary-json", o.summary_json, "Also write the summary as JSON to FILE ('-' = stdout)");
     app.add_option("-g,--cpus", o.cpus, "Pin worker i to the i-th CPU of this list")->delimiter(',');
     app.add_flag("!--no-progress", o.progress, "No progress line on a terminal");
+    auto* xg = app.add_option_group("Flow export", "NetFlow v5/v9 and IPFIX to collectors (see docs/export.md)");
+    xg->add_option("--v5", o.exp.v5, "NetFlow v5 collectors: host:port[,host:port] (IPv4 flows only)");
+    xg->add_option("--v9", o.exp.v9, "NetFlow v9 collectors: host:port[,host:port]");
+    xg->add_option("--ipfix", o.exp.ipfix, "IPFIX collectors: [tcp://]host:port[,...] ([::1]:4739 for IPv6)");
+    xg->add_flag("--export-all", o.exp.send_to_all, "Send every flow to every collector (default: spread by flow hash)");
+    xg->add_option("--export-biflow", o.exp.biflow, "Two-way flows in v9/IPFIX: rfc5103 (reverse elements), inout (nProbe IN/OUT), oneway")
+        ->check(CLI::IsMember({"rfc5103", "inout", "oneway"}))->capture_default_str();
+    xg->add_option("--export-mtu", o.exp.mtu, "Largest export datagram in bytes")->check(CLI::Range(512, 65535))->capture_default_str();
+    xg->add_option("--template-refresh-packets", o.exp.template_packets, "Resend v9/IPFIX templates every N datagrams (0 = off)")->capture_default_str();
+    xg->add_option("--template-refresh-seconds", o.exp.template_seconds, "Resend v9/IPFIX templates every T seconds (0 = off)")->capture_default_str();
+    xg->add_option("--observation-domain", o.exp.domain_id, "IPFIX observation domain id / v9 source id")->capture_default_str();
+    xg->add_option("--engine-type", o.exp.engine_type, "NetFlow v5 engine type")->check(CLI::Range(0, 255));
+    xg->add_option("--engine-id", o.exp.engine_id, "NetFlow v5 engine id")->check(CLI::Range(0, 255));
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -127,7 +142,8 @@ int main(int argc, char** argv)
         return app.exit(e) == 0 ? 0 : 2;
     }
 
-    if (o.text.empty() && o.json.empty() && !o.quiet)
+    const bool exporting = !o.exp.v5.empty() || !o.exp.v9.empty() || !o.exp.ipfix.empty();
+    if (o.text.empty() && o.json.empty() && !o.quiet && !exporting)
         o.text = "-";
 
     auto src = weir::dataplane::open_capture_files(o.input);
@@ -159,6 +175,13 @@ int main(int argc, char** argv)
         !add_writer(o.text, weir::exporters::FlowFileWriter::Format::Text))
         return 1;
 
+    auto exps = weir::exporters::make_exporters(o.exp);
+    if (!exps) {
+        fmt::print(stderr, "weir: {}\n", exps.error().message());
+        return 2;
+    }
+    std::vector<std::unique_ptr<weir::exporters::Exporter>> exporters = std::move(exps.value());
+
     weir::engine::PipelineConfig cfg;
     cfg.workers = static_cast<uint16_t>(o.workers);
     cfg.table.capacity = o.max_flows;
@@ -169,15 +192,30 @@ int main(int argc, char** argv)
     cfg.cpus = o.cpus;
     cfg.lossless = true; // files: never lose a packet or a flow to a full ring
 
-    auto pipe = Pipeline::create(cfg, [&writers](const weir::FlowRecord& r) {
+    // The sink runs on the export thread: the exporters live there until run() returns.
+    Pipeline* boot_src = nullptr;
+    bool booted = false;
+    auto pipe = Pipeline::create(cfg, [&writers, &exporters, &boot_src, &booted](const weir::FlowRecord& r) {
         for (auto& w : writers)
             w->write(r);
+        if (exporters.empty())
+            return;
+        if (!booted) {
+            // sysUptime 0 = the first packet, so every v5/v9 time is after it.
+            const uint64_t t0 = boot_src->snapshot().first_ts_ns;
+            for (auto& e : exporters)
+                e->set_boot_ns(t0);
+            booted = true;
+        }
+        for (auto& e : exporters)
+            e->export_flow(r);
     });
     if (!pipe) {
         fmt::print(stderr, "weir: {}\n", pipe.error().message());
         return 1;
     }
     Pipeline& pipeline = *pipe.value();
+    boot_src = &pipeline;
     g_pipeline.store(&pipeline);
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
@@ -224,6 +262,14 @@ int main(int argc, char** argv)
             fmt::print(stderr, "weir: {}\n", r.error().message());
             rc = 1;
         }
+    }
+    for (auto& e : exporters) {
+        e->flush();
+        const auto xs = e->stats();
+        fmt::print(stderr, "export {}: {} records, {} datagrams, {} bytes, {} skipped, {} send errors\n",
+            e->describe(), xs.records, xs.datagrams, xs.bytes, xs.skipped, xs.send_errors);
+        if (xs.send_errors != 0 && rc == 0)
+            rc = 4;
     }
     print_summary(stderr, st, source);
     if (!o.summary_json.empty())

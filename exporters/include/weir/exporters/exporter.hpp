@@ -1,0 +1,111 @@
+// Exporter: one export format to one or more collectors. Owns one encoder
+// and one transport per collector (each collector is its own stream, with
+// its own sequence numbers and templates), spreads flows across collectors
+// by flow hash or sends every flow to all of them, and counts everything.
+//
+// Runs on the export thread: export_flow(), tick() and flush() are noexcept,
+// do not allocate, and count failures instead of reporting them.
+//
+// Time is packet time: the exporter's clock is the newest flow end (or tick
+// value) seen, and sysUptime 0 is boot_ns (set_boot_ns(), the options, or
+// else the first record's start minus boot_margin_ns).
+#pragma once
+
+#include <weir/core/flow_record.hpp>
+#include <weir/core/result.hpp>
+#include <weir/exporters/encoder.hpp>
+#include <weir/exporters/transport.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace weir::exporters {
+
+struct ExporterOptions {
+    EncoderOptions encoder;
+    bool send_to_all = false;                   ///< every collector gets every flow
+    uint64_t boot_ns = 0;                       ///< 0 = derive (see above)
+    uint64_t boot_margin_ns = 3600ULL * 1000000000ULL;
+    uint64_t max_delay_ns = 1000000000ULL;      ///< a partly filled datagram waits at most this (packet time)
+};
+
+struct ExporterStats {
+    uint64_t flows = 0;           ///< flows given to export_flow()
+    uint64_t records = 0;         ///< export records encoded (all streams)
+    uint64_t skipped = 0;         ///< flows the format cannot carry (v5: IPv6) or empty
+    uint64_t datagrams = 0;       ///< datagrams sent in full
+    uint64_t bytes = 0;           ///< bytes sent
+    uint64_t send_errors = 0;     ///< datagrams the socket refused
+    uint64_t template_sends = 0;
+    uint64_t packets_total = 0;   ///< packet counters encoded (all streams)
+    uint64_t bytes_total = 0;     ///< byte counters encoded (all streams)
+};
+
+/// Maps "rfc5103" | "inout" | "oneway". Errors: EINVAL naming the choices.
+Result<BiflowMode> parse_biflow_mode(std::string_view s);
+
+class Exporter {
+public:
+    /// `collectors` as for parse_collectors() (tcp:// for IPFIX only).
+    /// Errors: those of parse_collectors(), make_encoder() and open_transport().
+    static Result<std::unique_ptr<Exporter>> create(ExportFormat format, std::string_view collectors,
+                                                    const ExporterOptions& opts);
+    ~Exporter();
+
+    /// Sets sysUptime 0 (epoch ns), e.g. to the first packet's time. Only
+    /// before the first record; later calls are ignored so times stay consistent.
+    void set_boot_ns(uint64_t boot_ns) noexcept;
+
+    void export_flow(const FlowRecord& r) noexcept;
+
+    /// Advances the clock; sends partly filled datagrams older than max_delay_ns.
+    void tick(uint64_t now_ns) noexcept;
+
+    /// Sends every partly filled datagram.
+    void flush() noexcept;
+
+    [[nodiscard]] ExporterStats stats() const noexcept;
+    [[nodiscard]] ExportFormat format() const noexcept { return format_; }
+    /// "ipfix -> udp://127.0.0.1:4739,udp://[::1]:4739 (rfc5103, by flow hash)".
+    [[nodiscard]] std::string describe() const;
+
+private:
+    struct Stream;
+    Exporter(ExportFormat format, const ExporterOptions& opts);
+    void maybe_boot(const FlowRecord& r) noexcept;
+    [[nodiscard]] ExportClock clock() const noexcept { return {now_ns_, boot_ns_}; }
+
+    ExportFormat format_;
+    ExporterOptions opts_;
+    std::vector<std::unique_ptr<Stream>> streams_;
+    uint64_t now_ns_ = 0;
+    uint64_t boot_ns_ = 0;
+    bool booted_ = false;
+    uint64_t flows_ = 0;
+    uint64_t oldest_pending_ns_ = 0;
+    bool any_pending_ = false;
+};
+
+/// The export options of the weir command line, in one place.
+struct ExportCliOptions {
+    std::string v5;               ///< --v5 host:port[,host:port]
+    std::string v9;               ///< --v9
+    std::string ipfix;            ///< --ipfix (tcp:// allowed)
+    std::string biflow = "rfc5103"; ///< --export-biflow
+    bool send_to_all = false;     ///< --export-all
+    uint32_t mtu = 1400;          ///< --export-mtu
+    uint32_t template_packets = 20; ///< --template-refresh-packets
+    uint32_t template_seconds = 60; ///< --template-refresh-seconds
+    uint32_t domain_id = 0;       ///< --observation-domain (IPFIX ODID, v9 source id)
+    uint8_t engine_type = 0;      ///< --engine-type (v5)
+    uint8_t engine_id = 0;        ///< --engine-id (v5)
+};
+
+/// One Exporter per format given. Errors: those of Exporter::create and
+/// parse_biflow_mode, with the option name in the message.
+Result<std::vector<std::unique_ptr<Exporter>>> make_exporters(const ExportCliOptions& o);
+
+} // namespace weir::exporters
