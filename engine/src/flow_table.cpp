@@ -527,9 +527,12 @@ Result<std::unique_ptr<FlowTable>> FlowTable::create(const FlowTableConfig& cfg,
         region += ((addr + kHugePage - 1) & ~(uintptr_t{kHugePage} - 1)) - addr;
         (void)::madvise(region, total, MADV_HUGEPAGE); // best effort
     }
-    // Fault everything in now, so capacity problems show here and the
-    // packet path never takes a first-touch page fault.
-    std::memset(region, 0, total);
+    // Anonymous memory is already zero. Prefaulting makes capacity problems
+    // show here and keeps first-touch page faults off the packet path (live
+    // capture); without it, pages are mapped only as flows use them, which
+    // is what a capture file with a large --max-flows wants.
+    if (cfg.prefault)
+        std::memset(region, 0, total);
 
     impl->index = reinterpret_cast<Slot*>(region);
     impl->entries = reinterpret_cast<FlowEntry*>(region + index_bytes);

@@ -48,6 +48,9 @@ struct FlowTableConfig {
     uint64_t active_timeout_ns = 300ULL * 1000000000ULL;///< -t
     uint64_t tcp_end_linger_ns = 2ULL * 1000000000ULL;  ///< after FIN both ways / RST
     ByteCount byte_count = ByteCount::Wire;
+    /// Touch all table memory at create() (live capture: no first-touch page
+    /// faults on the packet path). Off: pages are mapped as flows use them.
+    bool prefault = false;
 };
 
 struct FlowTableStats {
