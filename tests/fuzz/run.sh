@@ -5,6 +5,7 @@
 # decoder invariant (the artifact is left in $FUZZ_BUILD_DIR/tests/fuzz/artifacts).
 #
 #   FUZZ_SECONDS     run time (default 60)
+#   ZMQ_FUZZ_SECONDS run time of the ZMQ decoder fuzzer that follows (default 30)
 #   FUZZ_BUILD_DIR   build directory (default <source>/build-fuzz)
 #   WEIR_SHARED_DIR  captures (default <source>/../shared); seeds are optional
 set -euo pipefail
@@ -17,7 +18,7 @@ shared=${WEIR_SHARED_DIR:-$(cd "$src/.." && pwd)/shared}
 
 CC=clang CXX=clang++ cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DWEIR_BUILD_FUZZ=ON -DWEIR_BUILD_BENCH=OFF -DWEIR_BUILD_TESTS=ON >/dev/null
-ninja -C "$build" -j2 decoder_fuzz fuzz_seeds
+ninja -C "$build" -j2 decoder_fuzz fuzz_seeds zmq_fuzz
 
 corpus=$build/tests/fuzz/corpus/decoder
 artifacts=$build/tests/fuzz/artifacts
@@ -42,3 +43,18 @@ fi
 echo "run.sh: fuzzing the decoder for ${seconds}s"
 "$build/tests/fuzz/decoder_fuzz" -max_total_time="$seconds" -print_final_stats=1 \
   -artifact_prefix="$artifacts/" -max_len=4096 "$corpus"
+
+# ZMQ receiving side: seeds are the notes' TLV example behind a v4 header,
+# plain and as ntopng's older 24-byte header.
+zcorpus=$build/tests/fuzz/corpus/zmq
+mkdir -p "$zcorpus"
+tlv='0101 2b08000c3139322e3136382e312e3130 23079c40 220406 2501000000012a05f200 32e0ce1a 3be0f6000639312e313236 3ae0fb0000c03f b20007494e5f504b53540a 01'
+v4="24 666c6f77000000000000000000000000 04 02 0000 36000000 36000000 00000001 4d000000"
+v1="18 666c6f77000000000000000000000000 03 07 0000 00000001"
+unhex() { local h=${1// /}; printf "$(sed 's/../\\x&/g' <<<"$h")"; }
+unhex "$v4 $tlv" > "$zcorpus/seed-v4"
+unhex "$v1 $tlv" > "$zcorpus/seed-v1"
+zseconds=${ZMQ_FUZZ_SECONDS:-30}
+echo "run.sh: fuzzing the ZMQ decoder for ${zseconds}s"
+"$build/tests/fuzz/zmq_fuzz" -max_total_time="$zseconds" -print_final_stats=1 \
+  -artifact_prefix="$artifacts/zmq-" -max_len=8192 "$zcorpus"

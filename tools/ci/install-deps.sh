@@ -10,7 +10,7 @@ PKGS=(
   # toolchain and build
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   # libraries
-  libpcap-dev libboost-dev libfmt-dev libcli11-dev nlohmann-json3-dev
+  libpcap-dev libboost-dev libfmt-dev libcli11-dev nlohmann-json3-dev libzmq3-dev zlib1g-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # peers and oracles used by tests and benchmarks
   softflowd tshark wireshark-common tcpdump nfdump pmacct

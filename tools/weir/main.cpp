@@ -5,6 +5,7 @@
 #include <weir/engine/pipeline.hpp>
 #include <weir/exporters/exporter.hpp>
 #include <weir/exporters/flow_file_writer.hpp>
+#include <weir/exporters/zmq_exporter.hpp>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -135,6 +136,15 @@ int main(int argc, char** argv)
     xg->add_option("--observation-domain", o.exp.domain_id, "IPFIX observation domain id / v9 source id")->capture_default_str();
     xg->add_option("--engine-type", o.exp.engine_type, "NetFlow v5 engine type")->check(CLI::Range(0, 255));
     xg->add_option("--engine-id", o.exp.engine_id, "NetFlow v5 engine id")->check(CLI::Range(0, 255));
+    auto* zg = app.add_option_group("ZMQ export", "Flows to ntopng over ZMQ, nDPI TLV records (see docs/zmq.md)");
+    zg->add_option("--zmq", o.exp.zmq, "ZMQ endpoint(s): tcp://*:5556 (weir binds; ntopng -i tcp://<weir>:5556), "
+                                       "comma separated or repeated; flows spread by flow hash");
+    zg->add_flag("--zmq-probe-mode", o.exp.zmq_probe_mode, "Connect to the endpoints (ntopng runs -i tcp://*:5556c)");
+    zg->add_flag("--zmq-compress", o.exp.zmq_compress, "zlib-compress flow messages");
+    zg->add_option("--zmq-encryption-key", o.exp.zmq_encryption_key, "CURVE: ntopng's public key (40-char Z85, or its 80-char hex form)");
+    zg->add_option("--zmq-source-id", o.exp.zmq_source_id, "source_id in every message header (0 = hash of the host name)");
+    zg->add_option("--zmq-wait-subscriber", o.exp.zmq_wait_ms, "Wait up to MS milliseconds for a flow subscriber on every endpoint before reading")
+        ->check(CLI::Range(0, 600000));
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -142,7 +152,7 @@ int main(int argc, char** argv)
         return app.exit(e) == 0 ? 0 : 2;
     }
 
-    const bool exporting = !o.exp.v5.empty() || !o.exp.v9.empty() || !o.exp.ipfix.empty();
+    const bool exporting = !o.exp.v5.empty() || !o.exp.v9.empty() || !o.exp.ipfix.empty() || !o.exp.zmq.empty();
     if (o.text.empty() && o.json.empty() && !o.quiet && !exporting)
         o.text = "-";
 
@@ -181,6 +191,17 @@ int main(int argc, char** argv)
         return 2;
     }
     std::vector<std::unique_ptr<weir::exporters::Exporter>> exporters = std::move(exps.value());
+    weir::exporters::ZmqOptions zbase;
+    zbase.iface = source.describe();
+    zbase.version = "weir 0.1.0";
+    zbase.idle_timeout_s = o.idle_s;
+    zbase.active_timeout_s = o.active_s;
+    auto zx = weir::exporters::make_zmq_exporter(o.exp, zbase);
+    if (!zx) {
+        fmt::print(stderr, "weir: {}\n", zx.error().message());
+        return 2;
+    }
+    std::unique_ptr<weir::exporters::ZmqExporter> zmq = std::move(zx.value());
 
     weir::engine::PipelineConfig cfg;
     cfg.workers = static_cast<uint16_t>(o.workers);
@@ -195,9 +216,11 @@ int main(int argc, char** argv)
     // The sink runs on the export thread: the exporters live there until run() returns.
     Pipeline* boot_src = nullptr;
     bool booted = false;
-    auto pipe = Pipeline::create(cfg, [&writers, &exporters, &boot_src, &booted](const weir::FlowRecord& r) {
+    auto pipe = Pipeline::create(cfg, [&writers, &exporters, &zmq, &boot_src, &booted](const weir::FlowRecord& r) {
         for (auto& w : writers)
             w->write(r);
+        if (zmq)
+            zmq->export_flow(r);
         if (exporters.empty())
             return;
         if (!booted) {
@@ -219,6 +242,20 @@ int main(int argc, char** argv)
     g_pipeline.store(&pipeline);
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
+    if (zmq) {
+        // Event totals; per-reason drops only exist once the run is over.
+        zmq->set_counters([&pipeline] {
+            const auto s = pipeline.snapshot();
+            uint64_t drops = 0;
+            for (size_t i = 1; i < weir::kDropReasonCount; ++i)
+                drops += s.drops.n[i];
+            return weir::exporters::ZmqProbeCounters{s.packets, s.bytes, drops};
+        });
+        if (o.exp.zmq_wait_ms) {
+            if (auto w = zmq->wait_for_subscribers(static_cast<int>(o.exp.zmq_wait_ms)); !w)
+                fmt::print(stderr, "weir: warning: {}\n", w.error().message());
+        }
+    }
 
     // Progress line on a terminal, once the run has lasted a second.
     std::mutex mu;
@@ -269,6 +306,16 @@ int main(int argc, char** argv)
         fmt::print(stderr, "export {}: {} records, {} datagrams, {} bytes, {} skipped, {} send errors\n",
             e->describe(), xs.records, xs.datagrams, xs.bytes, xs.skipped, xs.send_errors);
         if (xs.send_errors != 0 && rc == 0)
+            rc = 4;
+    }
+    if (zmq) {
+        zmq->flush();
+        const auto zs = zmq->stats();
+        fmt::print(stderr, "export {}: {} records, {} messages ({} flow, {} event), {} bytes, {} dropped at HWM "
+                           "({} flows), {} without subscriber ({} flows), {} send errors\n",
+            zmq->describe(), zs.records, zs.messages, zs.flow_messages, zs.event_messages, zs.bytes, zs.hwm_drops,
+            zs.hwm_dropped_flows, zs.no_subscriber, zs.no_subscriber_flows, zs.send_errors);
+        if (zs.send_errors != 0 && rc == 0)
             rc = 4;
     }
     print_summary(stderr, st, source);

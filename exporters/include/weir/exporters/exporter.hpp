@@ -102,6 +102,13 @@ struct ExportCliOptions {
     uint32_t domain_id = 0;       ///< --observation-domain (IPFIX ODID, v9 source id)
     uint8_t engine_type = 0;      ///< --engine-type (v5)
     uint8_t engine_id = 0;        ///< --engine-id (v5)
+    // ntopng ZMQ export (zmq_exporter.hpp, make_zmq_exporter()).
+    std::vector<std::string> zmq;   ///< --zmq endpoint[,endpoint] (repeatable)
+    bool zmq_probe_mode = false;    ///< --zmq-probe-mode: connect instead of bind
+    bool zmq_compress = false;      ///< --zmq-compress
+    std::string zmq_encryption_key; ///< --zmq-encryption-key (collector's CURVE public key)
+    uint32_t zmq_source_id = 0;     ///< --zmq-source-id (0 = from the host name)
+    uint32_t zmq_wait_ms = 0;       ///< --zmq-wait-subscriber (ms before the run)
 };
 
 /// One Exporter per format given. Errors: those of Exporter::create and

@@ -1,0 +1,216 @@
+// weir-collector against bad input: random bytes, wrong framing, wrong header
+// lengths and versions, truncated TLV, bad zlib and zlib bombs are counted,
+// logged and survived; good messages around them still come out as flows,
+// and msg_id gaps are counted per source as ntopng counts them.
+#include <weir/exporters/zmq_encoder.hpp>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <zlib.h>
+#include <zmq.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace weir;
+using namespace weir::exporters;
+
+namespace {
+
+const std::string kCollector = std::string(WEIR_BINARY_DIR) + "/tools/weir-collector";
+
+int free_port()
+{
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    socklen_t len = sizeof(a);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+std::vector<uint8_t> header(std::string_view topic, uint8_t version, uint8_t flags, uint32_t size, uint32_t msg_id,
+                            uint32_t source_id)
+{
+    ZmqHeader h;
+    std::memcpy(h.topic.data(), topic.data(), topic.size());
+    h.version = version;
+    h.flags = flags;
+    h.uncompressed_size = size;
+    h.size_field = size;
+    h.msg_id = msg_id;
+    h.source_id = source_id;
+    std::vector<uint8_t> b(kZmqHeaderSize);
+    write_zmq_header(h, std::span<uint8_t, kZmqHeaderSize>(b.data(), kZmqHeaderSize));
+    return b;
+}
+
+void send_frames(void* s, const std::vector<std::vector<uint8_t>>& frames)
+{
+    for (std::size_t i = 0; i < frames.size(); ++i)
+        ASSERT_GE(zmq_send(s, frames[i].data(), frames[i].size(), i + 1 < frames.size() ? ZMQ_SNDMORE : 0), 0);
+}
+
+struct Sink final : ZmqMessageSink {
+    void* sock;
+    explicit Sink(void* s) : sock(s) {}
+    void on_message(std::span<const uint8_t> h, std::span<const uint8_t> p, uint32_t) noexcept override
+    {
+        zmq_send(sock, h.data(), h.size(), ZMQ_SNDMORE);
+        zmq_send(sock, p.data(), p.size(), 0);
+    }
+};
+
+FlowRecord flow(uint8_t n)
+{
+    FlowRecord r{};
+    r.key.ip_version = 4;
+    r.key.proto = 17;
+    r.key.addr_a = {10, 1, 1, n};
+    r.key.addr_b = {10, 2, 2, 2};
+    r.key.port_a = 5000;
+    r.key.port_b = 53;
+    r.dir[0] = {1, 80, 1700000000000000000ULL, 1700000000000000000ULL, 0, 0, 0, 0};
+    r.dir[1] = {1, 120, 1700000000100000000ULL, 1700000000100000000ULL, 0, 0, 0, 0};
+    return r;
+}
+
+} // namespace
+
+TEST(ZmqCollector, SurvivesAndCountsBadInput)
+{
+    if (access(kCollector.c_str(), X_OK) != 0)
+        GTEST_SKIP() << kCollector << " not built";
+    const int port = free_port();
+    const std::string dir = ::testing::TempDir();
+    const std::string out = dir + "/zmq_collector_flows.json";
+    const std::string stats = dir + "/zmq_collector_stats.json";
+    const std::string ep = "tcp://127.0.0.1:" + std::to_string(port);
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        const std::string bind = ep + "c";
+        execl(kCollector.c_str(), "weir-collector", "-i", bind.c_str(), "--json", out.c_str(), "--stats",
+              stats.c_str(), "--idle", "1", "--timeout", "20", "--max-decompressed", "65536",
+              static_cast<char*>(nullptr));
+        _exit(127);
+    }
+
+    void* ctx = zmq_ctx_new();
+    void* s = zmq_socket(ctx, ZMQ_XPUB);
+    ASSERT_EQ(zmq_connect(s, ep.c_str()), 0);
+    // Wait for the collector's subscriptions so nothing is lost to a slow join.
+    const int rcvtimeo = 10000;
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &rcvtimeo, sizeof(rcvtimeo));
+    uint8_t sub[64];
+    ASSERT_GT(zmq_recv(s, sub, sizeof(sub), 0), 0) << "collector never subscribed";
+
+    const uint32_t src = 77;
+    uint32_t id = 1;
+    // 1. One frame of random bytes, then three frames: framing errors.
+    send_frames(s, {{0x66, 0x6c, 0x6f, 0x77, 1, 2, 3}});
+    send_frames(s, {header("flow", 4, kZmqFlagTlv, 0, id++, src), {1, 1, 1}, {1}});
+    // 2. A 30-byte header, then a version-5 header.
+    std::vector<uint8_t> h30(30, 0);
+    std::memcpy(h30.data(), "flow", 4);
+    send_frames(s, {h30, {1, 1, 1}});
+    send_frames(s, {header("flow", 5, kZmqFlagTlv, 3, id++, src), {1, 1, 1}});
+    // 3. TLV cut inside an address string; then a payload with a bad preamble.
+    send_frames(s, {header("flow", 4, kZmqFlagTlv, 8, id++, src), {1, 1, 0x2b, 8, 0, 12, '1', '9'}});
+    send_frames(s, {header("flow", 4, kZmqFlagTlv, 4, id++, src), {9, 9, 9, 9}});
+    // 4. A zlib bomb (1 MiB of zeros, above --max-decompressed) and junk flagged as zlib.
+    std::vector<uint8_t> zeros(1 << 20, 0);
+    uLongf zl = compressBound(zeros.size());
+    std::vector<uint8_t> bomb(zl);
+    ASSERT_EQ(compress(bomb.data(), &zl, zeros.data(), zeros.size()), Z_OK);
+    bomb.resize(zl);
+    send_frames(s, {header("flow", 4, kZmqFlagTlv | kZmqFlagCompressed, 1 << 20, id++, src), bomb});
+    send_frames(s, {header("flow", 4, kZmqFlagTlv | kZmqFlagCompressed, 1000, id++, src),
+                    std::vector<uint8_t>(500, 0x5a)});
+    // 5. Random two-frame messages, some with a plausible header. Each
+    //    starts with a topic: SUB sockets filter on the first frame's prefix.
+    std::mt19937 rng(12345);
+    for (int k = 0; k < 300; ++k) {
+        std::vector<uint8_t> h(k % 3 == 0 ? kZmqHeaderSize : 4 + rng() % 60);
+        for (auto& b : h)
+            b = static_cast<uint8_t>(rng());
+        std::memcpy(h.data(), "flow", 4);
+        if (k % 3 == 0)
+            h = header("flow", 4, static_cast<uint8_t>(rng() & 6), rng() % 70000, 0, 1000 + k);
+        std::vector<uint8_t> p(rng() % 2048);
+        for (auto& b : p)
+            b = static_cast<uint8_t>(rng());
+        if (p.size() > 2 && k % 2 == 0)
+            p[0] = 1, p[1] = 1;
+        send_frames(s, {h, p});
+    }
+    // 6. Good messages from the encoder (source 99: msg_id 1, 2), then one
+    //    with msg_id 5 from the same source: a gap of 2.
+    ZmqEncoderOptions eo;
+    eo.source_id = 99;
+    eo.compress = true;
+    auto enc = ZmqFlowEncoder::create(eo);
+    ASSERT_TRUE(enc);
+    Sink sink(s);
+    enc.value()->add(flow(1), sink);
+    enc.value()->flush(sink);
+    enc.value()->add(flow(2), sink);
+    enc.value()->flush(sink);
+    send_frames(s, {header("event", 4, 0, 2, 5, 99), {'{', '}'}});
+
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    ASSERT_TRUE(WIFEXITED(status)) << "collector died with signal " << WTERMSIG(status);
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+
+    std::ifstream sf(stats);
+    ASSERT_TRUE(sf.good());
+    const auto js = nlohmann::json::parse(sf);
+    const auto& e = js["errors"];
+    EXPECT_EQ(e["framing"].get<int>(), 2);
+    EXPECT_GE(e["bad header length"].get<int>(), 1);
+    EXPECT_GE(e["unsupported header version"].get<int>(), 1);
+    EXPECT_GE(e["bad TLV"].get<int>(), 2);
+    EXPECT_GE(e["decompressed payload above the limit"].get<int>(), 1);
+    EXPECT_GE(e["bad zlib stream"].get<int>(), 1);
+    EXPECT_EQ(js["messages"].get<int>(), 8 + 300 + 3);
+    bool found = false;
+    for (const auto& srcs : js["sources"]) {
+        if (srcs["source_id"].get<int>() != 99)
+            continue;
+        found = true;
+        EXPECT_EQ(srcs["flows"].get<int>(), 2);
+        EXPECT_EQ(srcs["msg_id_gaps"].get<int>(), 2);
+        EXPECT_EQ(srcs["event_messages"].get<int>(), 1);
+    }
+    EXPECT_TRUE(found);
+    // The good flows are in the output, whatever the random messages did.
+    std::ifstream of(out);
+    std::string line;
+    int good = 0;
+    while (std::getline(of, line)) {
+        const auto f = nlohmann::json::parse(line); // every line is valid JSON
+        if (f.value("ZMQ_SOURCE_ID", 0) == 99) {
+            EXPECT_EQ(f["IPV4_DST_ADDR"], "10.2.2.2");
+            EXPECT_EQ(f["IN_BYTES"], 80);
+            EXPECT_EQ(f["OUT_PKTS"], 1);
+            ++good;
+        }
+    }
+    EXPECT_EQ(good, 2);
+}
