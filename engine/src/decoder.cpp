@@ -298,6 +298,10 @@ struct Decoder::Impl {
     [[gnu::noinline]] void later_fragment(Walk& w, const Frag& fr, uint32_t l4, uint32_t end) noexcept;
     [[gnu::noinline]] void first_fragment(const Walk& w, const Frag& fr) noexcept;
     [[gnu::always_inline]] void finish(const Walk& w, const RawPacket& pkt, PacketMeta& out) noexcept;
+    [[gnu::always_inline]] bool fast(const RawPacket& pkt, PacketMeta& out) noexcept;
+    // Out of line, so that the fast path's registers and stack frame stay
+    // those of a small function.
+    [[gnu::noinline]] bool decode_general(const RawPacket& pkt, PacketMeta& out) noexcept;
 };
 
 namespace {
@@ -844,7 +848,7 @@ DropReason Decoder::Impl::walk(Walk& w, uint32_t lt) noexcept
 
 namespace {
 
-// finish() writes FlowKey as words in this layout.
+// write_key() writes FlowKey as words in this layout.
 static_assert(std::endian::native == std::endian::little);
 static_assert(offsetof(FlowKey, addr_b) == 16 && offsetof(FlowKey, port_a) == 32 &&
               offsetof(FlowKey, port_b) == 34 && offsetof(FlowKey, tunnel_id) == 36 &&
@@ -852,15 +856,44 @@ static_assert(offsetof(FlowKey, addr_b) == 16 && offsetof(FlowKey, port_a) == 32
               offsetof(FlowKey, ip_version) == 43 && offsetof(FlowKey, tunnel_type) == 44 &&
               offsetof(FlowKey, pad_) == 45 && sizeof(FlowKey) == 48);
 
-// True when the packet's source (address, port) is the lower endpoint, so
-// that it becomes side A. Addresses compare as big-endian byte strings.
-inline bool endpoint_le(const Layer& c) noexcept
+// Key word 5: VLAN, protocol, IP version and tunnel type (pad_ bytes zero).
+inline uint64_t key_word5(uint16_t vlan, uint8_t proto, uint8_t version, TunnelType tt) noexcept
 {
-    if (c.src[0] != c.dst[0])
-        return __builtin_bswap64(c.src[0]) < __builtin_bswap64(c.dst[0]);
-    if (c.src[1] != c.dst[1])
-        return __builtin_bswap64(c.src[1]) < __builtin_bswap64(c.dst[1]);
-    return c.sport <= c.dport;
+    return uint64_t{vlan} | uint64_t{proto} << 16 | uint64_t{version} << 24 |
+           uint64_t{static_cast<uint8_t>(tt)} << 32;
+}
+
+// Writes the canonical key, src_is_a and the hash. Addresses are two words
+// each holding the bytes in packet order; the source is side A when its
+// (address, port) is the lower endpoint, addresses compared as big-endian
+// byte strings. The key is assembled as the six 64-bit words flow_hash reads
+// and stored whole: narrow field stores followed by the hash's wide loads
+// would stall store forwarding.
+[[gnu::always_inline]] inline void write_key(PacketMeta& out, uint64_t s0, uint64_t s1, uint64_t d0, uint64_t d1,
+                                             uint16_t sport, uint16_t dport, uint32_t tunnel_id,
+                                             uint64_t w5) noexcept
+{
+    bool src_is_a;
+    if (s0 != d0)
+        src_is_a = __builtin_bswap64(s0) < __builtin_bswap64(d0);
+    else if (s1 != d1)
+        src_is_a = __builtin_bswap64(s1) < __builtin_bswap64(d1);
+    else
+        src_is_a = sport <= dport;
+    uint64_t kw[6];
+    kw[0] = src_is_a ? s0 : d0;
+    kw[1] = src_is_a ? s1 : d1;
+    kw[2] = src_is_a ? d0 : s0;
+    kw[3] = src_is_a ? d1 : s1;
+    const uint64_t port_a = src_is_a ? sport : dport;
+    const uint64_t port_b = src_is_a ? dport : sport;
+    kw[4] = port_a | port_b << 16 | uint64_t{tunnel_id} << 32;
+    kw[5] = w5;
+    FlowKey k;
+    std::memcpy(&k, kw, sizeof(kw));
+    out.key = k;
+    out.src_is_a = src_is_a;
+    out.hash = flow_hash(k);
 }
 
 } // namespace
@@ -868,29 +901,10 @@ inline bool endpoint_le(const Layer& c) noexcept
 inline void Decoder::Impl::finish(const Walk& w, const RawPacket& pkt, PacketMeta& out) noexcept
 {
     const Layer& c = w.cur;
-    // The key is assembled as the six 64-bit words flow_hash reads and stored
-    // whole: narrow field stores followed by the hash's wide loads would
-    // stall store forwarding. Every field of `out` is written below, with no
-    // zero-fill first.
-    const bool src_is_a = endpoint_le(c);
-    uint64_t kw[6];
-    const uint64_t* a = src_is_a ? c.src : c.dst;
-    const uint64_t* b = src_is_a ? c.dst : c.src;
-    kw[0] = a[0];
-    kw[1] = a[1];
-    kw[2] = b[0];
-    kw[3] = b[1];
-    const uint64_t port_a = src_is_a ? c.sport : c.dport;
-    const uint64_t port_b = src_is_a ? c.dport : c.sport;
-    kw[4] = port_a | port_b << 16 | uint64_t{c.tunnel_id} << 32;
-    kw[5] = uint64_t{w.vlan} | uint64_t{c.proto} << 16 | uint64_t{c.version} << 24 |
-            uint64_t{static_cast<uint8_t>(c.tunnel_type)} << 32;  // pad_ bytes zero
-    FlowKey k;
-    std::memcpy(&k, kw, sizeof(kw));
-    out.key = k;
-    out.src_is_a = src_is_a;
+    // Every field of `out` is written below, with no zero-fill first.
+    write_key(out, c.src[0], c.src[1], c.dst[0], c.dst[1], c.sport, c.dport, c.tunnel_id,
+              key_word5(w.vlan, c.proto, c.version, c.tunnel_type));
     out.ts_ns = pkt.ts_ns;
-    out.hash = flow_hash(k);
     out.wire_len = pkt.wire_len;
     out.ip_len = w.ip_len;
     if (c.payload_off <= 0xffff) {
@@ -919,6 +933,139 @@ inline void Decoder::Impl::finish(const Walk& w, const RawPacket& pkt, PacketMet
     stats.tunneled += c.tunnel_type != TunnelType::None;
 }
 
+namespace {
+
+// What the fast path knows once the IP header is read.
+struct FastIp {
+    uint64_t s0, s1, d0, d1;  // addresses as in Layer
+    uint32_t ip_len;
+    uint32_t l4;
+    uint32_t full_end;
+    uint16_t vlan;
+    uint8_t proto, ttl, tos, version;
+};
+
+// L4 and the PacketMeta of a fast-path frame; false when the frame needs the
+// general walk. Inlined once per IP version so each copy is straight-line
+// code with that version's constants.
+[[gnu::always_inline]] inline bool fast_l4(const RawPacket& pkt, PacketMeta& out, const FastIp& ip) noexcept
+{
+    const uint8_t* p = pkt.data;
+    // end >= l4: the IP header lies within both the capture and the datagram.
+    const uint32_t end = std::min(ip.full_end, pkt.caplen);
+    const uint8_t* t = p + ip.l4;
+    uint32_t pay;
+    uint8_t flags = 0;
+    if (ip.proto == ipp::kTcp) {
+        if (end - ip.l4 < 20)
+            return false;
+        flags = t[13];
+        pay = ip.l4 + std::max(20u, (t[12] >> 4) * 4u);
+    } else if (ip.proto == ipp::kUdp) {
+        if (end - ip.l4 < 8 || ld16(t + 2) == kVxlanPort || ld16(t + 2) == kGtpuPort)
+            return false;
+        pay = ip.l4 + 8;
+    } else {
+        return false;
+    }
+    write_key(out, ip.s0, ip.s1, ip.d0, ip.d1, ld16(t), ld16(t + 2), 0,
+              key_word5(ip.vlan, ip.proto, ip.version, TunnelType::None));
+    out.ts_ns = pkt.ts_ns;
+    out.wire_len = pkt.wire_len;
+    out.ip_len = ip.ip_len;
+    if (pay <= end && pay <= 0xffff) {
+        out.l4_payload_offset = static_cast<uint16_t>(pay);
+        out.l4_payload_len = static_cast<uint16_t>(std::min<uint32_t>(end - pay, 0xffff));
+    } else {
+        out.l4_payload_offset = 0;  // header options cut by the snap length
+        out.l4_payload_len = 0;
+    }
+    std::memcpy(out.dst_mac.data(), p, 6);
+    std::memcpy(out.src_mac.data(), p + 6, 6);
+    out.tcp_flags = flags;
+    out.ttl = ip.ttl;
+    out.tos = ip.tos;
+    out.is_fragment = 0;
+    out.control = 0;
+    out.pad_[0] = out.pad_[1] = 0;
+    return true;
+}
+
+} // namespace
+
+// The common frame on one straight line: Ethernet, at most one 802.1Q tag,
+// IPv4 with a 20-byte header and no fragmentation or IPv6 with TCP or UDP
+// right after its fixed header, and TCP or UDP off the tunnel ports, all of
+// it within the capture. It makes exactly what walk() and finish() make of
+// such a frame (tests compare both on every frame of the shared captures);
+// anything else returns false before touching the statistics, and the
+// general walk decodes the frame from the start.
+inline bool Decoder::Impl::fast(const RawPacket& pkt, PacketMeta& out) noexcept
+{
+    const uint8_t* p = pkt.data;
+    const uint32_t cap = pkt.caplen;
+    // 54 bytes: the smallest frame that can hold Ethernet, IPv4 and TCP; an
+    // IPv4/UDP frame always fills the minimum Ethernet frame anyway.
+    if (pkt.linktype != linktype::kEthernet || cap < 54 || cap > pkt.wire_len || p == nullptr || !cfg.fast_path)
+        return false;
+    FastIp ip;
+    uint32_t off = 14;
+    uint16_t type = ld16(p + 12);
+    ip.vlan = 0;
+    if (type == et::kVlan) {
+        ip.vlan = ld16(p + 14) & 0x0fff;
+        type = ld16(p + 16);
+        off = 18;
+    }
+    const uint8_t* h = p + off;
+    bool ok;
+    if (type == et::kIpv4) {
+        // cap >= off + 20 holds: off <= 18 and cap >= 54.
+        const uint32_t total = ld16(h + 2);
+        if (h[0] != 0x45 || total < 20 || (ld16(h + 6) & 0x3fff))
+            return false;
+        uint32_t a;
+        std::memcpy(&a, h + 12, 4);
+        ip.s0 = a;
+        std::memcpy(&a, h + 16, 4);
+        ip.d0 = a;
+        ip.s1 = ip.d1 = 0;
+        ip.proto = h[9];
+        ip.ttl = h[8];
+        ip.tos = h[1];
+        ip.version = 4;
+        ip.ip_len = total;
+        ip.l4 = off + 20;
+        ip.full_end = off + total;
+        ok = fast_l4(pkt, out, ip);
+    } else if (type == et::kIpv6) {
+        if (cap < off + 40)
+            return false;
+        const uint32_t plen = ld16(h + 4);
+        if ((h[0] >> 4) != 6 || plen == 0)
+            return false;
+        std::memcpy(&ip.s0, h + 8, 8);
+        std::memcpy(&ip.s1, h + 16, 8);
+        std::memcpy(&ip.d0, h + 24, 8);
+        std::memcpy(&ip.d1, h + 32, 8);
+        ip.proto = h[6];
+        ip.ttl = h[7];
+        ip.tos = static_cast<uint8_t>(ld16(h) >> 4);
+        ip.version = 6;
+        ip.ip_len = plen + 40;
+        ip.l4 = off + 40;
+        ip.full_end = ip.l4 + plen;
+        ok = fast_l4(pkt, out, ip);
+    } else {
+        return false;
+    }
+    if (!ok)
+        return false;
+    ++stats.packets;
+    ++stats.decoded;
+    return true;
+}
+
 Decoder::Decoder(DecoderConfig cfg) : impl_(std::make_unique<Impl>(cfg)) {}
 Decoder::~Decoder() = default;
 Decoder::Decoder(Decoder&&) noexcept = default;
@@ -945,27 +1092,34 @@ bool Decoder::linktype_supported(uint32_t lt) noexcept
     }
 }
 
-bool Decoder::decode(const RawPacket& pkt, PacketMeta& out) noexcept
+bool Decoder::Impl::decode_general(const RawPacket& pkt, PacketMeta& out) noexcept
 {
-    Impl& d = *impl_;
-    ++d.stats.packets;
+    ++stats.packets;
     if (pkt.caplen > pkt.wire_len) {
-        d.stats.drops.inc(DropReason::CaplenGtLen);
+        stats.drops.inc(DropReason::CaplenGtLen);
         return false;
     }
     Walk w(pkt.data, pkt.data ? pkt.caplen : 0);
-    DropReason r = d.walk(w, pkt.linktype);
+    DropReason r = walk(w, pkt.linktype);
     if (r != DropReason::None) {
         // A tunnel whose payload is not IP: account the packet to the flow
         // that carried the tunnel.
         if (r != DropReason::NonIp || !w.have_outer) {
-            d.stats.drops.inc(r);
+            stats.drops.inc(r);
             return false;
         }
         w.cur = w.outer;
     }
-    d.finish(w, pkt, out);
+    finish(w, pkt, out);
     return true;
+}
+
+bool Decoder::decode(const RawPacket& pkt, PacketMeta& out) noexcept
+{
+    Impl& d = *impl_;
+    if (d.fast(pkt, out))
+        return true;
+    return d.decode_general(pkt, out);
 }
 
 const DecoderStats& Decoder::stats() const noexcept

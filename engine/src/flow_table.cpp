@@ -400,14 +400,56 @@ struct FlowTable::Impl {
         push_head(list_of(x), e);
     }
 
-    void update(const PacketMeta& p, const FlowSink& sink) noexcept
+    /// The packet of most flows: a live flow within its timeouts, no TCP
+    /// SYN, FIN or RST, the MACs already named from the client. Accounts it
+    /// and returns true; returns false, having changed nothing, for
+    /// anything else (update_found() decides those).
+    [[gnu::always_inline]] bool update_common(uint32_t e, const PacketMeta& p) noexcept
     {
-        uint32_t slot;
-        const uint32_t e = find(p.key, p.hash, slot);
-        if (e == kNil) {
-            insert(p, slot, sink);
-            return;
+        FlowEntry& x = entries[e];
+        const uint32_t d = (p.src_is_a != 0) == (x.client_is_a != 0) ? 0 : 1;
+        DirState& s = x.dir[d];
+        const uint64_t ts = p.ts_ns;
+        // A direction without packets has zero times: it cannot raise the
+        // last one, and must not lower the first one.
+        const uint64_t last = std::max(x.dir[0].last_ns, x.dir[1].last_ns);
+        const uint64_t first = std::min(x.dir[0].packets ? x.dir[0].first_ns : UINT64_MAX,
+                                        x.dir[1].packets ? x.dir[1].first_ns : UINT64_MAX);
+        // Each test below is nearly always false: branches, not arithmetic.
+        const uint8_t st = x.state;
+        if ((st & detail::kStEnded) || (d == 0 && !(st & detail::kStMacsFromClient)))
+            return false;
+        if (p.key.proto == kProtoTcp && (p.tcp_flags & (kTcpSyn | kTcpFin | kTcpRst)))
+            return false;
+        if (elapsed(last, ts, cfg.idle_timeout_ns) || elapsed(first, ts, cfg.active_timeout_ns) ||
+            s.packets == UINT32_MAX)
+            return false;
+        const uint32_t len = count_wire ? p.wire_len : p.ip_len;
+        if (s.packets == 0) {
+            s.first_ns = ts;
+            s.last_ns = ts;
+            s.min_ttl = p.ttl;
+            s.max_ttl = p.ttl;
+            s.tos = p.tos;
+        } else {
+            s.first_ns = std::min(s.first_ns, ts);
+            s.last_ns = std::max(s.last_ns, ts);
+            s.min_ttl = std::min(s.min_ttl, p.ttl);
+            s.max_ttl = std::max(s.max_ttl, p.ttl);
         }
+        ++s.packets;
+        s.bytes += len;
+        s.tcp_flags |= p.tcp_flags;
+        x.fragments += p.is_fragment != 0;
+        ++stats.packets;
+        stats.bytes += len;
+        touch(lru, e);
+        return true;
+    }
+
+    /// Accounts `p` to its flow, entry `e`: every rule.
+    [[gnu::noinline]] void update_found(uint32_t e, const PacketMeta& p, const FlowSink& sink) noexcept
+    {
         FlowEntry& x = entries[e];
         const bool tcp = p.key.proto == kProtoTcp;
         const bool pure_syn = tcp && (p.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
@@ -450,14 +492,30 @@ struct FlowTable::Impl {
         }
     }
 
+    void update(const PacketMeta& p, const FlowSink& sink) noexcept
+    {
+        uint32_t slot;
+        const uint32_t e = find(p.key, p.hash, slot);
+        if (e == kNil) {
+            insert(p, slot, sink);
+            return;
+        }
+        if (!update_common(e, p))
+            update_found(e, p, sink);
+    }
+
     /// Pipeline for one round of at most kBurst packets: the hash of every
     /// packet is known, so fetch all index slots, then all candidate entries
-    /// and their LRU neighbours, and only then update. Earlier stages are
-    /// hints only; update() redoes the (now cached) lookup, which stays
-    /// correct whatever earlier packets of the round changed.
+    /// and their LRU neighbours, and only then update. A candidate is the
+    /// first slot of the packet's probe sequence with its hash; it is used
+    /// only if that slot still holds the same entry and the entry the same
+    /// key (earlier packets of the round may have inserted, evicted or
+    /// moved flows), and as keys are unique in the index it is then the
+    /// flow find() would return. Otherwise update() looks the key up again.
     void update_round(const PacketMeta* p, uint32_t n, const FlowSink& sink) noexcept
     {
         uint32_t cand[kBurst];
+        uint32_t cand_slot[kBurst];
         for (uint32_t i = 0; i < n; ++i)
             prefetch(&index[p[i].hash & mask]);
         for (uint32_t i = 0; i < n; ++i) {
@@ -470,6 +528,7 @@ struct FlowTable::Impl {
                     break;
                 if (detail::slot_hash(v) == h) {
                     cand[i] = e1 - 1;
+                    cand_slot[i] = s;
                     prefetch(&entries[e1 - 1]);
                     prefetch(&entries[e1 - 1].dir);
                     prefetch(&links[e1 - 1]);
@@ -484,8 +543,16 @@ struct FlowTable::Impl {
             if (x.prev != kNil) prefetch(&links[x.prev]);
             if (x.next != kNil) prefetch(&links[x.next]);
         }
-        for (uint32_t i = 0; i < n; ++i)
-            update(p[i], sink);
+        for (uint32_t i = 0; i < n; ++i) {
+            const uint32_t e = cand[i];
+            if (e != kNil && index[cand_slot[i]] == detail::make_slot(p[i].hash, e) &&
+                keys_equal(entries[e].key, p[i].key)) {
+                if (!update_common(e, p[i]))
+                    update_found(e, p[i], sink);
+            } else {
+                update(p[i], sink);
+            }
+        }
     }
 };
 

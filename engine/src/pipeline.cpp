@@ -277,7 +277,6 @@ void Pipeline::Impl::worker_main(uint32_t w)
 
     constexpr uint32_t kPop = 64;
     std::array<PacketMeta, kPop> items;
-    std::array<PacketMeta, kPop> pkts;
     uint64_t now = 0, packets = 0;
     Backoff idle;
     for (;;) {
@@ -291,26 +290,24 @@ void Pipeline::Impl::worker_main(uint32_t w)
             continue;
         }
         idle.reset();
-        uint32_t m = 0;
+        // Packets are accounted in place, in runs between clock ticks.
+        size_t run = 0;
         for (size_t i = 0; i < n; ++i) {
             const PacketMeta& it = items[i];
+            now = std::max(now, it.ts_ns);
             if (it.control) {
                 // A clock tick: account what came before it, then expire.
-                if (m) {
-                    table.update_burst(pkts.data(), m, fsink);
-                    packets += m;
-                    m = 0;
+                if (i > run) {
+                    table.update_burst(items.data() + run, static_cast<uint32_t>(i - run), fsink);
+                    packets += i - run;
                 }
-                now = std::max(now, it.ts_ns);
+                run = i + 1;
                 table.expire(now, fsink);
-                continue;
             }
-            pkts[m++] = it;
-            now = std::max(now, it.ts_ns);
         }
-        if (m) {
-            table.update_burst(pkts.data(), m, fsink);
-            packets += m;
+        if (n > run) {
+            table.update_burst(items.data() + run, static_cast<uint32_t>(n - run), fsink);
+            packets += n - run;
         }
         table.expire(now, fsink);
         pub.packets.store(packets, std::memory_order_relaxed);
@@ -402,16 +399,36 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
             std::this_thread::yield();
             continue;
         }
-        for (uint32_t i = 0; i < n; ++i) {
-            bytes += raw[i].wire_len;
-            // Decode straight into the owning worker's staging slot.
-            PacketMeta tmp;
-            if (!decoder.decode(raw[i], tmp))
-                continue;
-            const uint32_t w = worker_of(tmp.hash);
-            stage[w][staged[w]++] = tmp;
-            now = std::max(now, tmp.ts_ns);
-            ++decoded;
+        if (nw == 1) {
+            // One worker: decode straight into its staging block.
+            PacketMeta* out = stage[0].data();
+            uint32_t m = 0;
+            for (uint32_t i = 0; i < n; ++i) {
+                bytes += raw[i].wire_len;
+                if (decoder.decode(raw[i], out[m])) {
+                    now = std::max(now, out[m].ts_ns);
+                    ++m;
+                }
+            }
+            staged[0] = m;
+            decoded += m;
+        } else {
+            for (uint32_t i = 0; i < n; ++i) {
+                bytes += raw[i].wire_len;
+                // Decode into the spare slot past the last worker's staged
+                // packets (stage blocks hold burst + 1), and move it only
+                // when the packet belongs to another worker.
+                PacketMeta& tmp = stage[nw - 1][staged[nw - 1]];
+                if (!decoder.decode(raw[i], tmp))
+                    continue;
+                const uint32_t w = worker_of(tmp.hash);
+                now = std::max(now, tmp.ts_ns);
+                if (w == nw - 1)
+                    ++staged[w];
+                else
+                    stage[w][staged[w]++] = tmp;
+                ++decoded;
+            }
         }
         packets += n;
         for (uint32_t w = 0; w < nw; ++w) {

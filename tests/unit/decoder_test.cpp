@@ -6,8 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include <weir/dataplane/packet_source.hpp>
+
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <vector>
@@ -992,6 +995,168 @@ TEST(Decoder, EveryTruncationIsDecodedOrCounted)
     EXPECT_GT(s.drops.get(DropReason::TruncatedL2), 0u);
     EXPECT_GT(s.drops.get(DropReason::TruncatedIp), 0u);
     EXPECT_GT(s.drops.get(DropReason::TruncatedL4), 0u);
+}
+
+// ------------------------------------------------------ fast vs general ----
+
+DecoderConfig general_only(DecoderConfig cfg = {})
+{
+    cfg.fast_path = false;
+    return cfg;
+}
+
+std::string meta_text(const PacketMeta& m)
+{
+    std::string s;
+    const auto* b = reinterpret_cast<const uint8_t*>(&m);
+    for (size_t i = 0; i < sizeof(m); ++i) {
+        char hex[4];
+        std::snprintf(hex, sizeof(hex), "%02x", b[i]);
+        s += hex;
+    }
+    return s;
+}
+
+// Decodes `p` with a fast-path decoder and a general-only one fed the same
+// frames: both must agree on the verdict and on every byte of the result.
+void expect_same_decode(Decoder& fast, Decoder& general, const RawPacket& p, const std::string& what)
+{
+    PacketMeta a;
+    PacketMeta b;
+    std::memset(static_cast<void*>(&a), 0, sizeof(a));
+    std::memset(static_cast<void*>(&b), 0, sizeof(b));
+    const bool ra = fast.decode(p, a);
+    const bool rb = general.decode(p, b);
+    ASSERT_EQ(ra, rb) << what;
+    if (ra) {
+        ASSERT_EQ(std::memcmp(&a, &b, sizeof(a)), 0) << what << "\n fast    " << meta_text(a)
+                                                     << "\n general " << meta_text(b);
+    }
+}
+
+void expect_same_stats(const DecoderStats& a, const DecoderStats& b)
+{
+    EXPECT_EQ(a.packets, b.packets);
+    EXPECT_EQ(a.decoded, b.decoded);
+    EXPECT_EQ(a.fragments, b.fragments);
+    EXPECT_EQ(a.tunneled, b.tunneled);
+    for (size_t i = 0; i < kDropReasonCount; ++i)
+        EXPECT_EQ(a.drops.n[i], b.drops.n[i]) << drop_reason_name(static_cast<DropReason>(i));
+}
+
+TEST(Decoder, FastPathMatchesGeneralWalkOnEdgeFrames)
+{
+    const Bytes big(1500, 0x5a);
+    std::vector<Bytes> frames = {
+        eth().ipv4("10.0.0.1", "10.0.0.2").tcp(1234, 80, kTcpSyn).build(),
+        eth().ipv4("10.0.0.2", "10.0.0.1").tcp(80, 1234, kTcpSyn | kTcpAck).payload("hello").build(),
+        eth().ipv4("10.0.0.1", "10.0.0.1").tcp(80, 80).build(),
+        eth().ipv4("10.0.0.1", "10.0.0.1").tcp(81, 80).build(),
+        eth().ipv4("10.0.0.1", "10.0.0.2").ttl(3).tos(0xb8).tcp(1, 2, kTcpAck, Bytes(20, 1)).payload(big).build(),
+        eth().ipv4("10.0.0.1", "10.0.0.2").tcp(1, 2).trailer(Bytes(12, 0)).build(),
+        eth().ipv4("192.168.1.1", "8.8.8.8").udp(5353, 53).payload("q").build(),
+        eth().ipv4("192.168.1.1", "8.8.8.8").udp(4789, 4789).payload(Bytes(8, 0)).build(),
+        eth().ipv4("192.168.1.1", "8.8.8.8").udp(1, 4789).vxlan(7).eth().ipv4("1.1.1.1", "2.2.2.2").udp(3, 4).build(),
+        eth().ipv4("192.168.1.1", "8.8.8.8").udp(1, 2152).gtpu(9).ipv4("1.1.1.1", "2.2.2.2").tcp(3, 4).build(),
+        eth().ipv4("192.168.1.1", "8.8.8.8").udp(4789, 1).build(),
+        eth().ipv4("10.0.0.1", "10.0.0.2").ipv4_options(Bytes{1, 1, 1, 1}).tcp(1, 2).build(),
+        eth().ipv4("10.0.0.1", "10.0.0.2").ip_id(5).frag(0, true).tcp(1, 2).payload(Bytes(16, 0)).build(),
+        eth().ipv4("10.0.0.1", "10.0.0.2").ip_id(5).frag(24, false).ip_proto(6).payload(Bytes(8, 0)).build(),
+        eth().ipv4("10.0.0.1", "10.0.0.2").dont_fragment().tcp(1, 2).build(),
+        eth().ipv4("10.0.0.1", "10.0.0.2").ip_total_length(0).tcp(1, 2).payload("x").build(),
+        eth().ipv4("10.0.0.1", "10.0.0.2").ip_total_length(19).tcp(1, 2).build(),
+        eth().ipv4("10.0.0.1", "10.0.0.2").ip_total_length(30).tcp(1, 2).build(),
+        eth().ipv4("10.0.0.1", "10.0.0.2").ip_total_length(28).udp(1, 2).payload(Bytes(30, 0)).build(),
+        eth().ipv4("10.0.0.1", "10.0.0.2").sctp(1, 2).build(),
+        eth().ipv4("10.0.0.1", "10.0.0.2").icmp(8, 0, 1, 1).payload(Bytes(40, 0)).build(),
+        eth().ipv4("10.0.0.1", "10.0.0.2").ip_proto(136).payload(Bytes(40, 0)).build(),
+        eth().vlan(42).ipv4("10.0.0.1", "10.0.0.2").tcp(1, 2).build(),
+        eth().vlan(4095, 0x8100, 7).ipv6("2001:db8::1", "2001:db8::2").udp(1, 2).build(),
+        eth().vlan(1).vlan(2).ipv4("10.0.0.1", "10.0.0.2").tcp(1, 2).build(),
+        eth().vlan(3, 0x88a8).ipv4("10.0.0.1", "10.0.0.2").tcp(1, 2).build(),
+        eth().vlan(3).mpls({16}).ipv4("10.0.0.1", "10.0.0.2").tcp(1, 2).build(),
+        eth().ipv6("2001:db8::2", "2001:db8::1").hop_limit(7).traffic_class(0x2e).tcp(443, 5000).payload(big).build(),
+        eth().ipv6("2001:db8::1", "2001:db8::1").tcp(5, 4).build(),
+        eth().ipv6("2001:db8::1", "2001:db8:0:0:1::1").udp(5, 4).build(),
+        eth().ipv6("::1", "::").udp(5, 2152).payload(Bytes(4, 0)).build(),
+        eth().ipv6("2001:db8::1", "2001:db8::2").ipv6_ext(0).tcp(1, 2).build(),
+        eth().ipv6("2001:db8::1", "2001:db8::2").ipv6_frag(0, true, 9).udp(1, 2).payload(Bytes(16, 0)).build(),
+        eth().ipv6("2001:db8::1", "2001:db8::2").ip_total_length(0).udp(1, 2).build(),
+        eth().ipv6("2001:db8::1", "2001:db8::2").ip_total_length(4).tcp(1, 2).build(),
+        eth().ipv6("2001:db8::1", "2001:db8::2").icmpv6(128).build(),
+        eth().ipv4("10.0.0.1", "10.0.0.2").gre(5).ipv4("1.1.1.1", "2.2.2.2").tcp(3, 4).build(),
+        PacketBuilder().sll().ipv4("10.0.0.1", "10.0.0.2").tcp(1, 2).build(),
+    };
+    const size_t sll = frames.size() - 1;
+    // Headers whose first byte lies: IPv4 with IHL 6 or version 6, IPv6
+    // with version 4.
+    const Bytes v4 = frames[0];
+    const Bytes v6 = eth().ipv6("2001:db8::2", "2001:db8::1").tcp(443, 5000).build();
+    for (auto [f, b] : {std::pair{v4, 0x46}, {v4, 0x65}, {v6, 0x45}}) {
+        frames.push_back(f);
+        frames.back()[14] = static_cast<uint8_t>(b);
+    }
+
+    for (const DecoderConfig& cfg : {DecoderConfig{}, DecoderConfig{.decap_tunnels = false}}) {
+        Decoder fast(cfg);
+        Decoder general(general_only(cfg));
+        uint64_t ts = 1;
+        for (size_t i = 0; i < frames.size(); ++i) {
+            const Bytes& f = frames[i];
+            const uint32_t lt = i == sll ? test::lt::kLinuxSll : test::lt::kEthernet;
+            // Every snap length, and wire lengths shorter than, equal to and
+            // longer than the capture.
+            for (uint32_t cut = 0; cut <= f.size(); ++cut) {
+                RawPacket p = raw(f, lt, ++ts);
+                p.caplen = cut;
+                for (uint32_t wire : {cut, cut + 1, static_cast<uint32_t>(f.size()), cut > 0 ? cut - 1 : 0}) {
+                    p.wire_len = wire;
+                    expect_same_decode(fast, general, p,
+                                       "frame " + std::to_string(i) + " caplen " + std::to_string(cut) +
+                                           " wire " + std::to_string(wire));
+                    if (HasFatalFailure())
+                        return;
+                }
+            }
+        }
+        expect_same_stats(fast.stats(), general.stats());
+        EXPECT_GT(fast.stats().decoded, 0u);
+    }
+}
+
+TEST(Decoder, FastPathMatchesGeneralWalkOnEveryCapture)
+{
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::path(WEIR_SHARED_DIR) / "pcaps";
+    if (!fs::exists(dir))
+        GTEST_SKIP() << "no captures in " << dir;
+    uint64_t files = 0;
+    uint64_t frames = 0;
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+        const std::string ext = e.path().extension().string();
+        if (!e.is_regular_file() || (ext != ".pcap" && ext != ".pcapng" && ext != ".cap"))
+            continue;
+        auto src = dataplane::open_pcap_file(e.path().string());
+        if (!src)
+            continue;  // not a capture libpcap reads; decoder_captures_test covers those
+        ++files;
+        Decoder fast;
+        Decoder general(general_only());
+        RawPacket r[64];
+        uint32_t n;
+        uint64_t i = 0;
+        while ((n = src.value()->rx_burst(r, 64)) != 0) {
+            for (uint32_t k = 0; k < n; ++k, ++i) {
+                expect_same_decode(fast, general, r[k], e.path().filename().string() + " frame " + std::to_string(i));
+                if (HasFatalFailure())
+                    return;
+            }
+        }
+        frames += i;
+        expect_same_stats(fast.stats(), general.stats());
+    }
+    EXPECT_GT(files, 400u);
+    EXPECT_GT(frames, 50000u);
 }
 
 // ------------------------------------------------------------------- misc ----

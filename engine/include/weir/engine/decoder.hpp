@@ -37,6 +37,11 @@ struct DecoderConfig {
     bool decap_tunnels = true;
     /// First-fragment cache entries (power of two).
     uint32_t frag_cache_entries = 4096;
+    /// Decode common frames (Ethernet, at most one 802.1Q tag, IPv4 without
+    /// options or fragments or IPv6 without extension headers, TCP or UDP
+    /// off the tunnel ports) on a straight-line path; results are identical
+    /// either way. False forces the general walk (tests compare the two).
+    bool fast_path = true;
 };
 
 struct DecoderStats {
