@@ -6,6 +6,7 @@
 #
 #   FUZZ_SECONDS     run time (default 60)
 #   ZMQ_FUZZ_SECONDS run time of the ZMQ decoder fuzzer that follows (default 30)
+#   DPI_FUZZ_SECONDS run time of each micro-DPI parser fuzzer (TLS, HTTP, DNS, SSH; default 20)
 #   FUZZ_BUILD_DIR   build directory (default <source>/build-fuzz)
 #   WEIR_SHARED_DIR  captures (default <source>/../shared); seeds are optional
 set -euo pipefail
@@ -18,7 +19,7 @@ shared=${WEIR_SHARED_DIR:-$(cd "$src/.." && pwd)/shared}
 
 CC=clang CXX=clang++ cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DWEIR_BUILD_FUZZ=ON -DWEIR_BUILD_BENCH=OFF -DWEIR_BUILD_TESTS=ON >/dev/null
-ninja -C "$build" -j2 decoder_fuzz fuzz_seeds zmq_fuzz
+ninja -C "$build" -j2 decoder_fuzz fuzz_seeds zmq_fuzz dpi_tls_fuzz dpi_http_fuzz dpi_dns_fuzz dpi_ssh_fuzz
 
 corpus=$build/tests/fuzz/corpus/decoder
 artifacts=$build/tests/fuzz/artifacts
@@ -58,3 +59,27 @@ zseconds=${ZMQ_FUZZ_SECONDS:-30}
 echo "run.sh: fuzzing the ZMQ decoder for ${zseconds}s"
 "$build/tests/fuzz/zmq_fuzz" -max_total_time="$zseconds" -print_final_stats=1 \
   -artifact_prefix="$artifacts/zmq-" -max_len=8192 "$zcorpus"
+
+# micro-DPI parsers, seeded with L4 payloads of the shared captures (via
+# tshark when it is installed): ClientHellos/ServerHellos, HTTP messages,
+# DNS messages over UDP and TCP, SSH banners.
+dseconds=${DPI_FUZZ_SECONDS:-20}
+dpi_seed() { # corpus, capture, display filter, field
+  local dir=$1 cap=$shared/pcaps/ndpi/pcap/$2 i=0
+  [ -f "$cap" ] && command -v tshark >/dev/null || return 0
+  tshark -r "$cap" -Y "$3" -T fields -e "$4" 2>/dev/null | head -20 | while read -r hex; do
+    if [ -n "$hex" ]; then unhex "$hex" > "$dir/$2-$((i++))"; fi
+  done || true # head closing the pipe ends tshark with SIGPIPE
+}
+for p in tls http dns ssh; do mkdir -p "$build/tests/fuzz/corpus/dpi_$p"; done
+dpi_seed "$build/tests/fuzz/corpus/dpi_tls" tls_verylong_certificate.pcap "tls.handshake" tcp.payload
+dpi_seed "$build/tests/fuzz/corpus/dpi_tls" 443-chrome.pcap "tls.handshake" tcp.payload
+dpi_seed "$build/tests/fuzz/corpus/dpi_http" 1kxun.pcap "http" tcp.payload
+dpi_seed "$build/tests/fuzz/corpus/dpi_dns" dns_exfiltration.pcap "dns" udp.payload
+dpi_seed "$build/tests/fuzz/corpus/dpi_dns" dns-tunnel-iodine.pcap "dns" udp.payload
+dpi_seed "$build/tests/fuzz/corpus/dpi_ssh" ssh.pcap "ssh.protocol" tcp.payload
+for p in tls http dns ssh; do
+  echo "run.sh: fuzzing the micro-DPI $p parser for ${dseconds}s"
+  "$build/tests/fuzz/dpi_${p}_fuzz" -max_total_time="$dseconds" -print_final_stats=1 \
+    -artifact_prefix="$artifacts/dpi-$p-" -max_len=4096 "$build/tests/fuzz/corpus/dpi_$p"
+done
