@@ -13,19 +13,21 @@ echo "== build (release)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEIR_BUILD_TESTS=ON -DWEIR_BUILD_BENCH=ON >/dev/null
 ninja -C build -j"$JOBS"
 
+LOG=$(mktemp); trap 'rm -f "$LOG"' EXIT
 echo "== tests (unit, golden, e2e)"
-(cd build && ctest -j"$JOBS" --output-on-failure -L 'unit|golden|e2e')
+(cd build && ctest -j"$JOBS" --output-on-failure -L 'unit|golden|e2e') | tee -a "$LOG"
 
 if [ -z "${SKIP_SANITIZE:-}" ]; then
   echo "== unit tests under ASan+UBSan"
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWEIR_SANITIZE=address,undefined \
         -DWEIR_BUILD_BENCH=OFF >/dev/null
   ninja -C build-asan -j"$JOBS"
-  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest -j"$JOBS" --output-on-failure -L unit)
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest -j"$JOBS" --output-on-failure -L unit) | tee -a "$LOG"
 fi
 
 if [ -z "${SKIP_FUZZ:-}" ] && [ -x tests/fuzz/run.sh ]; then
   echo "== fuzz (bounded)"
   FUZZ_SECONDS=${FUZZ_SECONDS:-60} bash tests/fuzz/run.sh
 fi
-echo "== all tests passed"
+# One closing line over every ctest run above ("N% tests passed, F tests failed out of T").
+awk '/tests passed, [0-9]+ tests? failed out of/ {f += $4; t += $NF} END {printf "tests: %d passed, %d failed\n", t - f, f}' "$LOG"
