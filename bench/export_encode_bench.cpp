@@ -4,6 +4,8 @@
 // few ICMP, with both directions populated.
 #include <weir/exporters/encoder.hpp>
 
+#include "sample_flows.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <vector>
@@ -24,35 +26,9 @@ struct CountingSink final : DatagramSink {
     }
 };
 
-std::vector<FlowRecord> make_flows()
-{
-    constexpr uint64_t kT0 = 1700000000ULL * 1000000000ULL;
-    std::vector<FlowRecord> v(4096);
-    for (uint32_t i = 0; i < v.size(); ++i) {
-        FlowRecord& r = v[i];
-        const bool v6 = i % 5 == 0;
-        r.key.ip_version = v6 ? 6 : 4;
-        r.key.proto = i % 17 == 0 ? (v6 ? 58 : 1) : (i % 3 ? 6 : 17);
-        r.key.addr_a = {10, uint8_t(i >> 8), uint8_t(i), 1};
-        r.key.addr_b = {192, 0, 2, uint8_t(i)};
-        if (v6) {
-            r.key.addr_a = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, uint8_t(i >> 8), uint8_t(i)};
-            r.key.addr_b = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-        }
-        r.key.port_a = uint16_t(1024 + i);
-        r.key.port_b = 443;
-        r.client_is_a = 1;
-        const uint64_t t = kT0 + uint64_t(i) * 1000000ULL;
-        r.dir[0] = {10 + i % 7, 1500 + i, t, t + 5000000000ULL, 0x1b, 60, 64, 0};
-        r.dir[1] = {8 + i % 5, 9000 + i, t + 1000000ULL, t + 5000000000ULL, 0x1a, 50, 52, 0};
-        r.end_reason = EndReason::IdleTimeout;
-    }
-    return v;
-}
-
 void run(benchmark::State& state, ExportFormat f, BiflowMode mode)
 {
-    const auto flows = make_flows();
+    const auto flows = weir::test::sample_flows();
     EncoderOptions o;
     o.biflow = mode;
     auto enc = make_encoder(f, o);
