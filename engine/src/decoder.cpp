@@ -926,7 +926,8 @@ inline void Decoder::Impl::finish(const Walk& w, const RawPacket& pkt, PacketMet
     out.tos = c.tos;
     out.is_fragment = c.is_fragment;
     out.control = 0;
-    out.pad_[0] = out.pad_[1] = 0;
+    out.dpi_copy = 0;
+    out.pad_[0] = 0;
 
     ++stats.decoded;
     stats.fragments += c.is_fragment;
@@ -987,7 +988,8 @@ struct FastIp {
     out.tos = ip.tos;
     out.is_fragment = 0;
     out.control = 0;
-    out.pad_[0] = out.pad_[1] = 0;
+    out.dpi_copy = 0;
+    out.pad_[0] = 0;
     return true;
 }
 

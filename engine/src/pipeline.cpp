@@ -8,6 +8,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <pthread.h>
 #include <sched.h>
 #include <thread>
@@ -20,6 +21,82 @@ using PacketRing = boost::lockfree::spsc_queue<PacketMeta>;
 using RecordRing = boost::lockfree::spsc_queue<FlowRecord>;
 
 constexpr uint32_t kMaxWorkers = 64;
+
+// One payload copy for a worker's DPI.
+struct PayloadSlot {
+    uint64_t ts_ns; ///< of the packet it belongs to (with hash: matches slots to packets)
+    uint32_t hash;
+    uint32_t len;
+    uint8_t data[kDpiCopyMax];
+};
+
+// Single-producer single-consumer ring of payload slots, written and read
+// in place (a slot is too big to copy through boost's queue).
+class PayloadRing {
+public:
+    explicit PayloadRing(uint32_t min_slots)
+    {
+        n_ = 1;
+        while (n_ < min_slots)
+            n_ <<= 1;
+        slots_ = std::make_unique_for_overwrite<PayloadSlot[]>(n_);
+    }
+    PayloadSlot* write_slot() noexcept
+    {
+        if (tail_ - head_.load(std::memory_order_acquire) >= n_)
+            return nullptr;
+        return &slots_[tail_ & (n_ - 1)];
+    }
+    void commit() noexcept { tail_pub_.store(++tail_, std::memory_order_release); }
+    const PayloadSlot* read_slot() noexcept
+    {
+        if (head_local_ == tail_pub_.load(std::memory_order_acquire))
+            return nullptr;
+        return &slots_[head_local_ & (n_ - 1)];
+    }
+    void release() noexcept { head_.store(++head_local_, std::memory_order_release); }
+
+private:
+    uint64_t n_ = 0;
+    std::unique_ptr<PayloadSlot[]> slots_;
+    alignas(64) std::atomic<uint64_t> head_{0};     // consumer position, published
+    uint64_t head_local_ = 0;                       // consumer's own copy
+    alignas(64) std::atomic<uint64_t> tail_pub_{0}; // producer position, published
+    uint64_t tail_ = 0;                             // producer's own copy
+};
+
+// Reader-side guess of which packets a worker's DPI still wants: payload
+// counts per direction of recently seen flows, direct-mapped by hash. A
+// flow pushed out by another restarts its counts and gets a few copies
+// more than needed, which the worker ignores; no wanted packet is missed.
+class CopyFilter {
+public:
+    explicit CopyFilter(uint8_t per_direction) : limit_(per_direction), slots_(kSlots) {}
+    bool want(const PacketMeta& m) noexcept
+    {
+        Slot& s = slots_[m.hash & (kSlots - 1)];
+        if (!s.used || !(s.key == m.key)) {
+            s.key = m.key;
+            s.used = 1;
+            s.count[0] = s.count[1] = 0;
+        }
+        uint8_t& c = s.count[m.src_is_a ? 0 : 1];
+        if (c >= limit_)
+            return false;
+        ++c;
+        return true;
+    }
+
+private:
+    static constexpr uint32_t kSlots = 1u << 16;
+    struct Slot {
+        FlowKey key;
+        uint8_t used = 0;
+        uint8_t count[2]{};
+    };
+    uint8_t limit_;
+    std::vector<Slot> slots_;
+};
 
 // Spin a little, then yield, then sleep: a consumer with nothing to do must
 // not burn the core a producer needs (this machine class has two).
@@ -72,6 +149,8 @@ struct Pipeline::Impl {
     std::vector<std::unique_ptr<PacketRing>> in_rings;
     std::vector<std::unique_ptr<RecordRing>> out_rings;
     std::vector<std::unique_ptr<FlowTable>> tables;
+    std::vector<std::unique_ptr<DpiStage>> dpis;           ///< one per table
+    std::vector<std::unique_ptr<PayloadRing>> payload_rings; ///< per worker, DPI level >= 1 only
     std::unique_ptr<WorkerShared[]> shared;
 
     Decoder decoder;
@@ -84,6 +163,7 @@ struct Pipeline::Impl {
     std::atomic<uint64_t> rd_bytes{0};
     std::atomic<uint64_t> rd_decoded{0};
     std::atomic<uint64_t> rd_ring_full{0};
+    uint64_t rd_copies_dropped = 0; ///< read after run() only
     std::atomic<uint64_t> exported{0};
     std::atomic<uint64_t> first_ts{0};
     std::atomic<uint64_t> last_ts{0};
@@ -132,10 +212,19 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& cfg, Si
         if (!t)
             return t.error();
         impl->tables.push_back(std::move(t.value()));
+        auto d = DpiStage::create(cfg.dpi);
+        if (!d)
+            return d.error();
+        impl->dpis.push_back(std::move(d.value()));
     }
     for (uint32_t w = 0; w < cfg.workers; ++w) {
         impl->in_rings.push_back(std::make_unique<PacketRing>(cfg.ring_size));
         impl->out_rings.push_back(std::make_unique<RecordRing>(cfg.export_ring_size));
+        // Room for every copy whose packet can be in the packet ring, in
+        // the reader's staging block or in the worker's hands: with that, a
+        // lossless reader never waits on this ring.
+        if (cfg.dpi.level >= 1)
+            impl->payload_rings.push_back(std::make_unique<PayloadRing>(cfg.ring_size + cfg.burst + 128));
     }
     impl->shared = std::make_unique<WorkerShared[]>(ntables);
     return std::unique_ptr<Pipeline>(new Pipeline(std::move(impl)));
@@ -194,6 +283,15 @@ void Pipeline::Impl::collect(PipelineStats& st) const
             for (int r = 0; r < 6; ++r)
                 st.exported_by_reason[r] += t->stats().exported[r];
         }
+        for (const auto& d : dpis) {
+            const DpiStats& ds = d->stats();
+            st.dpi.inspected += ds.inspected;
+            st.dpi.detected += ds.detected;
+            st.dpi.not_inspected += ds.not_inspected;
+            st.dpi.tls_stream_full += ds.tls_stream_full;
+            st.dpi.payloads += ds.payloads;
+        }
+        st.dpi_copies_dropped = rd_copies_dropped;
     }
     st.drops.n[static_cast<size_t>(DropReason::RingFull)] = rd_ring_full.load(std::memory_order_relaxed);
     uint64_t erf = 0;
@@ -208,11 +306,16 @@ void Pipeline::Impl::collect(PipelineStats& st) const
 void Pipeline::Impl::run_inline(PacketSource& source, PipelineStats&)
 {
     FlowTable& table = *tables[0];
+    DpiStage& dpi = *dpis[0];
+    const bool inspect = cfg.dpi.level >= 1;
     WorkerShared& pub = shared[0];
     std::vector<RawPacket> raw(cfg.burst);
     std::vector<PacketMeta> metas(cfg.burst);
-    const FlowSink fsink = [this](const FlowRecord& r) {
-        sink(r);
+    std::vector<uint32_t> raw_of(cfg.burst); // metas[j] came from raw[raw_of[j]]
+    const FlowSink fsink = [this, &dpi](const FlowRecord& r) {
+        FlowRecord out = r;
+        dpi.finish(out);
+        sink(out);
         exported.fetch_add(1, std::memory_order_relaxed);
     };
     uint64_t packets = 0, bytes = 0, decoded = 0, now = 0;
@@ -230,6 +333,7 @@ void Pipeline::Impl::run_inline(PacketSource& source, PipelineStats&)
             bytes += raw[i].wire_len;
             if (decoder.decode(raw[i], metas[m])) {
                 now = std::max(now, metas[m].ts_ns);
+                raw_of[m] = i;
                 ++m;
             }
         }
@@ -237,7 +341,20 @@ void Pipeline::Impl::run_inline(PacketSource& source, PipelineStats&)
         decoded += m;
         if (m) {
             note_time(metas[0].ts_ns);
-            table.update_burst(metas.data(), m, fsink);
+            if (!inspect) {
+                table.update_burst(metas.data(), m, fsink);
+            } else {
+                // Account first: a packet that ends a flow and starts the
+                // next must not be inspected as part of the ended one.
+                for (uint32_t j = 0; j < m; ++j) {
+                    const PacketMeta& pm = metas[j];
+                    table.update(pm, fsink);
+                    const RawPacket& rp = raw[raw_of[j]];
+                    if (pm.l4_payload_len && pm.l4_payload_offset && pm.l4_payload_offset < rp.caplen)
+                        dpi.inspect(pm, {rp.data + pm.l4_payload_offset,
+                                         std::min<std::size_t>(pm.l4_payload_len, rp.caplen - pm.l4_payload_offset)});
+                }
+            }
             note_time(now);
         }
         table.expire(now, fsink);
@@ -260,10 +377,22 @@ void Pipeline::Impl::worker_main(uint32_t w)
     PacketRing& in = *in_rings[w];
     RecordRing& out = *out_rings[w];
     FlowTable& table = *tables[w];
+    DpiStage& dpi = *dpis[w];
+    PayloadRing* payloads = cfg.dpi.level >= 1 ? payload_rings[w].get() : nullptr;
     WorkerShared& pub = shared[w];
     const bool lossless = cfg.lossless;
 
-    const FlowSink fsink = [&](const FlowRecord& r) {
+    const FlowSink fsink = [&](const FlowRecord& rec) {
+        // Level 0 needs no per-flow state: the export thread adds the port
+        // guess to its own copy, and the record is not copied once more here.
+        FlowRecord filled;
+        const FlowRecord* rp = &rec;
+        if (payloads) {
+            filled = rec;
+            dpi.finish(filled);
+            rp = &filled;
+        }
+        const FlowRecord& r = *rp;
         if (out.push(r))
             return;
         if (!lossless) {
@@ -290,6 +419,36 @@ void Pipeline::Impl::worker_main(uint32_t w)
             continue;
         }
         idle.reset();
+        if (payloads) {
+            // DPI: packet by packet, accounting before inspecting (see run_inline).
+            for (size_t i = 0; i < n; ++i) {
+                const PacketMeta& it = items[i];
+                now = std::max(now, it.ts_ns);
+                if (it.control) {
+                    table.expire(now, fsink);
+                    continue;
+                }
+                table.update(it, fsink);
+                ++packets;
+                if (it.dpi_copy) {
+                    // Pushed before its packet: present once the packet is.
+                    // A lossy reader may have dropped packets whose copies
+                    // are queued: those are older, skip them.
+                    const PayloadSlot* slot;
+                    while ((slot = payloads->read_slot()) && (slot->hash != it.hash || slot->ts_ns != it.ts_ns))
+                        payloads->release();
+                    if (slot) {
+                        dpi.inspect(it, {slot->data, slot->len});
+                        payloads->release();
+                    }
+                }
+            }
+            table.expire(now, fsink);
+            pub.packets.store(packets, std::memory_order_relaxed);
+            pub.active.store(table.active(), std::memory_order_relaxed);
+            pub.flows_created.store(table.stats().flows_created, std::memory_order_relaxed);
+            continue;
+        }
         // Packets are accounted in place, in runs between clock ticks.
         size_t run = 0;
         for (size_t i = 0; i < n; ++i) {
@@ -336,8 +495,11 @@ void Pipeline::Impl::export_main()
             // after its last push, so a drained ring after that is final.
             const bool exited = shared[w].exited.load(std::memory_order_acquire);
             const size_t n = out_rings[w]->pop(buf.data(), kPop);
-            for (size_t i = 0; i < n; ++i)
+            for (size_t i = 0; i < n; ++i) {
+                if (cfg.dpi.level == 0)
+                    guess_l7_by_port(buf[i]);
                 sink(buf[i]);
+            }
             got += n;
             if (n)
                 exported.fetch_add(n, std::memory_order_relaxed);
@@ -389,6 +551,29 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
         }
     };
 
+    // DPI: copy the payload of a packet a worker may still inspect.
+    std::unique_ptr<CopyFilter> filter;
+    if (cfg.dpi.level >= 1)
+        filter = std::make_unique<CopyFilter>(cfg.dpi.packets_per_direction);
+    uint64_t copies_dropped = 0;
+    auto copy_payload = [&](const RawPacket& rp, PacketMeta& pm, uint32_t w) {
+        if (pm.l4_payload_len == 0 || pm.l4_payload_offset == 0 || pm.l4_payload_offset >= rp.caplen ||
+            pm.is_fragment || (pm.key.proto != 6 && pm.key.proto != 17) || !filter->want(pm))
+            return;
+        PayloadSlot* slot = payload_rings[w]->write_slot();
+        if (!slot) {
+            ++copies_dropped; // lossy mode only (see the ring's size)
+            return;
+        }
+        const uint32_t len = std::min<uint32_t>({pm.l4_payload_len, rp.caplen - pm.l4_payload_offset, kDpiCopyMax});
+        std::memcpy(slot->data, rp.data + pm.l4_payload_offset, len);
+        slot->len = len;
+        slot->hash = pm.hash;
+        slot->ts_ns = pm.ts_ns;
+        payload_rings[w]->commit();
+        pm.dpi_copy = 1;
+    };
+
     PacketMeta tick{};
     tick.control = 1;
     while (!stop_requested.load(std::memory_order_relaxed)) {
@@ -407,6 +592,8 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
                 bytes += raw[i].wire_len;
                 if (decoder.decode(raw[i], out[m])) {
                     now = std::max(now, out[m].ts_ns);
+                    if (filter)
+                        copy_payload(raw[i], out[m], 0);
                     ++m;
                 }
             }
@@ -423,6 +610,8 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
                     continue;
                 const uint32_t w = worker_of(tmp.hash);
                 now = std::max(now, tmp.ts_ns);
+                if (filter)
+                    copy_payload(raw[i], tmp, w);
                 if (w == nw - 1)
                     ++staged[w];
                 else
@@ -457,6 +646,7 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
         rd_decoded.store(decoded, std::memory_order_relaxed);
         rd_ring_full.store(ring_full, std::memory_order_relaxed);
     }
+    rd_copies_dropped = copies_dropped;
     for (uint32_t w = 0; w < nw; ++w)
         shared[w].input_done.store(true, std::memory_order_release);
     for (auto& t : workers)

@@ -2,6 +2,7 @@
 #include <weir/exporters/flow_format.hpp>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <arpa/inet.h>
 
@@ -36,6 +37,50 @@ std::string_view tunnel_name(TunnelType t)
 }
 
 bool is_icmp(const FlowKey& k) { return k.proto == 1 || k.proto == 58; }
+
+// DPI text comes from the wire: quotes, control bytes and invalid UTF-8
+// must not break the line (invalid sequences become U+FFFD).
+void append_string(std::string& out, std::string_view key, const char* value)
+{
+    if (!value[0])
+        return;
+    out += ",\"";
+    out += key;
+    out += "\":";
+    out += nlohmann::json(std::string(value)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// nDPI ids: "app" alone, or "master.app" (ndpi_protocol2id's form).
+void append_l7(const L7Info& l7, std::string& out)
+{
+    if (l7.app == 0 && l7.master == 0)
+        return;
+    auto it = std::back_inserter(out);
+    if (l7.master && l7.master != l7.app)
+        fmt::format_to(it, R"(,"L7_PROTO":"{}.{}")", l7.master, l7.app);
+    else
+        fmt::format_to(it, R"(,"L7_PROTO":"{}")", l7.app);
+    append_string(out, "L7_PROTO_NAME", l7.name);
+    if (l7.guessed)
+        out += R"(,"L7_PROTO_GUESSED":true)";
+    // The server name goes under the field nProbe uses for the protocol
+    // (nDPI ids: DNS 5, MDNS 8, LLMNR 154, TLS 91), master or app.
+    auto is = [&l7](uint16_t id) { return l7.master == id || l7.app == id; };
+    if (is(5) || is(8) || is(154)) {
+        append_string(out, "DNS_QUERY", l7.server_name);
+        if (l7.server_name[0])
+            fmt::format_to(it, R"(,"DNS_QUERY_TYPE":{},"DNS_RET_CODE":{})", l7.dns_qtype, l7.dns_rcode);
+    } else if (is(91)) {
+        append_string(out, "TLS_SERVER_NAME", l7.server_name);
+    } else {
+        append_string(out, "HTTP_HOST", l7.server_name);
+    }
+    append_string(out, "HTTP_URL", l7.url);
+    append_string(out, "HTTP_USER_AGENT", l7.user_agent);
+    append_string(out, "JA3C_HASH", l7.ja3c);
+    append_string(out, "JA3S_HASH", l7.ja3s);
+    append_string(out, "JA4C_HASH", l7.ja4);
+}
 
 } // namespace
 
@@ -72,6 +117,7 @@ void append_json(const FlowRecord& r, std::string& out)
     }
     if (k.tunnel_type != TunnelType::None)
         fmt::format_to(it, R"(,"UPSTREAM_TUNNEL_ID":{},"TUNNEL_TYPE":"{}")", k.tunnel_id, tunnel_name(k.tunnel_type));
+    append_l7(r.l7, out);
     out.push_back('}');
 }
 

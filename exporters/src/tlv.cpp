@@ -31,6 +31,15 @@ std::string_view key_name(uint32_t id) noexcept
     case key::kClientTcpFlags: return "CLIENT_TCP_FLAGS";
     case key::kServerTcpFlags: return "SERVER_TCP_FLAGS";
     case key::kL7Proto: return "L7_PROTO";
+    case key::kL7ProtoName: return "L7_PROTO_NAME";
+    case key::kHttpUrl: return "HTTP_URL";
+    case key::kHttpUserAgent: return "HTTP_USER_AGENT";
+    case key::kTlsServerName: return "TLS_SERVER_NAME";
+    case key::kDnsQuery: return "DNS_QUERY";
+    case key::kDnsQueryType: return "DNS_QUERY_TYPE";
+    case key::kDnsRetCode: return "DNS_RET_CODE";
+    case key::kHttpSite: return "HTTP_SITE";
+    case key::kJa4cHash: return "JA4C_HASH";
     default: return {};
     }
 }

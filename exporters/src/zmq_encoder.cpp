@@ -91,6 +91,19 @@ char* put_dec_u8(char* p, uint8_t v) noexcept
     return p;
 }
 
+char* fmt_u32(char* p, uint32_t v) noexcept
+{
+    char tmp[10];
+    int n = 0;
+    do {
+        tmp[n++] = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
 char* put_dotted(char* p, const uint8_t* a) noexcept
 {
     for (int k = 0; k < 4; ++k) {
@@ -224,7 +237,39 @@ std::size_t ZmqFlowEncoder::encode_record(const FlowRecord& r, uint8_t* buf, std
     }
     if (key.vlan)
         ok &= w.put_uint(k::kSrcVlan, key.vlan);
-    // No L7_PROTO: weir has no DPI yet, and 0 would stop ntopng's port guess.
+    // L7_PROTO only for a detected protocol: ntopng guesses by port itself,
+    // and 0 would stop that guess.
+    const L7Info& l7 = r.l7;
+    if (l7.app && !l7.guessed) {
+        char* p = text;
+        if (l7.master && l7.master != l7.app) {
+            p = fmt_u32(p, l7.master);
+            *p++ = '.';
+        }
+        p = fmt_u32(p, l7.app);
+        ok &= w.put_string(k::kL7Proto, std::string_view(text, static_cast<std::size_t>(p - text)));
+        ok &= w.put_string(k::kL7ProtoName, std::string_view(l7.name));
+        const std::string_view server(l7.server_name);
+        auto is = [&l7](uint16_t id) { return l7.master == id || l7.app == id; };
+        if (is(5) || is(8) || is(154)) { // DNS, MDNS, LLMNR
+            if (!server.empty()) {
+                ok &= w.put_string(k::kDnsQuery, server);
+                ok &= w.put_uint(k::kDnsQueryType, l7.dns_qtype);
+                ok &= w.put_uint(k::kDnsRetCode, l7.dns_rcode);
+            }
+        } else if (is(91)) { // TLS
+            if (!server.empty())
+                ok &= w.put_string(k::kTlsServerName, server);
+        } else if (!server.empty()) {
+            ok &= w.put_string(k::kHttpSite, server);
+        }
+        if (l7.url[0])
+            ok &= w.put_string(k::kHttpUrl, std::string_view(l7.url));
+        if (l7.user_agent[0])
+            ok &= w.put_string(k::kHttpUserAgent, std::string_view(l7.user_agent));
+        if (l7.ja4[0])
+            ok &= w.put_string(k::kJa4cHash, std::string_view(l7.ja4));
+    }
     ok &= w.end_record();
     return ok ? w.size() : 0;
 }

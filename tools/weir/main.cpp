@@ -46,6 +46,10 @@ struct Options {
     std::string summary_json;
     std::vector<int> cpus;
     bool progress = true;
+    uint32_t dpi_level = 0;
+    uint32_t dpi_inspections = 65536;
+    uint32_t dpi_flows = 262144;
+    uint32_t dpi_packets = 8;
     weir::exporters::ExportCliOptions exp;
 };
 
@@ -73,6 +77,10 @@ void print_summary(std::FILE* out, const weir::engine::PipelineStats& st, const 
     fmt::print(out, "  rate         {:>14}pps  {}bit/s\n", human(pps), human(bps));
     if (st.last_ts_ns > st.first_ts_ns)
         fmt::print(out, "  capture span {:>14.3f} s\n", static_cast<double>(st.last_ts_ns - st.first_ts_ns) / 1e9);
+    if (st.dpi.inspected || st.dpi.not_inspected)
+        fmt::print(out, "  DPI          {:>14}   flows inspected, {} detected, {} not inspected (pool full), "
+                        "{} split handshakes not reassembled\n",
+                   st.dpi.inspected, st.dpi.detected, st.dpi.not_inspected, st.dpi.tls_stream_full);
     uint64_t total_drops = 0;
     for (size_t i = 1; i < weir::kDropReasonCount; ++i)
         total_drops += st.drops.n[i];
@@ -116,6 +124,17 @@ int main(int argc, char** argv)
     app.add_option("--max-flows", o.max_flows, "Flow table capacity per worker")->check(CLI::Range(16, 1 << 30));
     app.add_option("--bytes", o.bytes, "Byte counters count the frame on the wire (wire) or the IP packet (ip)")
         ->check(CLI::IsMember({"wire", "ip"}));
+    app.add_option("-D,--dpi-level", o.dpi_level,
+                   "Application protocol detection: 0 = guess from the ports only (marked as a guess), "
+                   "1 = weir's micro-DPI (TLS SNI/JA3/JA4, HTTP host/URL/user agent, DNS, SSH); "
+                   "2 (nDPI) is not available yet")
+        ->check(CLI::Range(0, 1))->capture_default_str();
+    app.add_option("--dpi-inspections", o.dpi_inspections, "Flows under DPI at once, per worker (more are not inspected, and counted)")
+        ->check(CLI::Range(1, 1 << 24))->capture_default_str();
+    app.add_option("--dpi-flows", o.dpi_flows, "Flows holding a DPI result until export, per worker (more are not inspected, and counted)")
+        ->check(CLI::Range(1, 1 << 24))->capture_default_str();
+    app.add_option("--dpi-packets", o.dpi_packets, "Payloads inspected per direction of a flow at most")
+        ->check(CLI::Range(1, 255))->capture_default_str();
     app.add_flag("--no-tunnels", o.no_tunnels, "Do not decapsulate GRE, VXLAN, GTP-U and IP-in-IP");
     app.add_option("--json", o.json, "Write one JSON object per flow to FILE ('-' = stdout)");
     app.add_option("--text", o.text, "Write one readable line per flow to FILE ('-' = stdout, the default)");
@@ -211,6 +230,10 @@ int main(int argc, char** argv)
     cfg.table.byte_count = o.bytes == "ip" ? weir::engine::ByteCount::Ip : weir::engine::ByteCount::Wire;
     cfg.decoder.decap_tunnels = !o.no_tunnels;
     cfg.cpus = o.cpus;
+    cfg.dpi.level = static_cast<uint8_t>(o.dpi_level);
+    cfg.dpi.max_inspections = o.dpi_inspections;
+    cfg.dpi.max_flows = o.dpi_flows;
+    cfg.dpi.packets_per_direction = static_cast<uint8_t>(o.dpi_packets);
     cfg.lossless = true; // files: never lose a packet or a flow to a full ring
 
     // The sink runs on the export thread: the exporters live there until run() returns.

@@ -10,6 +10,14 @@
 // Time is packet time: the reader broadcasts the newest timestamp to every
 // worker at least every tick_ns so idle flows expire even on quiet workers.
 //
+// DPI (level 1) runs in each worker next to its flow table. Workers get
+// only PacketMeta, and a frame's bytes are valid on the reader only, so the
+// reader copies the payload of packets that may still be inspected (the first
+// packets_per_direction payloads of each direction of a flow, by a small
+// direct-mapped counter table) into a per-worker payload ring, in the order
+// of the packet ring; PacketMeta::dpi_copy marks the packets that have one.
+// Copies are cut at kDpiCopyMax bytes.
+//
 // Rings full: with lossless (files) the producer waits; without (live
 // capture) the packet or flow is dropped and counted (RingFull,
 // ExportRingFull), and nothing on the packet path waits for the exporter.
@@ -20,6 +28,7 @@
 #include <weir/core/packet_source.hpp>
 #include <weir/core/result.hpp>
 #include <weir/engine/decoder.hpp>
+#include <weir/engine/dpi_stage.hpp>
 #include <weir/engine/flow_table.hpp>
 
 #include <atomic>
@@ -30,10 +39,14 @@
 
 namespace weir::engine {
 
+/// Payload bytes a worker's DPI gets per packet in threaded mode.
+inline constexpr uint32_t kDpiCopyMax = 2040;
+
 struct PipelineConfig {
     uint16_t workers = 1;          ///< 0 = inline on the calling thread
     FlowTableConfig table;         ///< per worker
     DecoderConfig decoder;
+    DpiConfig dpi;                 ///< per worker; level 0 = port guess only
     uint32_t ring_size = 8192;     ///< packets per reader->worker ring
     uint32_t export_ring_size = 65536; ///< records per worker->export ring
     bool lossless = true;          ///< wait instead of dropping when a ring is full
@@ -54,6 +67,8 @@ struct PipelineStats {
     uint64_t active_flows = 0;     ///< at the moment of the snapshot
     double elapsed_s = 0;          ///< wall time of run()
     DropCounters drops;            ///< decoder + rings + tables
+    DpiStats dpi;                  ///< all workers, once run() has returned
+    uint64_t dpi_copies_dropped = 0; ///< payloads not handed to a worker's DPI (lossy mode, ring full)
 };
 
 class Pipeline {

@@ -66,6 +66,15 @@ inline constexpr uint32_t kOutDstMac = 57;
 inline constexpr uint32_t kClientTcpFlags = 57550;
 inline constexpr uint32_t kServerTcpFlags = 57551;
 inline constexpr uint32_t kL7Proto = 57590;
+inline constexpr uint32_t kL7ProtoName = 57591;
+inline constexpr uint32_t kHttpUrl = 57652;
+inline constexpr uint32_t kHttpUserAgent = 57655;
+inline constexpr uint32_t kTlsServerName = 57660;
+inline constexpr uint32_t kDnsQuery = 57677;
+inline constexpr uint32_t kDnsQueryType = 57679;
+inline constexpr uint32_t kDnsRetCode = 57680;
+inline constexpr uint32_t kHttpSite = 57833;
+inline constexpr uint32_t kJa4cHash = 58048;
 } // namespace key
 
 /// weir's JSON field name for a numeric key ("IPV4_SRC_ADDR"), or "" when

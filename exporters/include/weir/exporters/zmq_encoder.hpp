@@ -102,7 +102,9 @@ public:
     /// length, 0 when it did not fit. Exposed for tests and benchmarks.
     static std::size_t encode_record(const FlowRecord& r, uint8_t* buf, std::size_t cap) noexcept;
     /// Upper bound of encode_record()'s output.
-    static constexpr std::size_t kMaxRecord = 256;
+    /// About 250 bytes of counters and addresses, and up to about 700 of DPI
+    /// text (L7Info's bounded strings); fits the smallest payload (1 KiB).
+    static constexpr std::size_t kMaxRecord = 1016;
 
 private:
     explicit ZmqFlowEncoder(const ZmqEncoderOptions& opts);

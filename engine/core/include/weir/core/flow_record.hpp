@@ -45,6 +45,27 @@ struct DirCounters {
     uint8_t tos = 0;       ///< ToS of the first packet
 };
 
+/// Application protocol of a flow and what DPI read from it. Fixed-size
+/// text (NUL-terminated, cut to fit) so the record stays trivially copyable;
+/// the bounds follow nDPI's (80-byte host name) and nProbe's templates.
+struct L7Info {
+    uint16_t master = 0;      ///< nDPI protocol id of the master protocol (0 = none)
+    uint16_t app = 0;         ///< nDPI protocol id of the application (0 = unknown)
+    uint8_t guessed = 0;      ///< 1: from the ports only, no payload was read
+    uint8_t dns_rcode = 0;
+    uint16_t dns_qtype = 0;
+    char name[24]{};          ///< nDPI name, "TLS" or "master.app" form ("DNS.Google")
+    char server_name[80]{};   ///< TLS SNI, HTTP Host or DNS query, as nDPI stores it
+    char url[256]{};          ///< HTTP URL (host + target)
+    char user_agent[256]{};
+    char ja3c[33]{};
+    char ja3s[33]{};
+    char ja4[37]{};
+    uint8_t pad_[1]{};
+};
+static_assert(std::is_trivially_copyable_v<L7Info>);
+static_assert(sizeof(L7Info) == 728, "L7Info grows every flow record and export ring slot");
+
 struct FlowRecord {
     FlowKey key;                 ///< canonical key (A/B sides)
     std::array<DirCounters, 2> dir; ///< [0] client->server, [1] server->client
@@ -54,6 +75,7 @@ struct FlowRecord {
     uint16_t worker = 0;         ///< worker (core) that owned the flow
     EndReason end_reason = EndReason::IdleTimeout;
     uint8_t client_is_a = 1;     ///< 1 when the client is key side A
+    L7Info l7;                   ///< application protocol (all zero when not classified)
 
     // Client/server views of the canonical key.
     [[nodiscard]] const std::array<uint8_t, 16>& client_addr() const noexcept { return client_is_a ? key.addr_a : key.addr_b; }

@@ -36,7 +36,8 @@ struct PacketMeta {
     uint8_t tos = 0;        ///< IPv4 ToS / IPv6 traffic class
     uint8_t is_fragment = 0;///< 1 for any IP fragment (first or later)
     uint8_t control = 0;    ///< 0: a packet; 1: a packet-time clock tick (pipeline-internal, ts_ns only)
-    uint8_t pad_[2]{};
+    uint8_t dpi_copy = 0;   ///< pipeline-internal: a copy of the payload follows in the worker's DPI ring
+    uint8_t pad_[1]{};
 };
 static_assert(std::is_trivially_copyable_v<PacketMeta>);
 

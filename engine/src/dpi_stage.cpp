@@ -1,0 +1,479 @@
+// DpiStage: bounded per-worker micro-DPI state (see dpi_stage.hpp).
+//
+// The parsers are fed the way tests/golden/dpi_golden_test.cpp feeds them
+// (first payloads of each direction, nDPI's rules for which value wins), so
+// the fields match what that test checks against nDPI.
+#include <weir/engine/dpi_stage.hpp>
+
+#include <weir/engine/dpi/dns.hpp>
+#include <weir/engine/dpi/http.hpp>
+#include <weir/engine/dpi/ndpi_compat.hpp>
+#include <weir/engine/dpi/ssh.hpp>
+#include <weir/engine/dpi/tls.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <type_traits>
+#include <vector>
+
+namespace weir::engine {
+
+namespace {
+
+namespace d = weir::engine::dpi;
+
+constexpr uint32_t kNone = 0xFFFFFFFFu;
+constexpr uint32_t kMaxSize = 1u << 24;
+
+template <std::size_t N>
+void copy_text(char (&dst)[N], std::string_view s) noexcept
+{
+    std::size_t n = std::min(s.size(), N - 1);
+    std::memcpy(dst, s.data(), n);
+    dst[n] = '\0';
+}
+
+/// Parser progress of one flow under inspection.
+struct Inspection {
+    uint32_t tls[2];          ///< TLS buffer per side (A, B), kNone when not taken
+    uint8_t tls_done[2];
+    uint8_t http_response_seen;
+    uint8_t dns_response_seen;
+    uint8_t url_seen;
+    uint32_t next_free;
+};
+
+struct Entry {
+    FlowKey key;
+    uint32_t hash;
+    uint32_t insp;            ///< Inspection index, kNone when released
+    uint8_t payloads[2];      ///< payloads inspected per side (A, B)
+    uint8_t done;             ///< inspection over: later packets are not looked at
+    uint8_t found;            ///< a protocol was detected
+    uint32_t next_free;
+    L7Info l7;
+};
+
+// Entries live in calloc'd memory (implicit-lifetime objects).
+static_assert(std::is_trivially_copyable_v<Entry> && std::is_trivially_destructible_v<Entry>);
+
+void set_name(L7Info& l7, d::AppProtocol p) noexcept
+{
+    l7.app = static_cast<uint16_t>(p);
+    l7.master = 0;
+    l7.guessed = 0;
+    copy_text(l7.name, d::app_protocol_name(p));
+}
+
+void set_hostname(L7Info& l7, std::string_view v, bool overwrite) noexcept
+{
+    d::FixedString<256> h;
+    d::ndpi_hostname(v, h);
+    if (h.empty() || (!overwrite && l7.server_name[0]))
+        return;
+    copy_text(l7.server_name, h.view());
+}
+
+} // namespace
+
+struct DpiStage::Impl {
+    DpiConfig cfg;
+    DpiStats stats;
+    std::vector<uint32_t> index;         ///< entry + 1, 0 = empty; linear probing
+    uint32_t mask = 0;
+    struct FreeDeleter {
+        void operator()(Entry* p) const noexcept { std::free(p); }
+    };
+    std::unique_ptr<Entry[], FreeDeleter> entries;
+    std::unique_ptr<Inspection[]> insps;
+    std::unique_ptr<d::TlsStream[]> tls;
+    std::vector<uint32_t> tls_free;
+    uint32_t entry_free = kNone, insp_free = kNone;
+    uint32_t nentries = 0, ninsps = 0;
+    uint32_t entries_touched = 0;          ///< entries never used lie past this mark, unmapped
+    /// Hashes of flows recently refused (full map or pool): a refused flow
+    /// is counted once, not at every payload it sends, without keeping
+    /// state per flow. A flow pushed out of this cache is counted again.
+    std::array<uint32_t, 4096> refused{};
+
+    void count_refused(uint32_t hash) noexcept
+    {
+        uint32_t& slot = refused[(hash ^ (hash >> 12)) & (refused.size() - 1)];
+        if (slot != hash + 1) {
+            slot = hash + 1;
+            ++stats.not_inspected;
+        }
+    }
+
+    uint32_t alloc_entry() noexcept
+    {
+        if (entry_free != kNone) {
+            uint32_t e = entry_free;
+            entry_free = entries[e].next_free;
+            return e;
+        }
+        return entries_touched < cfg.max_flows ? entries_touched++ : kNone;
+    }
+
+    uint32_t find(const FlowKey& k, uint32_t hash, uint32_t& pos) const noexcept
+    {
+        for (pos = hash & mask;; pos = (pos + 1) & mask) {
+            uint32_t e1 = index[pos];
+            if (e1 == 0)
+                return kNone;
+            const Entry& e = entries[e1 - 1];
+            if (e.hash == hash && e.key == k)
+                return e1 - 1;
+        }
+    }
+
+    // Backward-shift deletion keeps probe chains intact without tombstones.
+    void erase_at(uint32_t pos) noexcept
+    {
+        uint32_t hole = pos;
+        for (uint32_t j = (pos + 1) & mask; index[j] != 0; j = (j + 1) & mask) {
+            uint32_t home = entries[index[j] - 1].hash & mask;
+            // Move j into the hole when its home is not in (hole, j].
+            bool between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+            if (!between) {
+                index[hole] = index[j];
+                hole = j;
+            }
+        }
+        index[hole] = 0;
+    }
+
+    void release_inspection(Entry& e) noexcept
+    {
+        if (e.insp == kNone)
+            return;
+        Inspection& in = insps[e.insp];
+        for (uint32_t& t : in.tls)
+            if (t != kNone) {
+                tls_free.push_back(t); // capacity reserved at create(): no allocation
+                t = kNone;
+            }
+        in.next_free = insp_free;
+        insp_free = e.insp;
+        --ninsps;
+        e.insp = kNone;
+    }
+
+    void inspect_tls(Entry& e, Inspection& in, int side, d::Bytes payload) noexcept
+    {
+        if (in.tls_done[side])
+            return;
+        d::ParseStatus st;
+        uint32_t& t = in.tls[side];
+        const d::TlsStream* stream = nullptr;
+        if (t == kNone) {
+            if (payload.empty() || payload[0] != 0x16) {
+                return;
+            }
+            // Most handshakes fit one segment: parse in place, and take a
+            // reassembly buffer only when the message continues.
+            d::TlsClientHello ch;
+            d::TlsServerHello sh;
+            st = d::parse_tls_client_hello(payload, ch);
+            if (st == d::ParseStatus::Ok) {
+                in.tls_done[side] = 1;
+                take_client_hello(e, ch);
+                return;
+            }
+            if (st == d::ParseStatus::NotMatched) {
+                st = d::parse_tls_server_hello(payload, sh);
+                if (st == d::ParseStatus::Ok) {
+                    in.tls_done[side] = 1;
+                    take_server_hello(e, sh);
+                    return;
+                }
+            }
+            if (tls_free.empty()) {
+                ++stats.tls_stream_full;
+                in.tls_done[side] = 1;
+                return;
+            }
+            t = tls_free.back();
+            tls_free.pop_back();
+            tls[t].reset();
+        }
+        d::TlsStream& s = tls[t];
+        st = s.feed(payload);
+        if (st == d::ParseStatus::NeedMore)
+            return;
+        in.tls_done[side] = 1;
+        stream = &s;
+        if (st == d::ParseStatus::Ok) {
+            if (stream->message_type() == d::kTlsHandshakeClientHello) {
+                d::TlsClientHello ch;
+                if (d::parse_client_hello_message(stream->message(), d::TlsTransport::Tcp, ch) == d::ParseStatus::Ok)
+                    take_client_hello(e, ch);
+            } else if (stream->message_type() == d::kTlsHandshakeServerHello) {
+                d::TlsServerHello sh;
+                if (d::parse_server_hello_message(stream->message(), sh) == d::ParseStatus::Ok)
+                    take_server_hello(e, sh);
+            }
+        }
+        tls_free.push_back(t);
+        t = kNone;
+    }
+
+    static void take_client_hello(Entry& e, const d::TlsClientHello& ch) noexcept
+    {
+        set_hostname(e.l7, ch.sni.view(), false);
+        if (!e.l7.ja3c[0])
+            copy_text(e.l7.ja3c, ch.ja3);
+        if (!e.l7.ja4[0])
+            copy_text(e.l7.ja4, ch.ja4);
+        set_name(e.l7, d::AppProtocol::Tls);
+        e.found = 1;
+    }
+
+    static void take_server_hello(Entry& e, const d::TlsServerHello& sh) noexcept
+    {
+        if (!e.l7.ja3s[0])
+            copy_text(e.l7.ja3s, sh.ja3s);
+        set_name(e.l7, d::AppProtocol::Tls);
+        e.found = 1;
+    }
+
+    // nDPI's DNS dissector takes the name from the response when it sees
+    // one, else from the query.
+    static void inspect_dns(Entry& e, Inspection& in, const d::DnsMessage& m) noexcept
+    {
+        if (in.dns_response_seen || m.qname.empty() || !d::ndpi_dns_plausible(m, m.flags))
+            return;
+        d::FixedString<256> name;
+        d::ndpi_dns_name(m.qname.view(), name);
+        copy_text(e.l7.server_name, name.view());
+        e.l7.dns_qtype = m.qtype;
+        if (m.is_response) {
+            in.dns_response_seen = 1;
+            e.l7.dns_rcode = m.rcode;
+        }
+        const uint16_t sp = e.key.port_a, dp = e.key.port_b;
+        set_name(e.l7, (sp == 5353 || dp == 5353) ? d::AppProtocol::Mdns : d::AppProtocol::Dns);
+        e.found = 1;
+    }
+
+    void inspect_payload(Entry& e, Inspection& in, int side, d::Bytes payload) noexcept
+    {
+        const bool dns_port = e.key.port_a == 53 || e.key.port_b == 53;
+        if (e.key.proto == 6) {
+            inspect_tls(e, in, side, payload);
+            // nDPI keeps the fields of the last request seen before the
+            // first response ends its HTTP dissection.
+            d::HttpRequest req;
+            d::HttpResponse resp;
+            if (!in.http_response_seen && d::parse_http_request(payload, req) == d::ParseStatus::Ok) {
+                d::FixedString<1024> url;
+                d::http_url(req, url);
+                copy_text(e.l7.url, url.view());
+                copy_text(e.l7.user_agent, req.user_agent.view());
+                std::string_view host = req.host.view();
+                // nDPI's host name drops the port of the Host header.
+                if (auto colon = host.rfind(':'); colon != std::string_view::npos && host.find(':') == colon)
+                    host = host.substr(0, colon);
+                set_hostname(e.l7, host, true);
+                in.url_seen = 1;
+                set_name(e.l7, req.method.view() == "CONNECT" ? d::AppProtocol::HttpConnect : d::AppProtocol::Http);
+                e.found = 1;
+            } else if (in.url_seen && d::parse_http_response(payload, resp) == d::ParseStatus::Ok) {
+                in.http_response_seen = 1;
+            }
+            d::DnsMessage dns;
+            if (dns_port && d::parse_dns_tcp(payload, dns) != d::ParseStatus::NotMatched)
+                inspect_dns(e, in, dns);
+            if (!e.found) {
+                d::SshBanner ssh;
+                if (d::parse_ssh_banner(payload, ssh) == d::ParseStatus::Ok) {
+                    set_name(e.l7, d::AppProtocol::Ssh);
+                    e.found = 1;
+                }
+            }
+        } else if (e.key.proto == 17) {
+            d::DnsMessage dns;
+            if (dns_port && d::parse_dns(payload, dns) == d::ParseStatus::Ok)
+                inspect_dns(e, in, dns);
+        }
+    }
+
+    // Detection ends once nothing more can change the result.
+    static bool complete(const Entry& e, const Inspection& in) noexcept
+    {
+        if (in.http_response_seen || in.dns_response_seen)
+            return true;
+        return e.l7.ja3c[0] && e.l7.ja3s[0];
+    }
+};
+
+Result<std::unique_ptr<DpiStage>> DpiStage::create(const DpiConfig& cfg)
+{
+    if (cfg.level > 1)
+        return invalid("DPI level must be 0 or 1");
+    if (cfg.max_inspections == 0 || cfg.max_flows == 0 || cfg.tls_streams == 0 || cfg.packets_per_direction == 0)
+        return invalid("DPI sizes must be positive");
+    if (cfg.max_inspections > kMaxSize || cfg.max_flows > kMaxSize || cfg.tls_streams > kMaxSize)
+        return invalid("DPI sizes must be at most 2^24");
+    auto impl = std::make_unique<Impl>();
+    impl->cfg = cfg;
+    if (cfg.level == 0)
+        return std::unique_ptr<DpiStage>(new DpiStage(std::move(impl)));
+    try {
+        uint32_t slots = 16;
+        while (slots < 2 * cfg.max_flows)
+            slots <<= 1;
+        impl->index.assign(slots, 0);
+        impl->mask = slots - 1;
+        // Left uninitialised: large blocks are mapped as they are used.
+        // calloc: a large block comes as zero pages mapped on first use, and
+        // entries are taken in order (alloc_entry), so memory follows the
+        // number of flows ever inspected at once, not max_flows.
+        impl->entries.reset(static_cast<Entry*>(std::calloc(cfg.max_flows, sizeof(Entry))));
+        if (!impl->entries)
+            throw std::bad_alloc();
+        impl->insps = std::make_unique_for_overwrite<Inspection[]>(cfg.max_inspections);
+        impl->tls = std::make_unique_for_overwrite<d::TlsStream[]>(cfg.tls_streams);
+        impl->tls_free.reserve(cfg.tls_streams);
+    } catch (const std::bad_alloc&) {
+        return from_errno(ENOMEM, "cannot allocate the DPI stage");
+    }
+    for (uint32_t i = cfg.tls_streams; i-- > 0;)
+        impl->tls_free.push_back(i);
+    for (uint32_t i = cfg.max_inspections; i-- > 0;) {
+        impl->insps[i].next_free = impl->insp_free;
+        impl->insp_free = i;
+    }
+    return std::unique_ptr<DpiStage>(new DpiStage(std::move(impl)));
+}
+
+DpiStage::DpiStage(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DpiStage::~DpiStage() = default;
+
+bool DpiStage::wants(const PacketMeta& m) const noexcept
+{
+    const Impl& s = *impl_;
+    if (s.cfg.level == 0 || m.l4_payload_len == 0 || m.is_fragment || (m.key.proto != 6 && m.key.proto != 17))
+        return false;
+    uint32_t pos;
+    uint32_t e = s.find(m.key, m.hash, pos);
+    if (e == kNone)
+        return true;
+    const Entry& en = s.entries[e];
+    return !en.done && en.payloads[m.src_is_a ? 0 : 1] < s.cfg.packets_per_direction;
+}
+
+void DpiStage::inspect(const PacketMeta& m, std::span<const uint8_t> payload) noexcept
+{
+    Impl& s = *impl_;
+    // ndpiReader skips non-first fragments: their payload is no L4 header's.
+    if (s.cfg.level == 0 || payload.empty() || m.is_fragment || (m.key.proto != 6 && m.key.proto != 17))
+        return;
+    uint32_t pos;
+    uint32_t ei = s.find(m.key, m.hash, pos);
+    if (ei == kNone) {
+        if (s.insp_free == kNone || (ei = s.alloc_entry()) == kNone) {
+            s.count_refused(m.hash);
+            return;
+        }
+        Entry& e = s.entries[ei];
+        const uint32_t ii = s.insp_free;
+        Inspection& in = s.insps[ii];
+        s.insp_free = in.next_free;
+        ++s.nentries;
+        ++s.ninsps;
+        std::memset(static_cast<void*>(&e), 0, sizeof(e));
+        e.key = m.key;
+        e.hash = m.hash;
+        e.insp = ii;
+        std::memset(static_cast<void*>(&in), 0, sizeof(in));
+        in.tls[0] = in.tls[1] = kNone;
+        s.index[pos] = ei + 1;
+        ++s.stats.inspected;
+    }
+    Entry& e = s.entries[ei];
+    if (e.done)
+        return;
+    const int side = m.src_is_a ? 0 : 1;
+    const uint8_t limit = s.cfg.packets_per_direction;
+    if (e.payloads[side] >= limit)
+        return;
+    ++e.payloads[side];
+    ++s.stats.payloads;
+    Inspection& in = s.insps[e.insp];
+    s.inspect_payload(e, in, side, payload);
+    if (Impl::complete(e, in) || (e.payloads[0] >= limit && e.payloads[1] >= limit)) {
+        e.done = 1;
+        if (e.found)
+            ++s.stats.detected;
+        s.release_inspection(e);
+    }
+}
+
+void DpiStage::finish(FlowRecord& r) noexcept
+{
+    Impl& s = *impl_;
+    if (s.cfg.level > 0 && s.nentries > 0) {
+        uint32_t pos;
+        uint32_t ei = s.find(r.key, flow_hash(r.key), pos);
+        if (ei != kNone) {
+            Entry& e = s.entries[ei];
+            if (e.found)
+                r.l7 = e.l7;
+            if (r.end_reason != EndReason::ActiveTimeout) {
+                if (!e.done && e.found)
+                    ++s.stats.detected;
+                s.release_inspection(e);
+                s.erase_at(pos);
+                e.next_free = s.entry_free;
+                s.entry_free = ei;
+                --s.nentries;
+            }
+        }
+    }
+    guess_l7_by_port(r);
+}
+
+uint32_t DpiStage::flows() const noexcept { return impl_->nentries; }
+uint32_t DpiStage::inspections() const noexcept { return impl_->ninsps; }
+const DpiStats& DpiStage::stats() const noexcept { return impl_->stats; }
+const DpiConfig& DpiStage::config() const noexcept { return impl_->cfg; }
+
+void guess_l7_by_port(FlowRecord& r) noexcept
+{
+    if (r.l7.app != 0 && !r.l7.guessed)
+        return;
+    d::AppProtocol p = d::AppProtocol::Unknown;
+    const uint8_t proto = r.key.proto;
+    for (uint16_t port : {r.server_port(), r.client_port()}) {
+        if (proto == 6) {
+            switch (port) {
+            case 53: p = d::AppProtocol::Dns; break;
+            case 80: case 8080: p = d::AppProtocol::Http; break;
+            case 443: p = d::AppProtocol::Tls; break;
+            case 22: p = d::AppProtocol::Ssh; break;
+            default: break;
+            }
+        } else if (proto == 17) {
+            switch (port) {
+            case 53: p = d::AppProtocol::Dns; break;
+            case 5353: p = d::AppProtocol::Mdns; break;
+            case 5355: p = d::AppProtocol::Llmnr; break;
+            case 443: p = d::AppProtocol::Quic; break;
+            default: break;
+            }
+        }
+        if (p != d::AppProtocol::Unknown)
+            break;
+    }
+    if (p == d::AppProtocol::Unknown)
+        return;
+    set_name(r.l7, p);
+    r.l7.guessed = 1;
+}
+
+} // namespace weir::engine

@@ -1,0 +1,311 @@
+// DpiStage: the bounded per-worker DPI state (pool exhaustion, release after
+// N payloads per direction, detection over both directions, export).
+#include <weir/dataplane/packet_source.hpp>
+#include <weir/engine/dpi_stage.hpp>
+#include <weir/engine/pipeline.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace {
+
+using weir::engine::DpiConfig;
+using weir::engine::DpiStage;
+
+weir::PacketMeta make_meta(uint8_t proto, uint8_t last_octet_a, uint16_t port_a, uint16_t port_b, bool from_a)
+{
+    weir::PacketMeta m;
+    m.key.ip_version = 4;
+    m.key.proto = proto;
+    m.key.addr_a = {10, 0, 0, last_octet_a};
+    m.key.addr_b = {10, 0, 1, 1};
+    m.key.port_a = port_a;
+    m.key.port_b = port_b;
+    m.hash = weir::flow_hash(m.key);
+    m.src_is_a = from_a ? 1 : 0;
+    m.l4_payload_offset = 42;
+    m.l4_payload_len = 16; // wants() reads it; inspect() takes the span given
+    return m;
+}
+
+std::vector<uint8_t> bytes(std::string_view s) { return {s.begin(), s.end()}; }
+
+std::unique_ptr<DpiStage> make_stage(const DpiConfig& cfg)
+{
+    auto s = DpiStage::create(cfg);
+    EXPECT_TRUE(s) << (s ? "" : s.error().message());
+    return s ? std::move(s.value()) : nullptr;
+}
+
+weir::FlowRecord record_of(const weir::PacketMeta& m, weir::EndReason reason = weir::EndReason::IdleTimeout)
+{
+    weir::FlowRecord r;
+    r.key = m.key;
+    r.client_is_a = 1;
+    r.end_reason = reason;
+    return r;
+}
+
+// A DNS query for example.com (type A), or its response with one answer.
+std::vector<uint8_t> dns_message(bool response)
+{
+    std::vector<uint8_t> v = {0x12, 0x34, static_cast<uint8_t>(response ? 0x81 : 0x01), static_cast<uint8_t>(response ? 0x80 : 0x00),
+                              0, 1, 0, static_cast<uint8_t>(response ? 1 : 0), 0, 0, 0, 0};
+    for (uint8_t c : std::string_view("\x07" "example" "\x03" "com"))
+        v.push_back(c);
+    v.insert(v.end(), {0, 0, 1, 0, 1});
+    if (response)
+        v.insert(v.end(), {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 93, 184, 216, 34});
+    return v;
+}
+
+TEST(DpiStage, RejectsBadConfig)
+{
+    DpiConfig c;
+    c.level = 2;
+    EXPECT_FALSE(DpiStage::create(c));
+    c.level = 1;
+    c.max_inspections = 0;
+    EXPECT_FALSE(DpiStage::create(c));
+    c.max_inspections = 4;
+    c.packets_per_direction = 0;
+    EXPECT_FALSE(DpiStage::create(c));
+}
+
+TEST(DpiStage, FullPoolSkipsAndCountsNewFlows)
+{
+    DpiConfig c;
+    c.level = 1;
+    c.max_inspections = 2;
+    c.max_flows = 64;
+    auto s = make_stage(c);
+    ASSERT_TRUE(s);
+    auto junk = bytes("not a protocol micro-DPI knows");
+    auto m1 = make_meta(6, 1, 40001, 9999, true);
+    auto m2 = make_meta(6, 2, 40002, 9999, true);
+    auto m3 = make_meta(6, 3, 40003, 9999, true);
+    s->inspect(m1, junk);
+    s->inspect(m2, junk);
+    EXPECT_EQ(s->inspections(), 2u);
+    EXPECT_TRUE(s->wants(m3));
+    s->inspect(m3, junk);
+    EXPECT_EQ(s->inspections(), 2u);
+    EXPECT_EQ(s->stats().not_inspected, 1u);
+    EXPECT_EQ(s->stats().inspected, 2u);
+    // Exporting a flow returns its inspection to the pool.
+    auto r1 = record_of(m1);
+    s->finish(r1);
+    EXPECT_EQ(s->inspections(), 1u);
+    EXPECT_EQ(s->flows(), 1u);
+    s->inspect(m3, junk);
+    EXPECT_EQ(s->inspections(), 2u);
+    EXPECT_EQ(s->stats().inspected, 3u);
+    EXPECT_EQ(s->stats().not_inspected, 1u);
+}
+
+TEST(DpiStage, FullFlowMapSkipsAndCountsNewFlows)
+{
+    DpiConfig c;
+    c.level = 1;
+    c.max_inspections = 8;
+    c.max_flows = 1;
+    auto s = make_stage(c);
+    ASSERT_TRUE(s);
+    auto junk = bytes("xyz");
+    s->inspect(make_meta(17, 1, 1000, 2000, true), junk);
+    s->inspect(make_meta(17, 2, 1000, 2000, true), junk);
+    EXPECT_EQ(s->flows(), 1u);
+    EXPECT_EQ(s->stats().not_inspected, 1u);
+}
+
+TEST(DpiStage, ReleasesAfterNPayloadsInEachDirection)
+{
+    DpiConfig c;
+    c.level = 1;
+    c.packets_per_direction = 3;
+    auto s = make_stage(c);
+    ASSERT_TRUE(s);
+    auto junk = bytes("no protocol here");
+    auto a = make_meta(6, 1, 40000, 7000, true);
+    auto b = make_meta(6, 1, 40000, 7000, false);
+    for (int i = 0; i < 5; ++i) // payloads past N in one direction are not looked at
+        s->inspect(a, junk);
+    EXPECT_EQ(s->inspections(), 1u);
+    EXPECT_FALSE(s->wants(a));
+    EXPECT_TRUE(s->wants(b));
+    s->inspect(b, junk);
+    s->inspect(b, junk);
+    EXPECT_EQ(s->inspections(), 1u);
+    s->inspect(b, junk);
+    EXPECT_EQ(s->inspections(), 0u);
+    EXPECT_EQ(s->flows(), 1u); // the entry stays until export: no new inspection for the flow
+    EXPECT_FALSE(s->wants(b));
+    s->inspect(b, junk);
+    EXPECT_EQ(s->stats().inspected, 1u);
+    EXPECT_EQ(s->stats().payloads, 6u);
+    auto r = record_of(a);
+    s->finish(r);
+    EXPECT_EQ(s->flows(), 0u);
+    EXPECT_EQ(r.l7.app, 0); // nothing found, and port 7000 gives no guess
+}
+
+TEST(DpiStage, DnsQueryAndResponseEndDetection)
+{
+    DpiConfig c;
+    c.level = 1;
+    auto s = make_stage(c);
+    ASSERT_TRUE(s);
+    auto q = make_meta(17, 1, 33333, 53, true);
+    auto resp = make_meta(17, 1, 33333, 53, false);
+    s->inspect(q, dns_message(false));
+    EXPECT_EQ(s->inspections(), 1u);
+    s->inspect(resp, dns_message(true));
+    EXPECT_EQ(s->inspections(), 0u) << "a DNS response ends detection";
+    EXPECT_EQ(s->stats().detected, 1u);
+    auto r = record_of(q);
+    s->finish(r);
+    EXPECT_EQ(r.l7.app, 5);
+    EXPECT_EQ(r.l7.guessed, 0);
+    EXPECT_STREQ(r.l7.name, "DNS");
+    EXPECT_STREQ(r.l7.server_name, "example.com");
+    EXPECT_EQ(r.l7.dns_qtype, 1);
+    EXPECT_EQ(s->flows(), 0u);
+}
+
+TEST(DpiStage, HttpRequestThenResponse)
+{
+    DpiConfig c;
+    c.level = 1;
+    auto s = make_stage(c);
+    ASSERT_TRUE(s);
+    auto req = make_meta(6, 1, 50000, 8080, true);
+    auto resp = make_meta(6, 1, 50000, 8080, false);
+    s->inspect(req, bytes("GET /a?b=\"c\" HTTP/1.1\r\nHost: WWW.Example.org:8080\r\nUser-Agent: test/1.0\r\n\r\n"));
+    s->inspect(resp, bytes("HTTP/1.1 200 OK\r\nServer: x\r\n\r\n"));
+    EXPECT_EQ(s->inspections(), 0u);
+    // A later request on the same flow no longer changes the result (nDPI's rule).
+    s->inspect(req, bytes("GET /other HTTP/1.1\r\nHost: other\r\n\r\n"));
+    auto r = record_of(req, weir::EndReason::ActiveTimeout);
+    s->finish(r);
+    EXPECT_STREQ(r.l7.name, "HTTP");
+    EXPECT_STREQ(r.l7.url, "WWW.Example.org:8080/a?b=\"c\"");
+    EXPECT_STREQ(r.l7.server_name, "www.example.org");
+    EXPECT_STREQ(r.l7.user_agent, "test/1.0");
+    EXPECT_EQ(s->flows(), 1u) << "an active-timeout export keeps the result for the flow's next record";
+    auto r2 = record_of(req);
+    s->finish(r2);
+    EXPECT_STREQ(r2.l7.url, r.l7.url);
+    EXPECT_EQ(s->flows(), 0u);
+}
+
+TEST(DpiStage, LevelZeroGuessesByPortOnly)
+{
+    DpiConfig c;
+    c.level = 0;
+    auto s = make_stage(c);
+    ASSERT_TRUE(s);
+    auto m = make_meta(17, 1, 33333, 53, true);
+    s->inspect(m, dns_message(false));
+    EXPECT_EQ(s->flows(), 0u);
+    auto r = record_of(m);
+    s->finish(r);
+    EXPECT_EQ(r.l7.app, 5);
+    EXPECT_EQ(r.l7.guessed, 1);
+    EXPECT_STREQ(r.l7.server_name, "");
+    auto t = record_of(make_meta(6, 1, 443, 51000, true));
+    s->finish(t);
+    EXPECT_STREQ(t.l7.name, "TLS");
+    EXPECT_EQ(t.l7.guessed, 1);
+}
+
+TEST(DpiStage, ManyFlowsReuseTheMapAfterExport)
+{
+    // Insert and erase in every order the open-addressing map sees, and
+    // check each flow still finds its own result.
+    DpiConfig c;
+    c.level = 1;
+    c.max_flows = 40;
+    c.max_inspections = 40;
+    auto s = make_stage(c);
+    ASSERT_TRUE(s);
+    for (int round = 0; round < 20; ++round) {
+        std::vector<weir::PacketMeta> ms;
+        for (int i = 0; i < 40; ++i) {
+            auto m = make_meta(17, static_cast<uint8_t>(i), static_cast<uint16_t>(1024 + round * 40 + i), 53, true);
+            s->inspect(m, dns_message(false));
+            ms.push_back(m);
+        }
+        EXPECT_EQ(s->flows(), 40u);
+        for (int i = 0; i < 40; ++i) {
+            auto& m = ms[(i * 7 + round) % 40];
+            auto r = record_of(m);
+            s->finish(r);
+            ASSERT_STREQ(r.l7.server_name, "example.com") << round << " " << i;
+            ASSERT_EQ(r.l7.guessed, 0);
+        }
+        EXPECT_EQ(s->flows(), 0u);
+        EXPECT_EQ(s->inspections(), 0u);
+    }
+    EXPECT_EQ(s->stats().not_inspected, 0u);
+}
+
+// The L7 fields of every exported flow, by canonical key and start time.
+std::map<std::string, std::string> run_pipeline(const std::string& path, uint16_t workers, uint8_t level,
+                                                uint64_t& detected)
+{
+    std::map<std::string, std::string> out;
+    auto src = weir::dataplane::open_pcap_file(path);
+    EXPECT_TRUE(src);
+    if (!src)
+        return out;
+    weir::engine::PipelineConfig cfg;
+    cfg.workers = workers;
+    cfg.table.capacity = 1u << 12;
+    cfg.dpi.level = level;
+    cfg.ring_size = 256; // small rings: the reader often waits on the workers
+    cfg.export_ring_size = 64;
+    detected = 0;
+    auto pipe = weir::engine::Pipeline::create(cfg, [&](const weir::FlowRecord& r) {
+        std::string k(reinterpret_cast<const char*>(&r.key), sizeof(r.key));
+        k += std::to_string(r.first_ns());
+        const auto& l = r.l7;
+        if (l.app && !l.guessed)
+            ++detected;
+        out[k] = std::to_string(l.app) + "|" + std::to_string(l.guessed) + "|" + l.name + "|" + l.server_name + "|" +
+                 l.url + "|" + l.user_agent + "|" + l.ja3c + "|" + l.ja3s + "|" + l.ja4;
+    });
+    EXPECT_TRUE(pipe);
+    if (!pipe)
+        return out;
+    auto st = (*pipe)->run(**src);
+    EXPECT_EQ(st.dpi_copies_dropped, 0u);
+    return out;
+}
+
+TEST(DpiPipeline, SameResultsInlineAndThreaded)
+{
+    const std::filesystem::path dir = std::filesystem::path(WEIR_SHARED_DIR) / "pcaps/ndpi/pcap";
+    for (const char* name : {"tls_verylong_certificate.pcap", "1kxun.pcap", "dns-tunnel-iodine.pcap"}) {
+        const auto path = dir / name;
+        if (!std::filesystem::exists(path))
+            GTEST_SKIP() << path << " not found";
+        uint64_t d0 = 0, d1 = 0, d2 = 0, g = 0;
+        auto inline_run = run_pipeline(path.string(), 0, 1, d0);
+        auto one = run_pipeline(path.string(), 1, 1, d1);
+        auto two = run_pipeline(path.string(), 2, 1, d2);
+        EXPECT_GT(d0, 0u) << name;
+        EXPECT_EQ(inline_run, one) << name;
+        EXPECT_EQ(inline_run, two) << name;
+        // Level 0 reads no payload: every protocol it reports is a guess.
+        auto guessed = run_pipeline(path.string(), 1, 0, g);
+        EXPECT_EQ(g, 0u) << name;
+        EXPECT_EQ(guessed.size(), inline_run.size()) << name;
+    }
+}
+
+} // namespace
