@@ -20,9 +20,12 @@ for _ in $(seq 50); do # until nfcapd has bound its socket
 done
 
 echo
-echo "== weir -i tools/demo/demo.pcap --ipfix 127.0.0.1:$PORT --json build/demo-flows.json --text -"
-./build/tools/weir -i tools/demo/demo.pcap --ipfix "127.0.0.1:$PORT" --json build/demo-flows.json --text -
+echo "== weir -i tools/demo/demo.pcap -D 1 --ipfix 127.0.0.1:$PORT --json build/demo-flows.json --text -"
+./build/tools/weir -i tools/demo/demo.pcap -D 1 --ipfix "127.0.0.1:$PORT" --json build/demo-flows.json --text -
 
+# nfcapd reads its socket on its own schedule: give it time to take in the
+# last datagrams before SIGTERM makes it write its file and exit.
+sleep 2
 kill -TERM $NFCAPD; wait $NFCAPD 2>/dev/null || true
 echo
 echo "== what the IPFIX collector (nfcapd) received, as nfdump shows it"
