@@ -91,42 +91,9 @@ struct KnownDifference {
 std::vector<KnownDifference> read_known(const fs::path& path, std::vector<std::string>& errors)
 {
     std::vector<KnownDifference> out;
-    std::ifstream in(path);
-    if (!in) {
-        errors.push_back("cannot open " + path.string());
-        return out;
-    }
-    auto trim = [](std::string s) {
-        auto b = s.find_first_not_of(" \t");
-        auto e = s.find_last_not_of(" \t\r");
-        return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-    };
-    std::string line;
-    int no = 0;
-    while (std::getline(in, line)) {
-        ++no;
-        if (trim(line).empty() || trim(line)[0] == '#')
-            continue;
-        std::vector<std::string> parts;
-        std::size_t pos = 0;
-        for (int i = 0; i < 4; ++i) {
-            auto bar = line.find(" | ", pos);
-            if (bar == std::string::npos)
-                break;
-            parts.push_back(trim(line.substr(pos, bar - pos)));
-            pos = bar + 3;
-        }
-        parts.push_back(trim(line.substr(pos)));
-        if (parts.size() != 5 || parts[4].empty()) {
-            errors.push_back("line " + std::to_string(no) + ": want 'capture | flow | field | category | text'");
-            continue;
-        }
-        if (!kReasonCategories.contains(parts[3])) {
-            errors.push_back("line " + std::to_string(no) + ": unknown reason category '" + parts[3] + "'");
-            continue;
-        }
-        out.push_back({parts[0], parts[1], parts[2], parts[3], parts[4], no});
-    }
+    for (auto& l : read_fixture(path.string(), 5, "capture | flow | field | category | text", 3, kReasonCategories,
+                                errors))
+        out.push_back({l.parts[0], l.parts[1], l.parts[2], l.parts[3], l.parts[4], l.line});
     return out;
 }
 

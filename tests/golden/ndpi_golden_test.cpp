@@ -192,42 +192,8 @@ struct KnownDifference {
 std::vector<KnownDifference> read_known_differences(const fs::path& path, std::vector<std::string>& errors)
 {
     std::vector<KnownDifference> out;
-    std::ifstream in(path);
-    if (!in) {
-        errors.push_back("cannot open " + path.string());
-        return out;
-    }
-    std::string line;
-    int no = 0;
-    auto trim = [](std::string s) {
-        auto b = s.find_first_not_of(" \t");
-        auto e = s.find_last_not_of(" \t\r");
-        return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-    };
-    while (std::getline(in, line)) {
-        ++no;
-        if (trim(line).empty() || trim(line)[0] == '#')
-            continue;
-        std::vector<std::string> parts;
-        std::size_t pos = 0;
-        for (int i = 0; i < 3; ++i) {
-            auto bar = line.find(" | ", pos);
-            if (bar == std::string::npos)
-                break;
-            parts.push_back(trim(line.substr(pos, bar - pos)));
-            pos = bar + 3;
-        }
-        parts.push_back(trim(line.substr(pos)));
-        if (parts.size() != 4 || parts[3].empty()) {
-            errors.push_back("line " + std::to_string(no) + ": want 'capture | flow | category | text'");
-            continue;
-        }
-        if (!kReasonCategories.contains(parts[2])) {
-            errors.push_back("line " + std::to_string(no) + ": unknown reason category '" + parts[2] + "'");
-            continue;
-        }
-        out.push_back({parts[0], parts[1], parts[2], parts[3], no});
-    }
+    for (auto& l : weir::test::read_fixture(path.string(), 4, "capture | flow | category | text", 2, kReasonCategories, errors))
+        out.push_back({l.parts[0], l.parts[1], l.parts[2], l.parts[3], l.line});
     return out;
 }
 
@@ -292,8 +258,9 @@ void compare_capture(const std::string& name, const std::vector<NdpiFlow>& ndpi,
                                 (!ndpi_has_ports(f.ip_proto) && f.src.addr == r->key.addr_a);
                 const auto& ab = r->dir[r->client_is_a ? 0 : 1];
                 const auto& ba = r->dir[r->client_is_a ? 1 : 0];
-                d += src_is_a ? " " + counts(ab.packets, ab.bytes, ba.packets, ba.bytes)
-                              : " " + counts(ba.packets, ba.bytes, ab.packets, ab.bytes);
+                d += ' ';
+                d += src_is_a ? counts(ab.packets, ab.bytes, ba.packets, ba.bytes)
+                              : counts(ba.packets, ba.bytes, ab.packets, ab.bytes);
                 if (!ndpi_has_ports(f.ip_proto))
                     d += " (" + std::to_string(r->key.port_a) + "/" + std::to_string(r->key.port_b) + ")";
                 d += ";";

@@ -376,4 +376,58 @@ inline Result<NdpiResult> read_ndpi_result(const std::string& path)
     return r;
 }
 
+/// One line of a golden test's known-differences fixture: `fields` columns
+/// separated by " | ", the last one free text; '#' starts a comment line.
+struct FixtureLine {
+    std::vector<std::string> parts;
+    int line = 0;
+};
+
+/// Reads a fixture of `fields` columns whose column `category_col` must be
+/// one of `categories`; problems go to `errors` with their line number.
+template <class Categories>
+std::vector<FixtureLine> read_fixture(const std::string& path, std::size_t fields, const std::string& format,
+                                      std::size_t category_col, const Categories& categories,
+                                      std::vector<std::string>& errors)
+{
+    std::vector<FixtureLine> out;
+    std::ifstream in(path);
+    if (!in) {
+        errors.push_back("cannot open " + path);
+        return out;
+    }
+    auto trim = [](std::string s) {
+        auto b = s.find_first_not_of(" \t");
+        auto e = s.find_last_not_of(" \t\r");
+        return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+    };
+    std::string line;
+    int no = 0;
+    while (std::getline(in, line)) {
+        ++no;
+        if (trim(line).empty() || trim(line)[0] == '#')
+            continue;
+        std::vector<std::string> parts;
+        std::size_t pos = 0;
+        for (std::size_t i = 0; i + 1 < fields; ++i) {
+            auto bar = line.find(" | ", pos);
+            if (bar == std::string::npos)
+                break;
+            parts.push_back(trim(line.substr(pos, bar - pos)));
+            pos = bar + 3;
+        }
+        parts.push_back(trim(line.substr(pos)));
+        if (parts.size() != fields || parts.back().empty()) {
+            errors.push_back("line " + std::to_string(no) + ": want '" + format + "'");
+            continue;
+        }
+        if (!categories.contains(parts[category_col])) {
+            errors.push_back("line " + std::to_string(no) + ": unknown reason category '" + parts[category_col] + "'");
+            continue;
+        }
+        out.push_back({std::move(parts), no});
+    }
+    return out;
+}
+
 } // namespace weir::test
