@@ -20,6 +20,20 @@ struct SourceStats {
     uint64_t bytes = 0;         ///< sum of wire lengths delivered
     uint64_t file_bytes = 0;    ///< size of the input(s), for progress
     uint64_t file_offset = 0;   ///< bytes consumed so far, for progress
+    uint64_t drops = 0;         ///< live: packets lost before weir saw them (kernel/NIC rings)
+};
+
+/// One RX queue (or socket) of a live source, for per-queue statistics.
+struct QueueStats {
+    std::string name;           ///< "eth1@0", "dpdk:net_pcap0@1", ...
+    uint64_t packets = 0;       ///< delivered to weir
+    uint64_t bytes = 0;
+    uint64_t drops = 0;         ///< lost below weir, all causes
+    uint64_t rx_ring_full = 0;  ///< AF_XDP: XDP_STATISTICS rx_ring_full (also counted in drops)
+    uint64_t fill_ring_empty = 0; ///< AF_XDP: rx_fill_ring_empty_descs
+    uint64_t invalid_descs = 0; ///< AF_XDP: rx_invalid_descs + tx_invalid_descs
+    uint64_t xdp_packets = 0;   ///< counted by the XDP program on this queue (0: no program)
+    uint64_t xdp_bytes = 0;
 };
 
 class PacketSource {
@@ -38,7 +52,21 @@ public:
     /// with file name, record number and offset; nullopt when it ended cleanly.
     [[nodiscard]] virtual std::optional<Error> error() const = 0;
 
+    /// May be called from another thread while rx_burst() runs (live
+    /// sources keep their counters in relaxed atomics or read the kernel's).
     [[nodiscard]] virtual SourceStats stats() const noexcept = 0;
+
+    /// Live capture: rx_burst() returns 0 after a short wait (poll timeout)
+    /// when nothing arrived, finished() stays false until stop_capture(),
+    /// timestamps are wall-clock, and the pipeline drives its clock from
+    /// now_ns() while the link is quiet.
+    [[nodiscard]] virtual bool live() const noexcept { return false; }
+
+    /// Live sources: the current time (CLOCK_REALTIME, ns). Files: 0.
+    [[nodiscard]] virtual uint64_t now_ns() const noexcept { return 0; }
+
+    /// Live sources: per queue counters (same threading rule as stats()).
+    [[nodiscard]] virtual std::vector<QueueStats> queue_stats() const { return {}; }
 
     /// pcap LINKTYPE_* of the input(s); every RawPacket carries its own.
     [[nodiscard]] virtual std::vector<uint32_t> linktypes() const = 0;
