@@ -5,7 +5,10 @@
 // Which side is the client is stored in the flow, not in the key.
 #pragma once
 
+#include <weir/abi/flow_key.h>
+
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -44,6 +47,14 @@ struct FlowKey {
 };
 static_assert(sizeof(FlowKey) == 48, "FlowKey layout");
 static_assert(std::is_trivially_copyable_v<FlowKey>);
+// The BPF programs build the same bytes (weir/abi/flow_key.h).
+static_assert(sizeof(FlowKey) == sizeof(weir_flow_key));
+static_assert(offsetof(FlowKey, port_a) == offsetof(weir_flow_key, port_a));
+static_assert(offsetof(FlowKey, tunnel_id) == offsetof(weir_flow_key, tunnel_id));
+static_assert(offsetof(FlowKey, vlan) == offsetof(weir_flow_key, vlan));
+static_assert(offsetof(FlowKey, proto) == offsetof(weir_flow_key, proto));
+static_assert(offsetof(FlowKey, ip_version) == offsetof(weir_flow_key, ip_version));
+static_assert(offsetof(FlowKey, tunnel_type) == offsetof(weir_flow_key, tunnel_type));
 
 /// 32-bit hash of the canonical key. Symmetric by construction (the key is
 /// canonical), so both directions of a flow land on the same worker and slot.
