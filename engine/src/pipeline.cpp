@@ -320,12 +320,21 @@ void Pipeline::Impl::run_inline(PacketSource& source, PipelineStats&)
     };
     uint64_t packets = 0, bytes = 0, decoded = 0, now = 0;
 
+    const bool live = source.live();
     while (!stop_requested.load(std::memory_order_relaxed)) {
         const uint32_t n = source.rx_burst(raw.data(), cfg.burst);
         if (n == 0) {
             if (source.finished())
                 break;
-            std::this_thread::yield();
+            if (live) {
+                // A quiet link: the wall clock moves idle flows out.
+                now = std::max(now, source.now_ns());
+                note_time(now);
+                table.expire(now, fsink);
+                pub.active.store(table.active(), std::memory_order_relaxed);
+            } else {
+                std::this_thread::yield();
+            }
             continue;
         }
         uint32_t m = 0;
@@ -576,12 +585,33 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
 
     PacketMeta tick{};
     tick.control = 1;
+    auto send_ticks = [&] {
+        tick.ts_ns = now;
+        for (uint32_t w = 0; w < nw; ++w) {
+            // Lossy mode may skip a tick on a full ring (the next one
+            // will do); it is not a packet, so it is not counted.
+            if (cfg.lossless)
+                push_all(w, &tick, 1);
+            else
+                (void)in_rings[w]->push(tick);
+        }
+        next_tick = now + cfg.tick_ns;
+    };
+    const bool live = source.live();
     while (!stop_requested.load(std::memory_order_relaxed)) {
         const uint32_t n = source.rx_burst(raw.data(), cfg.burst);
         if (n == 0) {
             if (source.finished())
                 break;
-            std::this_thread::yield();
+            if (live) {
+                // A quiet link: the wall clock keeps the workers' clocks moving.
+                now = std::max(now, source.now_ns());
+                note_time(now);
+                if (now >= next_tick)
+                    send_ticks();
+            } else {
+                std::this_thread::yield();
+            }
             continue;
         }
         if (nw == 1) {
@@ -628,18 +658,8 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
         }
         // In-band clock ticks keep idle expiry moving on quiet workers while
         // preserving order with the packets already queued.
-        if (now >= next_tick) {
-            tick.ts_ns = now;
-            for (uint32_t w = 0; w < nw; ++w) {
-                // Lossy mode may skip a tick on a full ring (the next one
-                // will do); it is not a packet, so it is not counted.
-                if (cfg.lossless)
-                    push_all(w, &tick, 1);
-                else
-                    (void)in_rings[w]->push(tick);
-            }
-            next_tick = now + cfg.tick_ns;
-        }
+        if (now >= next_tick)
+            send_ticks();
         note_time(now);
         rd_packets.store(packets, std::memory_order_relaxed);
         rd_bytes.store(bytes, std::memory_order_relaxed);

@@ -1,5 +1,6 @@
 // weir: the flow probe. Wires a packet source, the engine pipeline and the
 // flow outputs together; all logic lives in the libraries.
+#include <weir/dataplane/live.hpp>
 #include <weir/dataplane/packet_source.hpp>
 #include <weir/engine/decoder.hpp>
 #include <weir/engine/pipeline.hpp>
@@ -25,11 +26,21 @@ namespace {
 using weir::engine::Pipeline;
 
 std::atomic<Pipeline*> g_pipeline{nullptr};
+std::atomic<bool> g_stop{false};
 
 extern "C" void on_signal(int)
 {
+    g_stop.store(true);
     if (Pipeline* p = g_pipeline.load())
         p->stop();
+}
+
+std::string human(double v)
+{
+    if (v >= 1e9) return fmt::format("{:.2f} G", v / 1e9);
+    if (v >= 1e6) return fmt::format("{:.2f} M", v / 1e6);
+    if (v >= 1e3) return fmt::format("{:.2f} k", v / 1e3);
+    return fmt::format("{:.0f} ", v);
 }
 
 struct Options {
@@ -51,15 +62,131 @@ struct Options {
     uint32_t dpi_flows = 262144;
     uint32_t dpi_packets = 8;
     weir::exporters::ExportCliOptions exp;
+    // live capture
+    weir::dataplane::LiveOptions live;
+    std::string xdp_mode = "auto";
+    std::string zero_copy = "auto";
+    std::string dpdk_args;
+    bool no_promisc = false;
+    double duration_s = 0;
+    double stats_interval_s = -1; ///< -1: 1 s for live capture, off for files
+    std::string stats_json;
+    bool capture_only = false;
 };
 
-std::string human(double v)
+/// Splits "a b  c" on blanks (EAL arguments).
+std::vector<std::string> split_blanks(const std::string& s)
 {
-    if (v >= 1e9) return fmt::format("{:.2f} G", v / 1e9);
-    if (v >= 1e6) return fmt::format("{:.2f} M", v / 1e6);
-    if (v >= 1e3) return fmt::format("{:.2f} k", v / 1e3);
-    return fmt::format("{:.0f} ", v);
+    std::vector<std::string> v;
+    size_t i = 0;
+    while (i < s.size()) {
+        while (i < s.size() && s[i] == ' ')
+            ++i;
+        size_t j = i;
+        while (j < s.size() && s[j] != ' ')
+            ++j;
+        if (j > i)
+            v.push_back(s.substr(i, j - i));
+        i = j;
+    }
+    return v;
 }
+
+/// One line of live statistics (stderr) and optionally one JSON object.
+struct LiveStatsPrinter {
+    weir::engine::PipelineStats prev{};
+    weir::SourceStats prev_src{};
+    std::chrono::steady_clock::time_point prev_t = std::chrono::steady_clock::now();
+    std::FILE* json = nullptr;
+
+    void tick(const weir::engine::PipelineStats& s, const weir::PacketSource& src, bool to_stderr)
+    {
+        const auto now = std::chrono::steady_clock::now();
+        const double dt = std::max(1e-6, std::chrono::duration<double>(now - prev_t).count());
+        const weir::SourceStats ss = src.stats();
+        const double pps = static_cast<double>(s.packets - prev.packets) / dt;
+        const double bps = static_cast<double>(s.bytes - prev.bytes) * 8 / dt;
+        uint64_t engine_drops = 0;
+        for (size_t i = 1; i < weir::kDropReasonCount; ++i)
+            engine_drops += s.drops.n[i];
+        const auto queues = src.queue_stats();
+        if (to_stderr) {
+            std::string q;
+            for (const auto& x : queues)
+                if (x.drops)
+                    q += fmt::format(" {}:{}", x.name, x.drops);
+            fmt::print(stderr, "weir: {}pps {}bit/s | {} packets {} bytes | capture drops {}{}{} | not accounted {} | "
+                               "flows active {} exported {}\n",
+                human(pps), human(bps), s.packets, s.bytes, ss.drops, q.empty() ? "" : " (", q.empty() ? "" : q.substr(1) + ")",
+                engine_drops, s.active_flows, s.flows_exported);
+        }
+        if (json) {
+            fmt::print(json, R"({{"ts":{},"packets":{},"bytes":{},"pps":{:.0f},"bps":{:.0f},"capture_drops":{},)"
+                             R"("active_flows":{},"exported_flows":{},"drops":{{)",
+                weir::dataplane::wall_clock_ns() / 1000000000ULL, s.packets, s.bytes, pps, bps, ss.drops, s.active_flows,
+                s.flows_exported);
+            bool first = true;
+            for (size_t i = 1; i < weir::kDropReasonCount; ++i) {
+                if (!s.drops.n[i])
+                    continue;
+                fmt::print(json, R"({}"{}":{})", first ? "" : ",", weir::drop_reason_name(static_cast<weir::DropReason>(i)), s.drops.n[i]);
+                first = false;
+            }
+            fmt::print(json, R"(}},"queues":[)");
+            for (size_t i = 0; i < queues.size(); ++i) {
+                const auto& x = queues[i];
+                fmt::print(json, R"({}{{"name":"{}","packets":{},"bytes":{},"drops":{},"rx_ring_full":{},"fill_ring_empty":{},)"
+                                 R"("invalid_descs":{},"xdp_packets":{},"xdp_bytes":{}}})",
+                    i ? "," : "", x.name, x.packets, x.bytes, x.drops, x.rx_ring_full, x.fill_ring_empty, x.invalid_descs,
+                    x.xdp_packets, x.xdp_bytes);
+            }
+            fmt::print(json, "]}}\n");
+            std::fflush(json);
+        }
+        prev = s;
+        prev_src = ss;
+        prev_t = now;
+    }
+};
+
+/// --capture-only: frames counted as they come, nothing decoded (the bare
+/// capture rate of a back-end, for comparison with the whole pipeline).
+int run_capture_only(weir::PacketSource& source, const Options& o)
+{
+    std::vector<weir::RawPacket> raw(o.live.burst);
+    uint64_t packets = 0, bytes = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto deadline = o.duration_s > 0 ? t0 + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                      std::chrono::duration<double>(o.duration_s))
+                                           : std::chrono::steady_clock::time_point::max();
+    uint32_t polls = 0;
+    while (!g_stop.load(std::memory_order_relaxed)) {
+        const uint32_t n = source.rx_burst(raw.data(), static_cast<uint32_t>(raw.size()));
+        for (uint32_t i = 0; i < n; ++i)
+            bytes += raw[i].wire_len;
+        packets += n;
+        if (n == 0 && source.finished())
+            break;
+        if ((++polls & 1023) == 0 || n == 0)
+            if (std::chrono::steady_clock::now() >= deadline)
+                break;
+    }
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const auto ss = source.stats();
+    fmt::print(stderr, "weir: capture only on {}: {} packets, {} bytes in {:.3f} s: {}pps {}bit/s, capture drops {}\n",
+        source.describe(), packets, bytes, el, human(packets / el), human(bytes * 8.0 / el), ss.drops);
+    if (!o.summary_json.empty()) {
+        std::FILE* f = o.summary_json == "-" ? stdout : std::fopen(o.summary_json.c_str(), "w");
+        if (f) {
+            fmt::print(f, R"({{"packets":{},"bytes":{},"elapsed_s":{:.6f},"pps":{:.0f},"capture_drops":{}}})" "\n",
+                packets, bytes, el, packets / el, ss.drops);
+            if (f != stdout)
+                std::fclose(f);
+        }
+    }
+    return 0;
+}
+
 
 void print_summary(std::FILE* out, const weir::engine::PipelineStats& st, const weir::PacketSource& src)
 {
@@ -113,9 +240,12 @@ void write_summary_json(const std::string& path, const weir::engine::PipelineSta
 int main(int argc, char** argv)
 {
     Options o;
-    CLI::App app{"weir: a fast, open flow probe (capture files for now)"};
+    CLI::App app{"weir: a fast, open flow probe for capture files and live interfaces"};
     app.set_version_flag("--version", "weir 0.1.0");
-    app.add_option("-i,--input", o.input, "Capture file(s): a.pcap or a.pcap,b.pcap (two halves of a tap, merged by time)")
+    app.add_option("-i,--input", o.input,
+                   "Capture file(s) a.pcap[,b.pcap] (merged by time), or interfaces: eth1 (AF_XDP, else AF_PACKET), "
+                   "xdp:eth1@0-3 (AF_XDP on RX queues 0-3), afpacket:eth1, pcap:eth1, dpdk:<device args>, "
+                   "eth1,eth2 (two halves of a tap)")
         ->required();
     app.add_option("-w,--workers", o.workers, "Worker threads, each with its own flow table (0 = all inline)")
         ->check(CLI::Range(0, 64));
@@ -142,6 +272,34 @@ int main(int argc, char** argv)
     app.add_option("--summary-json", o.summary_json, "Also write the summary as JSON to FILE ('-' = stdout)");
     app.add_option("-g,--cpus", o.cpus, "Pin worker i to the i-th CPU of this list")->delimiter(',');
     app.add_flag("!--no-progress", o.progress, "No progress line on a terminal");
+    auto* lg = app.add_option_group("Live capture", "Interfaces (see docs/capture.md)");
+    lg->add_option("-B,--filter", o.live.bpf_filter, "Capture filter in tcpdump syntax (kernel cBPF on AF_PACKET and libpcap)");
+    lg->add_option("--snaplen", o.live.snaplen, "Bytes kept per frame")->check(CLI::Range(64, 65535))->capture_default_str();
+    lg->add_flag("--no-promisc", o.no_promisc, "Do not put the interface in promiscuous mode");
+    lg->add_option("--duration", o.duration_s, "Stop after this many seconds (then flush flows)")->check(CLI::Range(0.0, 1e9));
+    lg->add_option("--stats-interval", o.stats_interval_s, "Seconds between statistics lines on stderr (0 = off; default 1 on interfaces)")
+        ->check(CLI::Range(0.0, 3600.0));
+    lg->add_option("--stats-json", o.stats_json, "Also write each statistics line as one JSON object to FILE ('-' = stdout)");
+    lg->add_flag("--capture-only", o.capture_only, "Count frames without decoding them: the bare capture rate");
+    lg->add_option("--poll-timeout", o.live.poll_timeout_ms, "Milliseconds a quiet interface is waited for before the clock moves")
+        ->check(CLI::Range(0, 1000))->capture_default_str();
+    lg->add_option("--xdp-mode", o.xdp_mode, "XDP attach mode: auto (native, else generic), native, generic")
+        ->check(CLI::IsMember({"auto", "native", "generic"}))->capture_default_str();
+    lg->add_option("--zero-copy", o.zero_copy, "AF_XDP zero-copy: auto (try, fall back to copy), on, off")
+        ->check(CLI::IsMember({"auto", "on", "off"}))->capture_default_str();
+    lg->add_flag("--busy-poll", o.live.xdp_busy_poll, "AF_XDP preferred busy polling");
+    lg->add_option("--xdp-frame-size", o.live.xdp_frame_size, "AF_XDP UMEM frame size")->check(CLI::IsMember({2048, 4096}))->capture_default_str();
+    lg->add_option("--xdp-ring-size", o.live.xdp_ring_size, "AF_XDP RX and fill ring entries")->capture_default_str();
+    lg->add_option("--xdp-umem-frames", o.live.xdp_umem_frames, "AF_XDP UMEM frames per queue")->capture_default_str();
+    lg->add_option("--xdp-sockets-per-queue", o.live.xdp_sockets_per_queue, "AF_XDP sockets sharing one queue's UMEM, fanned out by flow hash")
+        ->check(CLI::Range(1, 64))->capture_default_str();
+    lg->add_option("--afpacket-sockets", o.live.afp_sockets, "AF_PACKET sockets in one fanout group")->check(CLI::Range(1, 64))->capture_default_str();
+    lg->add_option("--afpacket-blocks", o.live.afp_block_count, "AF_PACKET TPACKET_V3 blocks")->capture_default_str();
+    lg->add_option("--afpacket-block-size", o.live.afp_block_size, "AF_PACKET TPACKET_V3 block bytes")->capture_default_str();
+    lg->add_option("--pcap-buffer", o.live.pcap_buffer_bytes, "libpcap kernel buffer bytes")->capture_default_str();
+    lg->add_option("--dpdk-args", o.dpdk_args, "DPDK EAL arguments, blank separated (default: the current CPU, "
+                                                 "and --no-huge -m 512 when no hugepages are free)");
+    lg->add_option("--dpdk-queues", o.live.dpdk_rx_queues, "DPDK RX queues (symmetric RSS across them)")->check(CLI::Range(1, 128))->capture_default_str();
     auto* xg = app.add_option_group("Flow export", "NetFlow v5/v9 and IPFIX to collectors (see docs/export.md)");
     xg->add_option("--v5", o.exp.v5, "NetFlow v5 collectors: host:port[,host:port] (IPv4 flows only)");
     xg->add_option("--v9", o.exp.v9, "NetFlow v9 collectors: host:port[,host:port]");
@@ -175,12 +333,32 @@ int main(int argc, char** argv)
     if (o.text.empty() && o.json.empty() && !o.quiet && !exporting)
         o.text = "-";
 
-    auto src = weir::dataplane::open_capture_files(o.input);
+    o.live.promisc = !o.no_promisc;
+    o.live.xdp_mode = o.xdp_mode == "native"    ? weir::dataplane::LiveOptions::XdpMode::Native
+                      : o.xdp_mode == "generic" ? weir::dataplane::LiveOptions::XdpMode::Generic
+                                                : weir::dataplane::LiveOptions::XdpMode::Auto;
+    o.live.xdp_zero_copy = o.zero_copy == "on"    ? weir::dataplane::LiveOptions::ZeroCopy::On
+                           : o.zero_copy == "off" ? weir::dataplane::LiveOptions::ZeroCopy::Off
+                                                  : weir::dataplane::LiveOptions::ZeroCopy::Auto;
+    o.live.eal_args = split_blanks(o.dpdk_args);
+    // Signals from here on: a live capture may take a while to open.
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    auto src = weir::dataplane::open_input(o.input, o.live);
     if (!src) {
         fmt::print(stderr, "weir: {}\n", src.error().message());
         return 1;
     }
     weir::PacketSource& source = *src.value();
+    const bool live = source.live();
+    if (live)
+        fmt::print(stderr, "weir: capturing on {}\n", source.describe());
+    if (!live && !o.live.bpf_filter.empty()) {
+        fmt::print(stderr, "weir: -B applies to interfaces; filter capture files with tcpdump -r IN -w OUT 'filter'\n");
+        return 2;
+    }
+    if (o.capture_only)
+        return run_capture_only(source, o);
     for (uint32_t lt : source.linktypes()) {
         if (!weir::engine::Decoder::linktype_supported(lt)) {
             fmt::print(stderr, "weir: {}: link type {} is not supported\n", source.describe(), lt);
@@ -234,7 +412,9 @@ int main(int argc, char** argv)
     cfg.dpi.max_inspections = o.dpi_inspections;
     cfg.dpi.max_flows = o.dpi_flows;
     cfg.dpi.packets_per_direction = static_cast<uint8_t>(o.dpi_packets);
-    cfg.lossless = true; // files: never lose a packet or a flow to a full ring
+    // Files: never lose a packet or a flow to a full ring. Interfaces: never
+    // let a slow exporter stall capture; count what is lost instead.
+    cfg.lossless = !live;
 
     // The sink runs on the export thread: the exporters live there until run() returns.
     Pipeline* boot_src = nullptr;
@@ -263,8 +443,8 @@ int main(int argc, char** argv)
     Pipeline& pipeline = *pipe.value();
     boot_src = &pipeline;
     g_pipeline.store(&pipeline);
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
+    if (g_stop.load())
+        pipeline.stop();
     if (zmq) {
         // Event totals; per-reason drops only exist once the run is over.
         zmq->set_counters([&pipeline] {
@@ -280,18 +460,51 @@ int main(int argc, char** argv)
         }
     }
 
-    // Progress line on a terminal, once the run has lasted a second.
+    // Progress line on a terminal for files, once the run has lasted a
+    // second; a statistics line every interval for interfaces.
     std::mutex mu;
     std::condition_variable cv;
     bool finished = false;
     std::thread progress;
-    const bool show_progress = o.progress && isatty(STDERR_FILENO);
-    if (show_progress) {
+    const double interval = o.stats_interval_s >= 0 ? o.stats_interval_s : (live ? 1.0 : 0.0);
+    std::FILE* stats_json = nullptr;
+    if (!o.stats_json.empty()) {
+        stats_json = o.stats_json == "-" ? stdout : std::fopen(o.stats_json.c_str(), "w");
+        if (!stats_json) {
+            fmt::print(stderr, "weir: cannot write {}: {}\n", o.stats_json, std::strerror(errno));
+            return 1;
+        }
+    }
+    const bool show_stats = interval > 0 || stats_json;
+    const bool show_progress = !show_stats && o.progress && isatty(STDERR_FILENO);
+    const auto run_t0 = std::chrono::steady_clock::now();
+    if (show_stats) {
+        progress = std::thread([&] {
+            LiveStatsPrinter p;
+            p.json = stats_json;
+            const auto period = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                std::chrono::duration<double>(interval > 0 ? interval : 1.0));
+            std::unique_lock lk(mu);
+            while (!cv.wait_for(lk, period, [&] { return finished; })) {
+                p.tick(pipeline.snapshot(), source, interval > 0);
+                if (o.duration_s > 0 &&
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - run_t0).count() >= o.duration_s)
+                    pipeline.stop();
+            }
+        });
+    } else if (show_progress || o.duration_s > 0) {
         progress = std::thread([&] {
             std::unique_lock lk(mu);
-            const auto t0 = std::chrono::steady_clock::now();
+            const auto t0 = run_t0;
             bool printed = false;
-            while (!cv.wait_for(lk, std::chrono::seconds(1), [&] { return finished; })) {
+            const auto period = o.duration_s > 0 && o.duration_s < 1
+                                    ? std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(o.duration_s))
+                                    : std::chrono::steady_clock::duration(std::chrono::seconds(1));
+            while (!cv.wait_for(lk, period, [&] { return finished; })) {
+                if (o.duration_s > 0 && std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() >= o.duration_s)
+                    pipeline.stop();
+                if (!show_progress)
+                    continue;
                 const auto s = pipeline.snapshot();
                 const auto ss = source.stats();
                 const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -306,7 +519,7 @@ int main(int argc, char** argv)
     }
 
     const auto st = pipeline.run(source);
-    if (show_progress) {
+    if (progress.joinable()) {
         {
             std::lock_guard lk(mu);
             finished = true;
@@ -315,6 +528,8 @@ int main(int argc, char** argv)
         progress.join();
     }
     g_pipeline.store(nullptr);
+    if (stats_json && stats_json != stdout)
+        std::fclose(stats_json);
 
     int rc = 0;
     for (auto& w : writers) {

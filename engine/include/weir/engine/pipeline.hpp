@@ -9,6 +9,8 @@
 //
 // Time is packet time: the reader broadcasts the newest timestamp to every
 // worker at least every tick_ns so idle flows expire even on quiet workers.
+// A live source (PacketSource::live()) stamps packets with the wall clock,
+// and while its link is quiet the reader advances the clock from now_ns().
 //
 // DPI (level 1) runs in each worker next to its flow table. Workers get
 // only PacketMeta, and a frame's bytes are valid on the reader only, so the
