@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds weir and runs every test: unit, golden (real captures), e2e, then a
+# Builds weir and runs every test: unit, golden (real captures), e2e, live
+# capture (network namespaces and veth pairs, as root), then a
 # sanitizer build (ASan+UBSan) of the unit tests and a bounded fuzz run.
 # Installs what it needs first. Usage: tools/ci/test.sh  (env: JOBS, FUZZ_SECONDS, SKIP_SANITIZE, SKIP_FUZZ)
 set -euo pipefail
@@ -13,9 +14,14 @@ echo "== build (release)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEIR_BUILD_TESTS=ON -DWEIR_BUILD_BENCH=ON >/dev/null
 ninja -C build -j"$JOBS"
 
+# Live capture tests load XDP programs and may pin maps: bpffs must be mounted.
+if [ "$(id -u)" -eq 0 ] && ! mountpoint -q /sys/fs/bpf 2>/dev/null; then
+  mount -t bpf bpf /sys/fs/bpf 2>/dev/null || echo "warning: could not mount bpffs on /sys/fs/bpf"
+fi
+
 LOG=$(mktemp); trap 'rm -f "$LOG"' EXIT
-echo "== tests (unit, golden, e2e)"
-(cd build && ctest -j"$JOBS" --output-on-failure -L 'unit|golden|e2e') | tee -a "$LOG"
+echo "== tests (unit, golden, e2e, live capture)"
+(cd build && ctest -j"$JOBS" --output-on-failure -L 'unit|golden|e2e|live') | tee -a "$LOG"
 
 if [ -z "${SKIP_SANITIZE:-}" ]; then
   echo "== unit tests under ASan+UBSan"
