@@ -211,13 +211,18 @@ void print_summary(std::FILE* out, const weir::engine::PipelineStats& st, const 
     uint64_t total_drops = 0;
     for (size_t i = 1; i < weir::kDropReasonCount; ++i)
         total_drops += st.drops.n[i];
+    if (src.live()) {
+        fmt::print(out, "  capture drops{:>14}\n", src.stats().drops);
+        for (const auto& q : src.queue_stats())
+            fmt::print(out, "    {:<22} {:>10} packets {:>10} drops\n", q.name, q.packets, q.drops);
+    }
     fmt::print(out, "  not accounted{:>14}\n", total_drops);
     for (size_t i = 1; i < weir::kDropReasonCount; ++i)
         if (st.drops.n[i])
             fmt::print(out, "    {:<22} {:>10}\n", weir::drop_reason_name(static_cast<weir::DropReason>(i)), st.drops.n[i]);
 }
 
-void write_summary_json(const std::string& path, const weir::engine::PipelineStats& st)
+void write_summary_json(const std::string& path, const weir::engine::PipelineStats& st, const weir::PacketSource& src)
 {
     std::FILE* f = path == "-" ? stdout : std::fopen(path.c_str(), "w");
     if (!f) {
@@ -225,9 +230,9 @@ void write_summary_json(const std::string& path, const weir::engine::PipelineSta
         return;
     }
     fmt::print(f, R"({{"packets":{},"bytes":{},"decoded":{},"flows":{},"exported":{},"elapsed_s":{:.6f},)"
-                  R"("pps":{:.0f},"drops":{{)",
+                  R"("pps":{:.0f},"capture_drops":{},"drops":{{)",
         st.packets, st.bytes, st.decoded, st.flows_created, st.flows_exported, st.elapsed_s,
-        st.elapsed_s > 0 ? static_cast<double>(st.packets) / st.elapsed_s : 0.0);
+        st.elapsed_s > 0 ? static_cast<double>(st.packets) / st.elapsed_s : 0.0, src.stats().drops);
     for (size_t i = 1; i < weir::kDropReasonCount; ++i)
         fmt::print(f, R"({}"{}":{})", i > 1 ? "," : "", weir::drop_reason_name(static_cast<weir::DropReason>(i)), st.drops.n[i]);
     fmt::print(f, "}}}}\n");
@@ -558,7 +563,7 @@ int main(int argc, char** argv)
     }
     print_summary(stderr, st, source);
     if (!o.summary_json.empty())
-        write_summary_json(o.summary_json, st);
+        write_summary_json(o.summary_json, st, source);
     if (auto err = source.error()) {
         fmt::print(stderr, "weir: warning: input ended early: {}\n", err->message());
         if (rc == 0)
