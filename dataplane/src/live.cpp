@@ -162,7 +162,7 @@ Result<std::vector<InterfaceSpec>> parse_interface_list(const std::string& text)
 
 namespace {
 
-Error not_built(const InterfaceSpec& s, const char* what)
+[[maybe_unused]] Error not_built(const InterfaceSpec& s, const char* what)
 {
     return Error{std::make_error_code(std::errc::not_supported),
                  fmt::format("{}:{}: this weir was built without {}", backend_name(s.backend), s.name, what)};

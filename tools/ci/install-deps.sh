@@ -13,7 +13,7 @@ PKGS=(
   libpcap-dev libboost-dev libfmt-dev libcli11-dev nlohmann-json3-dev libzmq3-dev zlib1g-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # live capture: XDP/AF_XDP (BPF programs built with clang + bpftool), DPDK with virtual devices
-  libbpf-dev libxdp-dev bpftool linux-libc-dev libdpdk-dev dpdk-dev librte-net-af-xdp23 librte-net-pcap23
+  libbpf-dev libxdp-dev bpftool linux-libc-dev libdpdk-dev dpdk-dev librte-net-af-xdp23 librte-net-pcap23 librte-net-null23 librte-net-ring23 librte-net-af-packet23
   # application detection (-D 2) and IDS verdict transports
   libndpi-dev libhiredis-dev
   # peers and oracles used by tests and benchmarks
