@@ -16,7 +16,13 @@
 #include <weir/dataplane/dpdk.hpp>
 #endif
 
+#include "bpf_filter.hpp"
+
 #include <fmt/format.h>
+
+#include <linux/if_packet.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <net/if.h>
 #include <sys/stat.h>
@@ -168,6 +174,117 @@ namespace {
                  fmt::format("{}:{}: this weir was built without {}", backend_name(s.backend), s.name, what)};
 }
 
+/// What AF_XDP and DPDK do not do themselves: the -B filter (run in user
+/// space with libpcap's interpreter, on the frame as it was on the wire) and,
+/// for AF_XDP, promiscuous mode (held by an AF_PACKET socket that receives
+/// nothing, so it ends with weir). Delivered counts are after the filter.
+class LiveWrap final : public PacketSource {
+public:
+    LiveWrap(std::unique_ptr<PacketSource> inner, std::optional<BpfProgram> filter, int promisc_fd)
+        : inner_(std::move(inner)), filter_(std::move(filter)), promisc_fd_(promisc_fd)
+    {
+    }
+    ~LiveWrap() override
+    {
+        inner_.reset();
+        if (promisc_fd_ >= 0)
+            ::close(promisc_fd_);
+    }
+
+    uint32_t rx_burst(RawPacket* out, uint32_t n) noexcept override
+    {
+        const uint32_t got = inner_->rx_burst(out, n);
+        uint32_t kept = got;
+        if (filter_) {
+            kept = 0;
+            for (uint32_t i = 0; i < got; ++i)
+                if (matches(*filter_, out[i]))
+                    out[kept++] = out[i];
+            filtered_.fetch_add(got - kept, std::memory_order_relaxed);
+        }
+        uint64_t b = 0;
+        for (uint32_t i = 0; i < kept; ++i)
+            b += out[i].wire_len;
+        packets_.fetch_add(kept, std::memory_order_relaxed);
+        bytes_.fetch_add(b, std::memory_order_relaxed);
+        return kept;
+    }
+    [[nodiscard]] bool finished() const noexcept override { return inner_->finished(); }
+    [[nodiscard]] std::optional<Error> error() const override { return inner_->error(); }
+    [[nodiscard]] SourceStats stats() const noexcept override
+    {
+        SourceStats s = inner_->stats();
+        s.packets = packets_.load(std::memory_order_relaxed);
+        s.bytes = bytes_.load(std::memory_order_relaxed);
+        return s;
+    }
+    [[nodiscard]] bool live() const noexcept override { return inner_->live(); }
+    [[nodiscard]] uint64_t now_ns() const noexcept override { return inner_->now_ns(); }
+    [[nodiscard]] std::vector<QueueStats> queue_stats() const override { return inner_->queue_stats(); }
+    [[nodiscard]] std::vector<uint32_t> linktypes() const override { return inner_->linktypes(); }
+    [[nodiscard]] std::string describe() const override
+    {
+        std::string d = inner_->describe();
+        if (filter_)
+            d += fmt::format(", filter '{}' in user space ({} frames filtered out)", filter_->expression,
+                             filtered_.load(std::memory_order_relaxed));
+        if (promisc_fd_ >= 0)
+            d += ", promiscuous";
+        return d;
+    }
+
+private:
+    std::unique_ptr<PacketSource> inner_;
+    std::optional<BpfProgram> filter_;
+    int promisc_fd_ = -1;
+    std::atomic<uint64_t> packets_{0}, bytes_{0}, filtered_{0};
+};
+
+/// An AF_PACKET socket bound to no protocol that only holds the interface
+/// in promiscuous mode for as long as it is open.
+Result<int> hold_promisc(const std::string& ifname)
+{
+    const int fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return from_errno(errno, fmt::format("{}: socket for promiscuous mode", ifname));
+    packet_mreq mr{};
+    mr.mr_ifindex = static_cast<int>(if_nametoindex(ifname.c_str()));
+    mr.mr_type = PACKET_MR_PROMISC;
+    if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) != 0) {
+        const int e = errno;
+        ::close(fd);
+        return from_errno(e, fmt::format("{}: promiscuous mode", ifname));
+    }
+    return fd;
+}
+
+/// Adds the filter (and for AF_XDP promiscuous mode) around a back-end
+/// that has neither.
+[[maybe_unused]] Result<std::unique_ptr<PacketSource>> wrap_live(Result<std::unique_ptr<PacketSource>> r,
+                                                                 const std::string& ifname, bool promisc,
+                                                                 const LiveOptions& opt)
+{
+    if (!r)
+        return r;
+    std::optional<BpfProgram> filter;
+    if (!opt.bpf_filter.empty()) {
+        auto f = compile_filter(opt.bpf_filter, 1, opt.snaplen);
+        if (!f)
+            return f.error();
+        filter = std::move(f.value());
+    }
+    int fd = -1;
+    if (promisc) {
+        auto h = hold_promisc(ifname);
+        if (!h)
+            return h.error();
+        fd = h.value();
+    }
+    if (!filter && fd < 0)
+        return r;
+    return std::unique_ptr<PacketSource>(std::make_unique<LiveWrap>(std::move(r.value()), std::move(filter), fd));
+}
+
 Result<void> check_interface(const InterfaceSpec& s)
 {
     if (if_nametoindex(s.name.c_str()) == 0)
@@ -186,7 +303,7 @@ Result<std::unique_ptr<PacketSource>> open_source(const InterfaceSpec& spec, con
         return open_capture_files(spec.name);
     case Backend::Dpdk:
 #if WEIR_HAVE_DPDK
-        return open_dpdk(spec.name, spec.queues, o);
+        return wrap_live(open_dpdk(spec.name, spec.queues, o), spec.name, false, o);
 #else
         return not_built(spec, "DPDK (install dpdk-dev and rebuild)");
 #endif
@@ -198,7 +315,7 @@ Result<std::unique_ptr<PacketSource>> open_source(const InterfaceSpec& spec, con
     switch (spec.backend) {
     case Backend::AfXdp:
 #if WEIR_HAVE_AFXDP
-        return open_afxdp(spec.name, spec.queues, o);
+        return wrap_live(open_afxdp(spec.name, spec.queues, o), spec.name, o.promisc, o);
 #else
         return not_built(spec, "AF_XDP (install libxdp-dev, libbpf-dev, bpftool, clang and rebuild)");
 #endif
@@ -217,7 +334,7 @@ Result<std::unique_ptr<PacketSource>> open_source(const InterfaceSpec& spec, con
     case Backend::Auto: {
         std::string why;
 #if WEIR_HAVE_AFXDP
-        auto x = open_afxdp(spec.name, spec.queues, o);
+        auto x = wrap_live(open_afxdp(spec.name, spec.queues, o), spec.name, o.promisc, o);
         if (x)
             return x;
         why = x.error().message();
@@ -333,7 +450,17 @@ Result<std::unique_ptr<PacketSource>> open_input(const std::string& text, const 
         std::string list;
         for (const auto& s : v)
             list += (list.empty() ? "" : ",") + s.name;
-        return open_capture_files(list);
+        auto f = open_capture_files(list);
+        if (!f || opt.bpf_filter.empty())
+            return f;
+        // Files are filtered in user space, as tcpdump -r does.
+        const auto lts = f.value()->linktypes();
+        if (lts.size() != 1)
+            return invalid(fmt::format("-B: '{}' holds several link types; filter each file on its own", text));
+        auto prog = compile_filter(opt.bpf_filter, lts.front(), opt.snaplen);
+        if (!prog)
+            return prog.error();
+        return std::unique_ptr<PacketSource>(std::make_unique<LiveWrap>(std::move(f.value()), std::move(prog.value()), -1));
     }
     if (files != 0)
         return invalid(fmt::format("'{}' mixes capture files and interfaces", text));

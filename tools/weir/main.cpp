@@ -278,7 +278,7 @@ int main(int argc, char** argv)
     app.add_option("-g,--cpus", o.cpus, "Pin worker i to the i-th CPU of this list")->delimiter(',');
     app.add_flag("!--no-progress", o.progress, "No progress line on a terminal");
     auto* lg = app.add_option_group("Live capture", "Interfaces (see docs/capture.md)");
-    lg->add_option("-B,--filter", o.live.bpf_filter, "Capture filter in tcpdump syntax (kernel cBPF on AF_PACKET and libpcap)");
+    lg->add_option("-B,--filter", o.live.bpf_filter, "Capture filter in tcpdump syntax (kernel cBPF on AF_PACKET and libpcap, libpcap's interpreter on AF_XDP, DPDK and files)");
     lg->add_option("--snaplen", o.live.snaplen, "Bytes kept per frame")->check(CLI::Range(64, 65535))->capture_default_str();
     lg->add_flag("--no-promisc", o.no_promisc, "Do not put the interface in promiscuous mode");
     lg->add_option("--duration", o.duration_s, "Stop after this many seconds (then flush flows)")->check(CLI::Range(0.0, 1e9));
@@ -358,10 +358,6 @@ int main(int argc, char** argv)
     const bool live = source.live();
     if (live)
         fmt::print(stderr, "weir: capturing on {}\n", source.describe());
-    if (!live && !o.live.bpf_filter.empty()) {
-        fmt::print(stderr, "weir: -B applies to interfaces; filter capture files with tcpdump -r IN -w OUT 'filter'\n");
-        return 2;
-    }
     if (o.capture_only)
         return run_capture_only(source, o);
     for (uint32_t lt : source.linktypes()) {
