@@ -7,6 +7,7 @@
 #   FUZZ_SECONDS     run time (default 60)
 #   ZMQ_FUZZ_SECONDS run time of the ZMQ decoder fuzzer that follows (default 30)
 #   DPI_FUZZ_SECONDS run time of each micro-DPI parser fuzzer (TLS, HTTP, DNS, SSH; default 20)
+#   FLOW_FUZZ_SECONDS run time of the NetFlow/IPFIX decoder fuzzer (default 30)
 #   FUZZ_BUILD_DIR   build directory (default <source>/build-fuzz)
 #   WEIR_SHARED_DIR  captures (default <source>/../shared); seeds are optional
 set -euo pipefail
@@ -19,7 +20,8 @@ shared=${WEIR_SHARED_DIR:-$(cd "$src/.." && pwd)/shared}
 
 CC=clang CXX=clang++ cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DWEIR_BUILD_FUZZ=ON -DWEIR_BUILD_BENCH=OFF -DWEIR_BUILD_TESTS=ON >/dev/null
-ninja -C "$build" -j2 decoder_fuzz fuzz_seeds zmq_fuzz dpi_tls_fuzz dpi_http_fuzz dpi_dns_fuzz dpi_ssh_fuzz
+ninja -C "$build" -j2 decoder_fuzz fuzz_seeds zmq_fuzz dpi_tls_fuzz dpi_http_fuzz dpi_dns_fuzz dpi_ssh_fuzz \
+  flow_decoder_fuzz
 
 corpus=$build/tests/fuzz/corpus/decoder
 artifacts=$build/tests/fuzz/artifacts
@@ -59,6 +61,29 @@ zseconds=${ZMQ_FUZZ_SECONDS:-30}
 echo "run.sh: fuzzing the ZMQ decoder for ${zseconds}s"
 "$build/tests/fuzz/zmq_fuzz" -max_total_time="$zseconds" -print_final_stats=1 \
   -artifact_prefix="$artifacts/zmq-" -max_len=8192 "$zcorpus"
+
+# NetFlow/IPFIX decoder: seeds are conversations (options byte, then
+# 2-byte length + exporter byte + message): a v5 datagram, a v9 template +
+# data datagram, and IPFIX template + data (RFC 5103 reverse counters, a
+# variable-length field) followed by a withdrawal.
+fcorpus=$build/tests/fuzz/corpus/flow_decoder
+mkdir -p "$fcorpus"
+msg() { local h=${2// /}; printf '%04x%s%s' $(( ${#h} / 2 )) "$1" "$h"; }
+v5hdr='0005 0001 00001000 6553f100 00000000 00000000 0000 0000'
+v5rec='0a000001 c0000201 00000000 0000 0000 0000000a 000005dc 00000800 00000f00 c350 01bb 00 1b 06 00 0000 0000 00 00 0000'
+v9='0009 0002 00001000 6553f100 00000001 00000007 0000 001c 0100 0005 0008 0004 000c 0004 0001 0004 0002 0004 0004 0001'
+v9="$v9 0100 0018 0a000001 c0000201 000005dc 0000000a 06 000000"
+ipt='0002 0034 0100 000a 0008 0004 000c 0004 0007 0002 000b 0002 0004 0001 0001 0008 0002 0008 0098 0008 8001 0008 00007279 0060 ffff'
+ipd='0100 0035 0a000001 c0000201 c350 01bb 06 00000000000005dc 000000000000000a 0000018bcfe56800 0000000000000800 03 646e73'
+ip1="000a 0079 6553f100 00000000 00000007 $ipt $ipd"
+ip2='000a 0018 6553f100 00000001 00000007 0002 0008 0100 0000'
+unhex "00$(msg 01 "$v5hdr $v5rec")" > "$fcorpus/seed-v5"
+unhex "00$(msg 02 "$v9")" > "$fcorpus/seed-v9"
+unhex "24$(msg 81 "$ip1")$(msg 81 "$ip1")$(msg 81 "$ip2")" > "$fcorpus/seed-ipfix"
+fseconds=${FLOW_FUZZ_SECONDS:-30}
+echo "run.sh: fuzzing the NetFlow/IPFIX decoder for ${fseconds}s"
+"$build/tests/fuzz/flow_decoder_fuzz" -max_total_time="$fseconds" -print_final_stats=1 \
+  -artifact_prefix="$artifacts/flow-" -max_len=8192 "$fcorpus"
 
 # micro-DPI parsers, seeded with L4 payloads of the shared captures (via
 # tshark when it is installed): ClientHellos/ServerHellos, HTTP messages,

@@ -1,6 +1,13 @@
 // weir-collector: receives ntopng-style ZMQ flow messages (from weir or
-// nProbe) the way ntopng does and writes one JSON line per flow with weir's
-// JSON field names. Decoding lives in weir::exporters (zmq_decoder.hpp).
+// nProbe) the way ntopng does, and NetFlow v5/v9 and IPFIX from routers and
+// probes over UDP and TCP (as nfcapd or nProbe's collector mode), and
+// writes one JSON line per flow with weir's JSON field names. Collected
+// NetFlow/IPFIX flows can be forwarded to ntopng over ZMQ (--zmq-forward).
+// Decoding lives in weir::exporters (zmq_decoder.hpp, flow_decoder.hpp,
+// flow_listener.hpp); see docs/collector.md.
+#include <weir/exporters/flow_decoder.hpp>
+#include <weir/exporters/flow_format.hpp>
+#include <weir/exporters/flow_listener.hpp>
 #include <weir/exporters/tlv.hpp>
 #include <weir/exporters/zmq_decoder.hpp>
 #include <weir/exporters/zmq_exporter.hpp>
@@ -23,7 +30,16 @@ namespace {
 using namespace weir::exporters;
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_dump{false};
 extern "C" void on_signal(int) { g_stop.store(true); }
+extern "C" void on_usr1(int) { g_dump.store(true); }
+
+uint64_t wall_ns()
+{
+    return static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+}
 
 // ntopng subscribes to these topics (Utils.cpp message_topics[]).
 constexpr const char* kTopics[] = {"flow", "event", "counter", "template", "option",
@@ -117,6 +133,110 @@ private:
     std::string line_;
 };
 
+/// NetFlow/IPFIX flows: JSON or text lines, and the ZMQ forwarder.
+class CollectedFlows final : public FlowRecordSink {
+public:
+    CollectedFlows(std::FILE* json, std::FILE* text, ZmqExporter* fwd, uint64_t limit, const uint64_t& others)
+        : json_(json), text_(text), fwd_(fwd), limit_(limit), others_(others)
+    {
+    }
+
+    void on_flow(const weir::FlowRecord& r, const FlowOrigin&) noexcept override
+    {
+        if (limit_ && flows_ + others_ >= limit_) {
+            ++over_limit_;
+            return;
+        }
+        ++flows_;
+        packets_ += r.dir[0].packets + r.dir[1].packets;
+        bytes_ += r.dir[0].bytes + r.dir[1].bytes;
+        try {
+            if (json_) {
+                line_.clear();
+                append_json(r, line_);
+                line_.push_back('\n');
+                std::fwrite(line_.data(), 1, line_.size(), json_);
+            }
+            if (text_) {
+                line_.clear();
+                append_text(r, line_);
+                line_.push_back('\n');
+                std::fwrite(line_.data(), 1, line_.size(), text_);
+            }
+        } catch (const std::bad_alloc&) {
+            ++format_errors_;
+        }
+        if (fwd_)
+            fwd_->export_flow(r);
+    }
+
+    [[nodiscard]] uint64_t flows() const noexcept { return flows_; }
+    [[nodiscard]] uint64_t packets() const noexcept { return packets_; }
+    [[nodiscard]] uint64_t bytes() const noexcept { return bytes_; }
+    [[nodiscard]] uint64_t over_limit() const noexcept { return over_limit_; }
+
+private:
+    std::FILE* json_;
+    std::FILE* text_;
+    ZmqExporter* fwd_;
+    uint64_t limit_;
+    const uint64_t& others_;
+    std::string line_;
+    uint64_t flows_ = 0;
+    uint64_t packets_ = 0;
+    uint64_t bytes_ = 0;
+    uint64_t over_limit_ = 0;
+    uint64_t format_errors_ = 0;
+};
+
+/// NetFlow/IPFIX statistics as a JSON object, and as text on stderr.
+std::string netflow_stats_json(FlowListener& l, const CollectedFlows& c, bool text)
+{
+    const ListenerStats& ls = l.stats();
+    const DecoderTotals& t = l.decoder().totals();
+    std::string js = fmt::format(
+        R"({{"flows":{},"packets":{},"bytes":{},"flows_over_limit":{},)"
+        R"("listener":{{"datagrams":{},"datagram_bytes":{},"truncated":{},"recv_errors":{},"tcp_accepted":{},)"
+        R"("tcp_refused":{},"tcp_closed":{},"tcp_bad_length":{},"tcp_messages":{},"tcp_bytes":{},"decode_refused":{}}},)"
+        R"("decoder":{{"messages":{},"bytes":{},"flows":{},"too_short":{},"bad_version":{},"bad_length":{},)"
+        R"("sources_refused":{},"sessions_ended":{}}},"exporters":[)",
+        c.flows(), c.packets(), c.bytes(), c.over_limit(), ls.datagrams, ls.datagram_bytes, ls.truncated,
+        ls.recv_errors, ls.tcp_accepted, ls.tcp_refused, ls.tcp_closed, ls.tcp_bad_length, ls.tcp_messages,
+        ls.tcp_bytes, ls.decode_refused, t.messages, t.bytes, t.flows, t.too_short, t.bad_version, t.bad_length,
+        t.sources_refused, t.sessions_ended);
+    if (text)
+        fmt::print(stderr,
+                   "weir-collector: netflow/ipfix: {} datagrams, {} TCP messages, {} flows ({} packets, {} bytes); "
+                   "refused: {} too short, {} bad version, {} bad length, {} over the source limit\n",
+                   ls.datagrams, ls.tcp_messages, c.flows(), c.packets(), c.bytes(), t.too_short, t.bad_version,
+                   t.bad_length, t.sources_refused);
+    bool first = true;
+    l.decoder().for_each_source([&](const FlowSourceInfo& e) {
+        const FlowSourceStats& s = e.stats;
+        const std::string addr = format_exporter(e.address);
+        js += fmt::format(
+            R"({}{{"exporter":"{}","session":{},"version":{},"domain":{},"messages":{},"bytes":{},"flows":{},)"
+            R"("data_records":{},"options_records":{},"sequence_gaps":{},"sequence_lost":{},"sequence_resets":{},)"
+            R"("last_sequence":{},"unknown_template":{},"malformed":{},"templates":{},"options_templates":{},)"
+            R"("template_withdrawals":{},"templates_expired":{},"templates_refused":{},"live_templates":{}}})",
+            first ? "" : ",", addr, e.address.session, e.version, e.domain, s.messages, s.bytes, s.flows,
+            s.data_records, s.options_records, s.sequence_gaps, s.sequence_lost, s.sequence_resets, s.last_sequence,
+            s.unknown_template, s.malformed, s.templates, s.options_templates, s.template_withdrawals,
+            s.templates_expired, s.templates_refused, e.live_templates);
+        first = false;
+        if (text)
+            fmt::print(stderr,
+                       "  {} {} domain {}{}: {} messages, {} bytes, {} flows, {} sequence gaps ({} lost, {} resets), "
+                       "{} unknown template, {} malformed\n",
+                       e.version == 10 ? "ipfix" : e.version == 9 ? "v9" : "v5", addr, e.domain,
+                       e.address.session ? fmt::format(" (tcp session {})", e.address.session) : std::string(),
+                       s.messages, s.bytes, s.flows, s.sequence_gaps, s.sequence_lost, s.sequence_resets,
+                       s.unknown_template, s.malformed);
+    });
+    js += "]}";
+    return js;
+}
+
 struct Socket {
     std::string spec;     ///< as given
     std::string endpoint; ///< without the trailing 'c'
@@ -139,16 +259,52 @@ int main(int argc, char** argv)
     std::string priv_key;
     bool keypair = false;
     bool verbose = false;
+    std::vector<std::string> netflow_in;
+    std::vector<std::string> ipfix_tcp_in;
+    std::string text_path;
+    std::vector<std::string> forward;
+    bool forward_probe_mode = false;
+    bool forward_compress = false;
+    uint32_t forward_source_id = 0;
+    uint32_t forward_wait_ms = 0;
+    double template_timeout_s = 1800;
+    int rcvbuf = 32 << 20;
+    uint32_t max_sources = 4096;
+    uint32_t max_templates = 256;
 
-    CLI::App app{"weir-collector: receives ntopng-style ZMQ flow exports and writes JSON lines"};
+    CLI::App app{"weir-collector: receives ntopng-style ZMQ flow exports, NetFlow v5/v9 and IPFIX, "
+                 "writes JSON lines and forwards to ntopng over ZMQ"};
     app.add_option("-i,--zmq", endpoints,
                    "Endpoints as ntopng's -i: tcp://probe:5556 connects to a probe that binds; "
                    "tcp://*:5556c binds (the probe runs --zmq-probe-mode). Comma separated or repeated");
+    app.add_option("--netflow,--ipfix", netflow_in,
+                   "Receive NetFlow v5/v9 and IPFIX on udp://ADDR:PORT (udp://[::1]:2055, udp://*:2055) "
+                   "or IPFIX on tcp://ADDR:PORT; repeatable");
+    app.add_option("--ipfix-tcp", ipfix_tcp_in, "Receive IPFIX over TCP on tcp://ADDR:PORT; repeatable");
     app.add_option("--json", json, "Flow JSON lines to FILE ('-' = stdout)")->capture_default_str();
+    app.add_option("--text", text_path, "NetFlow/IPFIX flows as text lines to FILE ('-' = stdout)");
+    app.add_option("--zmq-forward", forward,
+                   "Re-export NetFlow/IPFIX flows to ntopng over ZMQ: tcp://*:5556 binds (ntopng -i tcp://HOST:5556); "
+                   "with --zmq-forward-probe-mode, tcp://ntopng:5556 connects (ntopng -i tcp://*:5556c). Repeatable");
+    app.add_flag("--zmq-forward-probe-mode", forward_probe_mode, "Connect to the --zmq-forward endpoints");
+    app.add_flag("--zmq-forward-compress", forward_compress, "zlib-compress the forwarded messages");
+    app.add_option("--zmq-forward-source-id", forward_source_id, "ZMQ source_id (0 = from the host name)");
+    app.add_option("--zmq-forward-wait", forward_wait_ms,
+                   "Wait up to MS for a subscriber on every --zmq-forward endpoint before receiving");
+    app.add_option("--template-timeout", template_timeout_s,
+                   "Forget UDP templates not refreshed for S seconds (0 = never)")->capture_default_str()
+        ->check(CLI::Range(0.0, 1e9));
+    app.add_option("--rcvbuf", rcvbuf, "UDP receive buffer in bytes")->capture_default_str()
+        ->check(CLI::Range(4096, 1 << 30));
+    app.add_option("--max-exporters", max_sources, "Most exporters (address, domain) kept")->capture_default_str()
+        ->check(CLI::Range(1u, 1u << 20));
+    app.add_option("--max-templates", max_templates, "Most templates per exporter")->capture_default_str()
+        ->check(CLI::Range(1u, 65535u));
     app.add_option("--events", events_path, "Write each event message's JSON to FILE, one per line");
-    app.add_option("--stats", stats_path, "Write the statistics as JSON to FILE at exit ('-' = stdout)");
-    app.add_option("--count", count, "Exit after N flows (0 = no limit)");
-    app.add_option("--timeout", timeout_s, "Exit after S seconds (0 = no limit)");
+    app.add_option("--stats,--stats-json", stats_path,
+                   "Write the statistics as JSON to FILE at exit and on SIGUSR1 ('-' = stdout)");
+    app.add_option("--count,--max-flows", count, "Exit after N flows (0 = no limit)");
+    app.add_option("--timeout,--duration", timeout_s, "Exit after S seconds (0 = no limit)");
     app.add_option("--idle", idle_s, "Exit S seconds after the last message, once one came (0 = never)");
     app.add_option("--max-decompressed", max_decompressed, "Largest decompressed payload in bytes")
         ->check(CLI::Range(1024, 1 << 30))->capture_default_str();
@@ -170,12 +326,34 @@ int main(int argc, char** argv)
         return 0;
     }
     const auto specs = split_endpoints(endpoints);
-    if (specs.empty()) {
-        fmt::print(stderr, "weir-collector: give at least one endpoint with -i\n");
+    ListenerOptions lopts;
+    for (const std::string& u : netflow_in) {
+        auto l = parse_listen_spec(u);
+        if (!l) {
+            fmt::print(stderr, "weir-collector: --netflow {}\n", l.error().message());
+            return 2;
+        }
+        lopts.listen.push_back(l.value());
+    }
+    for (const std::string& u : ipfix_tcp_in) {
+        auto l = parse_listen_spec(u.starts_with("tcp://") ? u : "tcp://" + u);
+        if (!l) {
+            fmt::print(stderr, "weir-collector: --ipfix-tcp {}\n", l.error().message());
+            return 2;
+        }
+        lopts.listen.push_back(l.value());
+    }
+    if (specs.empty() && lopts.listen.empty()) {
+        fmt::print(stderr, "weir-collector: give at least one input: -i (ZMQ), --netflow or --ipfix-tcp\n");
+        return 2;
+    }
+    if (!forward.empty() && lopts.listen.empty()) {
+        fmt::print(stderr, "weir-collector: --zmq-forward re-exports NetFlow/IPFIX flows: give --netflow or --ipfix-tcp\n");
         return 2;
     }
 
-    std::FILE* out = json == "-" ? stdout : std::fopen(json.c_str(), "w");
+    // --json '' writes no flow lines (ZMQ lines go to /dev/null).
+    std::FILE* out = json == "-" ? stdout : std::fopen(json.empty() ? "/dev/null" : json.c_str(), "w");
     if (!out) {
         fmt::print(stderr, "weir-collector: cannot write {}: {}\n", json, std::strerror(errno));
         return 1;
@@ -184,6 +362,60 @@ int main(int argc, char** argv)
     if (!events_path.empty() && !(ev = std::fopen(events_path.c_str(), "w"))) {
         fmt::print(stderr, "weir-collector: cannot write {}: {}\n", events_path, std::strerror(errno));
         return 1;
+    }
+
+    std::FILE* text = nullptr;
+    if (!text_path.empty()) {
+        text = text_path == "-" ? stdout : std::fopen(text_path.c_str(), "w");
+        if (!text) {
+            fmt::print(stderr, "weir-collector: cannot write {}: {}\n", text_path, std::strerror(errno));
+            return 1;
+        }
+    }
+
+    // NetFlow/IPFIX sockets and the ZMQ forwarder.
+    std::unique_ptr<FlowListener> listener;
+    if (!lopts.listen.empty()) {
+        lopts.rcvbuf = rcvbuf;
+        lopts.decoder.max_sources = max_sources;
+        lopts.decoder.max_templates = max_templates;
+        lopts.decoder.template_timeout_ns = static_cast<uint64_t>(template_timeout_s * 1e9);
+        auto l = FlowListener::create(lopts);
+        if (!l) {
+            fmt::print(stderr, "weir-collector: {}\n", l.error().message());
+            return 1;
+        }
+        listener = std::move(l.value());
+        for (const std::string& d : listener->describe())
+            fmt::print(stderr, "weir-collector: listening on {}\n", d);
+    }
+    std::unique_ptr<ZmqExporter> fwd;
+    if (!forward.empty()) {
+        ZmqOptions zo;
+        zo.endpoints = split_endpoints(forward);
+        zo.probe_mode = forward_probe_mode;
+        zo.encoder.compress = forward_compress;
+        zo.encoder.source_id = forward_source_id;
+        zo.iface = "netflow";
+        zo.version = "weir-collector";
+        auto z = ZmqExporter::create(zo);
+        if (!z) {
+            fmt::print(stderr, "weir-collector: --zmq-forward: {}\n", z.error().message());
+            return 1;
+        }
+        fwd = std::move(z.value());
+        fmt::print(stderr, "weir-collector: forwarding {}\n", fwd->describe());
+        if (forward_wait_ms) {
+            if (auto w = fwd->wait_for_subscribers(static_cast<int>(forward_wait_ms)); !w)
+                fmt::print(stderr, "weir-collector: --zmq-forward: {}\n", w.error().message());
+        }
+    }
+    uint64_t zmq_flows = 0; // flows received over ZMQ, for --count
+    CollectedFlows collected(json.empty() ? nullptr : out, text, fwd.get(), count, zmq_flows);
+    if (fwd) {
+        fwd->set_counters([&collected] {
+            return ZmqProbeCounters{collected.packets(), collected.bytes(), 0};
+        });
     }
 
     void* ctx = zmq_ctx_new();
@@ -237,6 +469,7 @@ int main(int argc, char** argv)
     ZmqPayloadDecoder& dec = *dec_r.value();
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
+    std::signal(SIGUSR1, on_usr1);
 
     std::map<uint32_t, SourceStats> sources;
     Errors errs;
@@ -248,9 +481,66 @@ int main(int argc, char** argv)
         ++errs.logged;
     };
 
+    // Statistics: on stderr, and as JSON to --stats (at exit and on SIGUSR1).
+    auto write_stats = [&](bool) -> bool {
+        uint64_t bad = errs.framing + errs.unterminated + errs.not_tlv_flows;
+        for (uint64_t v : errs.by_kind)
+            bad += v;
+        std::string js = fmt::format(R"({{"messages":{},"flows":{},"bad_messages":{},"errors":{{)", total_messages,
+                                     total_flows, bad);
+        js += fmt::format(R"("framing":{},"unterminated_record":{},"json_flows":{})", errs.framing, errs.unterminated,
+                          errs.not_tlv_flows);
+        for (int k = 1; k < static_cast<int>(ZmqError::kCount); ++k)
+            js += fmt::format(R"(,"{}":{})", zmq_error_name(static_cast<ZmqError>(k)), errs.by_kind[k]);
+        js += R"(},"sources":[)";
+        bool first = true;
+        if (!socks.empty())
+            fmt::print(stderr, "weir-collector: zmq: {} messages, {} flows, {} bad messages\n", total_messages,
+                       total_flows, bad);
+        for (const auto& [id, st] : sources) {
+            fmt::print(stderr, "  source_id {}: {} messages ({} flow, {} event, {} other), {} flows, {} msg_id gaps, {} restarts\n",
+                       id, st.messages, st.flow_messages, st.event_messages, st.other_messages, st.flows, st.msg_id_gaps,
+                       st.restarts);
+            js += fmt::format(R"({}{{"source_id":{},"messages":{},"flow_messages":{},"event_messages":{},)"
+                              R"("other_messages":{},"flows":{},"msg_id_gaps":{},"restarts":{},"last_msg_id":{}}})",
+                              first ? "" : ",", id, st.messages, st.flow_messages, st.event_messages, st.other_messages,
+                              st.flows, st.msg_id_gaps, st.restarts, st.last_msg_id);
+            first = false;
+        }
+        js += "]";
+        if (listener)
+            js += ",\"netflow\":" + netflow_stats_json(*listener, collected, true);
+        if (fwd) {
+            const ZmqExporterStats z = fwd->stats();
+            js += fmt::format(R"(,"forward":{{"flows":{},"records":{},"messages":{},"flow_messages":{},"bytes":{},)"
+                              R"("hwm_drops":{},"hwm_dropped_flows":{},"no_subscriber":{},"no_subscriber_flows":{},)"
+                              R"("send_errors":{}}})",
+                              z.flows, z.records, z.messages, z.flow_messages, z.bytes, z.hwm_drops,
+                              z.hwm_dropped_flows, z.no_subscriber, z.no_subscriber_flows, z.send_errors);
+            fmt::print(stderr, "weir-collector: forwarded {} flows in {} messages ({} refused at the high-water mark, "
+                               "{} flows sent with no subscriber)\n",
+                       z.flows, z.flow_messages, z.hwm_dropped_flows, z.no_subscriber_flows);
+        }
+        js += "}\n";
+        if (!stats_path.empty()) {
+            std::FILE* f = stats_path == "-" ? stdout : std::fopen(stats_path.c_str(), "w");
+            if (!f) {
+                fmt::print(stderr, "weir-collector: cannot write {}: {}\n", stats_path, std::strerror(errno));
+                return false;
+            }
+            std::fputs(js.c_str(), f);
+            if (f != stdout)
+                std::fclose(f);
+        }
+        return true;
+    };
+
     std::vector<zmq_pollitem_t> items;
     for (const Socket& s : socks)
         items.push_back({s.sock, 0, ZMQ_POLLIN, 0});
+    const std::size_t n_zmq = items.size();
+    if (listener)
+        items.push_back({nullptr, listener->fd(), ZMQ_POLLIN, 0});
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
     auto last_msg = t0;
@@ -263,8 +553,13 @@ int main(int argc, char** argv)
             break;
         if (idle_s > 0 && got_any && std::chrono::duration<double>(now - last_msg).count() >= idle_s)
             break;
-        if (count && total_flows >= count)
+        zmq_flows = total_flows;
+        if (count && total_flows + collected.flows() >= count)
             break;
+        if (g_dump.exchange(false))
+            write_stats(false);
+        if (fwd)
+            fwd->tick(wall_ns());
         const int n = zmq_poll(items.data(), static_cast<int>(items.size()), 100);
         if (n < 0) {
             if (zmq_errno() == EINTR)
@@ -272,7 +567,13 @@ int main(int argc, char** argv)
             fmt::print(stderr, "weir-collector: zmq_poll: {}\n", zmq_strerror(zmq_errno()));
             break;
         }
-        for (std::size_t k = 0; k < items.size(); ++k) {
+        if (listener && (items[n_zmq].revents & ZMQ_POLLIN)) {
+            if (listener->poll(0, collected) != 0 || listener->stats().datagrams != 0) {
+                got_any = true;
+                last_msg = clock::now();
+            }
+        }
+        for (std::size_t k = 0; k < n_zmq; ++k) {
             if (!(items[k].revents & ZMQ_POLLIN))
                 continue;
             const Socket& s = socks[k];
@@ -365,9 +666,21 @@ int main(int argc, char** argv)
         }
     }
 
+    // Whatever the sockets still hold, then the forwarder's partly filled messages.
+    if (listener) {
+        for (int i = 0; i < 64 && listener->poll(0, collected) != 0; ++i) {
+        }
+    }
+    if (fwd)
+        fwd->flush();
     std::fflush(out);
     if (out != stdout)
         std::fclose(out);
+    if (text) {
+        std::fflush(text);
+        if (text != stdout)
+            std::fclose(text);
+    }
     if (ev)
         std::fclose(ev);
     for (Socket& s : socks) {
@@ -376,39 +689,9 @@ int main(int argc, char** argv)
         zmq_close(s.sock);
     }
     zmq_ctx_term(ctx);
+    const bool stats_ok = write_stats(true);
+    fwd.reset(); // sends what is queued (linger)
+    return stats_ok ? 0 : 1;
 
-    uint64_t bad = errs.framing + errs.unterminated + errs.not_tlv_flows;
-    for (uint64_t v : errs.by_kind)
-        bad += v;
-    std::string js = fmt::format(R"({{"messages":{},"flows":{},"bad_messages":{},"errors":{{)", total_messages,
-                                 total_flows, bad);
-    js += fmt::format(R"("framing":{},"unterminated_record":{},"json_flows":{})", errs.framing, errs.unterminated,
-                      errs.not_tlv_flows);
-    for (int k = 1; k < static_cast<int>(ZmqError::kCount); ++k)
-        js += fmt::format(R"(,"{}":{})", zmq_error_name(static_cast<ZmqError>(k)), errs.by_kind[k]);
-    js += R"(},"sources":[)";
-    bool first = true;
-    fmt::print(stderr, "weir-collector: {} messages, {} flows, {} bad messages\n", total_messages, total_flows, bad);
-    for (const auto& [id, st] : sources) {
-        fmt::print(stderr, "  source_id {}: {} messages ({} flow, {} event, {} other), {} flows, {} msg_id gaps, {} restarts\n",
-                   id, st.messages, st.flow_messages, st.event_messages, st.other_messages, st.flows, st.msg_id_gaps,
-                   st.restarts);
-        js += fmt::format(R"({}{{"source_id":{},"messages":{},"flow_messages":{},"event_messages":{},)"
-                          R"("other_messages":{},"flows":{},"msg_id_gaps":{},"restarts":{},"last_msg_id":{}}})",
-                          first ? "" : ",", id, st.messages, st.flow_messages, st.event_messages, st.other_messages,
-                          st.flows, st.msg_id_gaps, st.restarts, st.last_msg_id);
-        first = false;
-    }
-    js += "]}\n";
-    if (!stats_path.empty()) {
-        std::FILE* f = stats_path == "-" ? stdout : std::fopen(stats_path.c_str(), "w");
-        if (!f) {
-            fmt::print(stderr, "weir-collector: cannot write {}: {}\n", stats_path, std::strerror(errno));
-            return 1;
-        }
-        std::fputs(js.c_str(), f);
-        if (f != stdout)
-            std::fclose(f);
-    }
     return 0;
 }
