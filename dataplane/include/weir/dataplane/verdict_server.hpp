@@ -1,0 +1,138 @@
+// Verdict control channel: an IDS (or weirctl) tells weir what to do with a
+// flow, a host or a subnet; the server applies it to a VerdictMap.
+//
+// Protocol: one JSON object per line (Unix socket) or per message (ZMQ
+// REP), one JSON reply each. Full reference in docs/ids.md; in short:
+//
+//   {"op":"add","flow":{"src":"10.0.0.1","dst":"10.0.0.2","sport":1234,
+//     "dport":80,"proto":"tcp","vlan":0},"verdict":"shunt","after":10,
+//     "ttl":60,"reason":"tls"}
+//   {"op":"add","host":"10.0.0.1","verdict":"drop"}
+//   {"op":"add","subnet":"10.0.0.0/8","verdict":"divert","egress":2}
+//   {"op":"add","items":[{...target + verdict...}, ...]}        (batch)
+//   {"op":"del","flow":{...}} / "host" / "subnet" / "items"
+//   {"op":"list"}  {"op":"stats"}  {"op":"expire"}
+//
+//   -> {"ok":true,"installed":N}
+//   -> {"ok":true,"removed":N,"entries":[{..., "packets":P,"bytes":B,...}]}
+//   -> {"ok":false,"error":"table full"|"bad request: <why>"|"unauthorised"}
+//
+// Flow keys are canonicalised exactly like weir::FlowKey (side A = lower
+// (address, port)), so either direction names the same entry. Deleting or
+// expiring an entry returns its final counters; expired entries go to
+// VerdictServerOptions::on_expired, or, without one, are kept (bounded)
+// until an "expire" request collects them.
+//
+// Transports, all served by one thread (poll()):
+//  - Unix stream socket: mode 0660 by default; the peer's credentials
+//    (SO_PEERCRED) must be root or one of the allowed uids/gids, otherwise
+//    the reply is {"ok":false,"error":"unauthorised"} and the connection is
+//    closed.
+//  - ZMQ REP (when built with libzmq), CURVE when a server secret key is
+//    given.
+// Malformed input gets an error reply, never a crash; a line over
+// max_request_bytes closes the connection after the reply.
+#pragma once
+
+#include <weir/dataplane/verdict_map.hpp>
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace weir::dataplane {
+
+enum class VerdictOp : uint8_t { Add, Del, List, Stats, Expire };
+
+struct VerdictTarget {
+    enum class Kind : uint8_t { Flow, Subnet };  ///< a host is a /32 or /128 subnet
+    Kind kind = Kind::Flow;
+    FlowKey key{};
+    Subnet subnet{};
+};
+
+struct VerdictItem {
+    VerdictTarget target;
+    Verdict verdict{};     ///< action, egress, shunt_after, flags, reason set; times at apply
+    uint64_t ttl_ns = 0;   ///< 0 = never expires
+    std::string reason;    ///< text reason ("" = none or numeric in verdict.reason)
+};
+
+struct VerdictRequest {
+    VerdictOp op = VerdictOp::Stats;
+    std::vector<VerdictItem> items;  ///< add / del
+};
+
+/// Canonical key from endpoints as an IDS reports them (either direction).
+/// Addresses must be of one IP version. Errors: EINVAL with the reason.
+Result<FlowKey> make_flow_key(std::string_view src, std::string_view dst, uint16_t sport, uint16_t dport,
+                              uint8_t proto, uint16_t vlan = 0, uint32_t tunnel_id = 0, uint8_t tunnel_type = 0);
+
+/// Parses one request (pure: no map, no clock). The error context is the
+/// reply's text after "bad request: ".
+Result<VerdictRequest> parse_verdict_request(std::string_view line, size_t max_items = size_t{1} << 22);
+
+/// Names used on the wire.
+[[nodiscard]] const char* verdict_action_name(uint8_t action) noexcept;
+
+struct VerdictServerOptions {
+    std::string unix_path;                ///< Unix socket path ("" = none)
+    uint32_t unix_mode = 0660;            ///< socket file mode
+    gid_t unix_group = static_cast<gid_t>(-1);  ///< chown the socket to this group (-1 = leave)
+    std::vector<uid_t> allowed_uids;      ///< besides root
+    std::vector<gid_t> allowed_gids;      ///< peer's primary gid
+    std::string zmq_endpoint;             ///< ZMQ REP bind endpoint ("" = none)
+    std::string zmq_curve_secret_key;     ///< Z85 server secret key: enables CURVE
+    uint32_t sweep_interval_ms = 1000;    ///< expiry sweep period (0 = no sweeping)
+    size_t max_request_bytes = size_t{256} << 20;
+    size_t max_pending_expired = 1u << 20;  ///< expired entries kept for "expire"
+    /// Receives expired entries (server thread). Unset: kept for "expire".
+    std::function<void(std::vector<FlowVerdict>&&, std::vector<SubnetVerdict>&&)> on_expired;
+};
+
+struct VerdictServerStats {
+    uint64_t requests = 0;
+    uint64_t errors = 0;         ///< error replies (bad request, table full, ...)
+    uint64_t unauthorised = 0;   ///< connections refused by credentials
+    uint64_t installed = 0;
+    uint64_t removed = 0;
+    uint64_t expired = 0;
+    uint64_t connections = 0;
+};
+
+class VerdictServer {
+public:
+    /// Binds the transports and starts the server thread. The map must
+    /// outlive the server.
+    static Result<std::unique_ptr<VerdictServer>> start(VerdictMap& map, VerdictServerOptions opts);
+    ~VerdictServer();
+    VerdictServer(const VerdictServer&) = delete;
+    VerdictServer& operator=(const VerdictServer&) = delete;
+
+    /// Stops the thread, closes the sockets and removes the socket file.
+    void stop();
+
+    /// Applies one request and returns the reply (no newline). What the
+    /// transports call; thread-safe.
+    std::string handle(std::string_view line);
+
+    [[nodiscard]] VerdictServerStats stats() const;
+
+    struct Impl;
+
+private:
+    explicit VerdictServer(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+/// Client side of the Unix transport: sends one request line, returns the
+/// reply line (without the newline).
+Result<std::string> verdict_request(const std::string& socket_path, std::string_view line, int timeout_ms = 10000);
+
+} // namespace weir::dataplane

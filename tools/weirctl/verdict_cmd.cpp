@@ -1,0 +1,161 @@
+// weirctl verdict: send one request to a running weir's verdict channel
+// (Unix socket) and print the reply. Exit 0 when the reply says ok, 1 when
+// it is an error reply, 2 when no reply could be had.
+//
+//   weirctl verdict add --socket S --src 10.0.0.1 --dst 10.0.0.2 --sport 1234
+//       --dport 80 --proto tcp --verdict shunt --after 10 --ttl 60   (one line)
+//   weirctl verdict add --socket S --host 10.0.0.9 --verdict drop
+//   weirctl verdict del --socket S --subnet 10.0.0.0/8
+//   weirctl verdict list|stats|expire --socket S
+//   weirctl verdict raw --socket S '{"op":"add","items":[...]}'
+#include "commands.hpp"
+
+#include <weir/dataplane/verdict_server.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace {
+
+using json = nlohmann::json;
+
+struct TargetArgs {
+    std::string src, dst, proto = "tcp", host, subnet;
+    uint32_t sport = 0, dport = 0, vlan = 0;
+};
+
+struct VerdictArgs {
+    std::string socket = "/run/weir/verdict.sock";
+    int timeout_ms = 10000;
+    TargetArgs target;
+    std::string verdict, reason;
+    std::optional<uint32_t> after, egress;
+    std::optional<double> ttl;
+    bool tcp_control = false;
+    std::string raw;
+};
+
+void add_target_options(CLI::App* sub, TargetArgs& t)
+{
+    sub->add_option("--src", t.src, "flow: one endpoint's address");
+    sub->add_option("--dst", t.dst, "flow: the other endpoint's address");
+    sub->add_option("--sport", t.sport, "flow: --src's port")->check(CLI::Range(0, 65535));
+    sub->add_option("--dport", t.dport, "flow: --dst's port")->check(CLI::Range(0, 65535));
+    sub->add_option("--proto", t.proto, "flow: tcp, udp, icmp, icmpv6, sctp, gre or a number")->capture_default_str();
+    sub->add_option("--vlan", t.vlan, "flow: outer VLAN id (0 = none)")->check(CLI::Range(0, 4095));
+    sub->add_option("--host", t.host, "a host address");
+    sub->add_option("--subnet", t.subnet, "a subnet (CIDR)");
+}
+
+// The request's target fields; an error text when they do not add up.
+std::string put_target(json& j, const TargetArgs& t)
+{
+    const int n = int(!t.src.empty() || !t.dst.empty()) + int(!t.host.empty()) + int(!t.subnet.empty());
+    if (n != 1)
+        return "give exactly one of --src/--dst (a flow), --host or --subnet";
+    if (!t.host.empty()) {
+        j["host"] = t.host;
+    } else if (!t.subnet.empty()) {
+        j["subnet"] = t.subnet;
+    } else {
+        if (t.src.empty() || t.dst.empty())
+            return "a flow needs both --src and --dst";
+        json f;
+        f["src"] = t.src;
+        f["dst"] = t.dst;
+        f["sport"] = t.sport;
+        f["dport"] = t.dport;
+        f["vlan"] = t.vlan;
+        unsigned num = 0;
+        if (!t.proto.empty() && t.proto.find_first_not_of("0123456789") == std::string::npos && t.proto.size() <= 3 &&
+            (num = static_cast<unsigned>(std::stoul(t.proto))) <= 255)
+            f["proto"] = num;
+        else
+            f["proto"] = t.proto;
+        j["flow"] = f;
+    }
+    return {};
+}
+
+int send(const VerdictArgs& a, const std::string& line)
+{
+    auto r = weir::dataplane::verdict_request(a.socket, line, a.timeout_ms);
+    if (!r) {
+        std::fprintf(stderr, "weirctl verdict: %s\n", r.error().message().c_str());
+        return 2;
+    }
+    std::printf("%s\n", r->c_str());
+    json reply = json::parse(*r, nullptr, false);
+    if (reply.is_object() && reply.value("ok", false))
+        return 0;
+    return 1;
+}
+
+weirctl::Runner setup(CLI::App& app)
+{
+    auto args = std::make_shared<VerdictArgs>();
+    auto* cmd = app.add_subcommand("verdict", "install, remove and list IDS verdicts of a running weir");
+    cmd->require_subcommand(1);
+    cmd->add_option("--socket", args->socket, "verdict channel Unix socket")->capture_default_str();
+    cmd->add_option("--timeout-ms", args->timeout_ms, "reply timeout")->capture_default_str();
+
+    auto* add = cmd->add_subcommand("add", "install a verdict for a flow, host or subnet");
+    add_target_options(add, args->target);
+    add->add_option("--verdict", args->verdict, "forward, drop, shunt or divert")
+        ->required()
+        ->check(CLI::IsMember({"forward", "drop", "shunt", "divert"}));
+    add->add_option("--after", args->after, "shunt: packets still delivered to the IDS");
+    add->add_option("--egress", args->egress, "divert: egress index");
+    add->add_option("--ttl", args->ttl, "seconds until the verdict expires (0 = never)");
+    add->add_option("--reason", args->reason, "reason text shown by list");
+    add->add_flag("--tcp-control", args->tcp_control, "keep delivering TCP SYN/FIN/RST");
+    auto* del = cmd->add_subcommand("del", "remove a verdict and print its final counters");
+    add_target_options(del, args->target);
+    auto* list = cmd->add_subcommand("list", "list every verdict with its counters");
+    auto* stats = cmd->add_subcommand("stats", "table occupancy and request counters");
+    auto* expire = cmd->add_subcommand("expire", "sweep expired verdicts and print their final counters");
+    auto* raw = cmd->add_subcommand("raw", "send one JSON request as given");
+    raw->add_option("request", args->raw, "the JSON request")->required();
+    for (auto* s : {add, del, list, stats, expire, raw}) {
+        // Accept --socket after the action too.
+        s->add_option("--socket", args->socket, "verdict channel Unix socket");
+    }
+
+    return [args, add, del, list, stats, expire, raw]() -> int {
+        json j;
+        if (raw->parsed())
+            return send(*args, args->raw);
+        if (list->parsed() || stats->parsed() || expire->parsed()) {
+            j["op"] = list->parsed() ? "list" : stats->parsed() ? "stats" : "expire";
+            return send(*args, j.dump());
+        }
+        j["op"] = add->parsed() ? "add" : "del";
+        if (std::string e = put_target(j, args->target); !e.empty()) {
+            std::fprintf(stderr, "weirctl verdict: %s\n", e.c_str());
+            return 2;
+        }
+        if (add->parsed()) {
+            j["verdict"] = args->verdict;
+            if (args->after)
+                j["after"] = *args->after;
+            if (args->egress)
+                j["egress"] = *args->egress;
+            if (args->ttl)
+                j["ttl"] = *args->ttl;
+            if (!args->reason.empty())
+                j["reason"] = args->reason;
+            if (args->tcp_control)
+                j["tcp_control"] = true;
+        }
+        (void)del;
+        return send(*args, j.dump());
+    };
+}
+
+const weirctl::Registrar reg(&setup);
+
+} // namespace
