@@ -290,9 +290,14 @@ public:
 
     [[nodiscard]] std::string describe() const override
     {
-        return fmt::format("xdp:{}@{} (AF_XDP {} mode, {}, {} socket{})", ifname_, queue_list(queues_),
+        const size_t egress = opt_.egress_ifaces.size();
+        const std::string verdicts =
+            !prog_->verdicts_on() ? std::string()
+            : egress             ? fmt::format(", verdicts on, {} egress", egress)
+                                 : std::string(", verdicts on");
+        return fmt::format("xdp:{}@{} (AF_XDP {} mode, {}, {} socket{}{})", ifname_, queue_list(queues_),
                            zero_copy_ ? "zero-copy" : "copy", xdp_attach_mode_name(prog_->mode()), socks_.size(),
-                           socks_.size() == 1 ? "" : "s");
+                           socks_.size() == 1 ? "" : "s", verdicts);
     }
 
 private:
@@ -554,7 +559,13 @@ Result<std::unique_ptr<PacketSource>> open_afxdp(const std::string& ifname, cons
                                  "(detach it with 'ip link set dev {} xdp off' if it is not needed)",
                                  ifname, other, ifname)};
 
-    auto prog = XdpProgram::load({nq, opt.xdp_sockets_per_queue});
+    XdpProgram::Config pc;
+    pc.rx_queues = nq;
+    pc.sockets_per_queue = opt.xdp_sockets_per_queue;
+    pc.verdict_map_fd = opt.verdict_map_fd;
+    pc.subnet_verdict_map_fd = opt.subnet_verdict_map_fd;
+    pc.egress_ifaces = opt.egress_ifaces;
+    auto prog = XdpProgram::load(pc);
     if (!prog)
         return Error{prog.error().code, fmt::format("xdp:{}: {}", ifname, prog.error().context)};
     auto src = std::make_unique<AfXdpSource>(ifname, ifindex, std::move(qs), opt, std::move(prog.value()));

@@ -2,18 +2,24 @@
 //
 // Load: open the embedded object, size the XSKMAP (rx_queues *
 // sockets_per_queue) and the per-queue counter array (rx_queues), set
-// .rodata, load. Attach: refuse when any XDP program is on the interface
+// .rodata, load. With verdicts, the two verdict maps are the caller's
+// (bpf_map__reuse_fd, after checking type and key/value sizes so that a
+// wrong descriptor is an error here rather than a verifier message) and
+// the egress DEVMAP gets one slot per egress interface, filled after load;
+// without verdicts the placeholders keep one entry each. Attach: refuse when any XDP program is on the interface
 // (bpf_xdp_query, then XDP_FLAGS_UPDATE_IF_NOEXIST closes the race), driver
 // mode first. Detach: bpf_xdp_detach with our program as the expected old
 // one, so the kernel leaves a program that replaced ours in place.
 #include <weir/dataplane/xdp_program.hpp>
 
+#include <weir/abi/verdict.h>
 #include <weir/abi/xdp.h>
 #include <weir/bpf/weir_xdp.skel.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
+#include <net/if.h>
 
 #include <fmt/format.h>
 
@@ -49,6 +55,25 @@ struct XdpProgram::Impl {
     }
 };
 
+namespace {
+
+// The descriptor is a map of the given type, key and value sizes.
+Result<void> check_map_fd(int fd, bpf_map_type type, uint32_t key_size, uint32_t value_size, const char* what)
+{
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
+        return from_errno(errno, fmt::format("XDP program: {} map fd {}", what, fd));
+    if (info.type != uint32_t(type) || info.key_size != key_size || info.value_size != value_size)
+        return invalid(fmt::format("XDP program: fd {} is not a {} map (type {}, key {} bytes, value {} bytes; "
+                                   "want type {}, key {}, value {})",
+                                   fd, what, info.type, info.key_size, info.value_size, uint32_t(type), key_size,
+                                   value_size));
+    return {};
+}
+
+} // namespace
+
 XdpProgram::XdpProgram(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 XdpProgram::~XdpProgram()
@@ -63,6 +88,32 @@ Result<std::unique_ptr<XdpProgram>> XdpProgram::load(const Config& cfg)
     if (cfg.sockets_per_queue == 0 || cfg.sockets_per_queue > WEIR_XDP_MAX_SOCKETS_PER_QUEUE)
         return invalid(fmt::format("XDP program: {} sockets per queue (1..{} supported)", cfg.sockets_per_queue,
                                    WEIR_XDP_MAX_SOCKETS_PER_QUEUE));
+    const bool verdicts = cfg.verdict_map_fd >= 0 || cfg.subnet_verdict_map_fd >= 0;
+    if (verdicts && (cfg.verdict_map_fd < 0 || cfg.subnet_verdict_map_fd < 0))
+        return invalid("XDP program: verdicts need both the flow and the subnet verdict map");
+    if (!verdicts && !cfg.egress_ifaces.empty())
+        return invalid("XDP program: egress interfaces without verdict maps (only a DIVERT verdict uses them)");
+    if (cfg.egress_ifaces.size() > WEIR_XDP_MAX_EGRESS)
+        return invalid(fmt::format("XDP program: {} egress interfaces (at most {})", cfg.egress_ifaces.size(),
+                                   WEIR_XDP_MAX_EGRESS));
+    std::vector<uint32_t> egress;
+    for (const std::string& name : cfg.egress_ifaces) {
+        const uint32_t ix = name.empty() || name.size() >= IFNAMSIZ ? 0 : if_nametoindex(name.c_str());
+        if (ix == 0)
+            return Error{std::make_error_code(std::errc::no_such_device),
+                         fmt::format("XDP program: egress interface '{}' does not exist", name)};
+        egress.push_back(ix);
+    }
+    if (verdicts) {
+        if (auto r = check_map_fd(cfg.verdict_map_fd, BPF_MAP_TYPE_LRU_HASH, sizeof(weir_flow_key),
+                                  sizeof(weir_verdict), "flow verdict");
+            !r)
+            return r.error();
+        if (auto r = check_map_fd(cfg.subnet_verdict_map_fd, BPF_MAP_TYPE_LPM_TRIE, sizeof(weir_subnet_key),
+                                  sizeof(weir_verdict), "subnet verdict");
+            !r)
+            return r.error();
+    }
     auto impl = std::make_unique<Impl>();
     impl->cfg = cfg;
     const int ncpus = libbpf_num_possible_cpus();
@@ -75,11 +126,21 @@ Result<std::unique_ptr<XdpProgram>> XdpProgram::load(const Config& cfg)
         return from_errno(errno ? errno : ENOMEM, "XDP program: open weir_xdp");
     weir_xdp* s = impl->skel;
     s->rodata->weir_sockets_per_queue = cfg.sockets_per_queue;
+    s->rodata->weir_verdicts_on = verdicts ? 1 : 0;
     int rc = bpf_map__set_max_entries(s->maps.weir_xsks, cfg.rx_queues * cfg.sockets_per_queue);
     if (rc == 0)
         rc = bpf_map__set_max_entries(s->maps.weir_qstats, cfg.rx_queues);
+    if (rc == 0 && !egress.empty())
+        rc = bpf_map__set_max_entries(s->maps.weir_egress, uint32_t(egress.size()));
     if (rc != 0)
         return from_errno(rc, "XDP program: size maps");
+    if (verdicts) {
+        rc = bpf_map__reuse_fd(s->maps.weir_verdicts, cfg.verdict_map_fd);
+        if (rc == 0)
+            rc = bpf_map__reuse_fd(s->maps.weir_subnet_verdicts, cfg.subnet_verdict_map_fd);
+        if (rc != 0)
+            return from_errno(rc, "XDP program: reuse the verdict maps");
+    }
     rc = weir_xdp__load(s);
     if (rc != 0)
         return from_errno(rc, "XDP program: load weir_xdp (needs CAP_BPF and CAP_NET_ADMIN)");
@@ -90,6 +151,11 @@ Result<std::unique_ptr<XdpProgram>> XdpProgram::load(const Config& cfg)
     if (rc != 0)
         return from_errno(errno, "XDP program: program info");
     impl->prog_id = info.id;
+    for (uint32_t i = 0; i < egress.size(); ++i) {
+        rc = bpf_map__update_elem(s->maps.weir_egress, &i, sizeof(i), &egress[i], sizeof(egress[i]), BPF_ANY);
+        if (rc != 0)
+            return from_errno(rc, fmt::format("XDP program: egress {} ({}) into the DEVMAP", i, cfg.egress_ifaces[i]));
+    }
     return std::unique_ptr<XdpProgram>(new XdpProgram(std::move(impl)));
 }
 
@@ -187,8 +253,19 @@ XdpQueueCounters XdpProgram::counters(uint32_t queue) const noexcept
         c.passed += x.passed;
         c.redirect_failed += x.redirect_failed;
         c.unparsed += x.unparsed;
+        c.verdict_miss += x.verdict_miss;
+        c.verdict_forward += x.verdict_forward;
+        c.verdict_drop += x.verdict_drop;
+        c.verdict_shunt += x.verdict_shunt;
+        c.verdict_divert += x.verdict_divert;
+        c.divert_failed += x.divert_failed;
     }
     return c;
+}
+
+bool XdpProgram::verdicts_on() const noexcept
+{
+    return impl_->cfg.verdict_map_fd >= 0;
 }
 
 int XdpProgram::prog_fd() const noexcept

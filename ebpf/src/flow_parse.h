@@ -91,6 +91,7 @@ struct weir_parse_state {
 	__u16 sport;
 	__u16 dport;
 	__u8 proto;
+	__u8 tcp_flags; /* TCP only: the header's flag byte (FIN 0x01, SYN 0x02, RST 0x04...) */
 };
 
 /* Ports (or ICMP type/code) of the L4 header at l4; the datagram ends at end. */
@@ -153,6 +154,13 @@ static __always_inline int weir_parse_l4(const void *data, const void *data_end,
 	}
 	s->sport = weir_ld16(t);
 	s->dport = weir_ld16(t + 2);
+	if (s->proto == WEIR_IPPROTO_TCP) {
+		/* avail >= 20 above, and end never lies past the frame */
+		const __u8 *f = weir_hdr(data, data_end, l4 + 13, 1);
+
+		if (f)
+			s->tcp_flags = f[0];
+	}
 	return WEIR_DROP_NONE;
 }
 
@@ -301,8 +309,11 @@ static __always_inline void weir_canonical_key(const struct weir_parse_state *s,
 	key->pad[0] = key->pad[1] = key->pad[2] = 0;
 }
 
-/* The frame [data, data_end) into *key; WEIR_DROP_NONE when *key is valid. */
-static __always_inline int weir_parse_flow(const void *data, const void *data_end, struct weir_flow_key *key)
+/* The frame [data, data_end) into *key; WEIR_DROP_NONE when *key is valid.
+ * tcp_flags (may be NULL) gets the TCP flag byte, 0 for anything else and
+ * for non-first fragments. */
+static __always_inline int weir_parse_flow_flags(const void *data, const void *data_end, struct weir_flow_key *key,
+						 __u8 *tcp_flags)
 {
 	struct weir_parse_state s = {};
 	const __u32 cap = (__u32)((const __u8 *)data_end - (const __u8 *)data);
@@ -341,7 +352,14 @@ static __always_inline int weir_parse_flow(const void *data, const void *data_en
 	if (rc != WEIR_DROP_NONE)
 		return rc;
 	weir_canonical_key(&s, vlan, version, key);
+	if (tcp_flags)
+		*tcp_flags = s.tcp_flags;
 	return WEIR_DROP_NONE;
+}
+
+static __always_inline int weir_parse_flow(const void *data, const void *data_end, struct weir_flow_key *key)
+{
+	return weir_parse_flow_flags(data, data_end, key, NULL);
 }
 
 /* 32-bit hash of a canonical key: the same for both directions of a flow. */

@@ -9,23 +9,48 @@
  *     weir_xsks[rx_queue_index * sockets_per_queue + hash % sockets_per_queue]
  * where hash is the symmetric hash of the frame's canonical flow key
  * (flow_parse.h), so both directions of a flow meet in one socket when
- * several sockets share a queue. With one socket per queue no parsing is
- * done. A queue nobody captures (no socket at the index) gets XDP_PASS: the
+ * several sockets share a queue. With one socket per queue (and verdicts
+ * off) no parsing is done. A queue nobody captures (no socket at the index) gets XDP_PASS: the
  * stack sees its traffic as if weir were not there.
  *
- * The steps are kept apart so that a per-flow verdict (the flow key looked
- * up in an LRU map of decisions, e.g. shunting flows an IDS is done with)
- * slots in between "key" and "redirect".
+ * With verdicts on (weir_verdicts_on, set by the loader when it hands over
+ * the verdict maps of weir/abi/verdict.h), every frame is parsed and its
+ * key looked up between "key" and "redirect": the flow map first, then the
+ * subnet trie for address a and address b (the longer prefix wins, a on a
+ * tie). weir_verdict_apply() accounts the hit in the entry and decides:
+ *   DROP                      XDP_DROP
+ *   SHUNT past shunt_after    XDP_DROP: passive capture, the packet is
+ *                             bypassed and only counted in the entry
+ *   DIVERT                    XDP_REDIRECT through weir_egress[v->egress];
+ *                             an empty or refused slot is counted
+ *                             (divert_failed) and the frame is captured
+ *                             as usual, so a missing egress never loses
+ *                             traffic silently
+ *   FORWARD, expired, miss    captured as usual
+ * Frames without a key (non-IP, truncated) are captured as usual. A
+ * non-first IPv4/IPv6 fragment has ports 0 (flow_parse.h): it matches a
+ * verdict installed for the ports-0 key of its addresses and protocol, or a
+ * subnet verdict, never the 5-tuple verdict of its first fragment.
+ * With verdicts off the program is verified with the whole step pruned
+ * (the flag is read-only data), and nothing is parsed unless sockets share
+ * a queue.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
+#include <weir/abi/verdict.h>
 #include <weir/abi/xdp.h>
 
 #include "flow_parse.h"
 
 /* Sockets per RX queue (>= 1), set by the loader before load. */
 const volatile __u32 weir_sockets_per_queue = 1;
+/* 1: look every frame up in the verdict maps, set by the loader before load. */
+const volatile __u32 weir_verdicts_on = 0;
+
+#define WEIR_TCP_FIN 0x01
+#define WEIR_TCP_SYN 0x02
+#define WEIR_TCP_RST 0x04
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -40,6 +65,58 @@ struct {
 	__type(key, __u32);
 	__type(value, struct weir_xdp_queue_stats);
 } weir_qstats SEC(".maps");
+
+/* Placeholders sized 1: with verdicts on, the loader replaces both by the
+ * user-space maps (bpf_map__reuse_fd), whose sizes then apply. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct weir_flow_key);
+	__type(value, struct weir_verdict);
+} weir_verdicts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct weir_subnet_key);
+	__type(value, struct weir_verdict);
+} weir_subnet_verdicts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} weir_egress SEC(".maps");
+
+/* The subnet verdict covering one address of the key, or NULL. */
+static __always_inline struct weir_verdict *weir_subnet_lookup(const __u8 *addr, __u8 version)
+{
+	struct weir_subnet_key sk __attribute__((aligned(8))) = {};
+
+	sk.prefixlen = WEIR_SUBNET_KEY_PREFIX(version == 4 ? 32 : 128);
+	sk.ip_version = version;
+	__builtin_memcpy(sk.addr, addr, 16);
+	return bpf_map_lookup_elem(&weir_subnet_verdicts, &sk);
+}
+
+/* The verdict for a key: flow entry first, then the longer subnet match. */
+static __always_inline struct weir_verdict *weir_verdict_find(const struct weir_flow_key *key)
+{
+	struct weir_verdict *v, *b;
+
+	v = bpf_map_lookup_elem(&weir_verdicts, key);
+	if (v)
+		return v;
+	v = weir_subnet_lookup(key->addr_a, key->ip_version);
+	b = weir_subnet_lookup(key->addr_b, key->ip_version);
+	if (!v)
+		return b;
+	if (b && b->prefix_len > v->prefix_len)
+		return b;
+	return v;
+}
 
 SEC("xdp")
 int weir_xdp(struct xdp_md *ctx)
@@ -58,19 +135,58 @@ int weir_xdp(struct xdp_md *ctx)
 	st->packets++;
 	st->bytes += (__u64)(data_end - data);
 
-	/* Step 1: the socket slot of this queue, by flow when it is shared. */
+	/* Step 1: the flow key, when fan-out or verdicts need it, and the
+	 * socket slot of this queue, by flow when it is shared. */
 	idx = q * spq;
-	if (spq > 1) {
+	if (spq > 1 || weir_verdicts_on) {
 		struct weir_flow_key key __attribute__((aligned(8))) = {};
+		__u8 tcp_flags = 0;
 
-		if (weir_parse_flow(data, data_end, &key) == WEIR_DROP_NONE)
-			idx += weir_flow_key_hash(&key) % spq;
-		else
+		if (weir_parse_flow_flags(data, data_end, &key, &tcp_flags) != WEIR_DROP_NONE) {
 			st->unparsed++;
+			goto redirect;
+		}
+		if (spq > 1)
+			idx += weir_flow_key_hash(&key) % spq;
+
+		/* Step 2: the verdict of the flow, if any. */
+		if (weir_verdicts_on) {
+			struct weir_verdict *v = weir_verdict_find(&key);
+			int act;
+
+			if (!v) {
+				st->verdict_miss++;
+				goto redirect;
+			}
+			act = weir_verdict_apply(v, (__u64)(data_end - data), bpf_ktime_get_ns(),
+						 key.proto == WEIR_IPPROTO_TCP &&
+							 (tcp_flags & (WEIR_TCP_FIN | WEIR_TCP_SYN | WEIR_TCP_RST)));
+			switch (act) {
+			case WEIR_VERDICT_DROP:
+				st->verdict_drop++;
+				return XDP_DROP;
+			case WEIR_VERDICT_SHUNT:
+				st->verdict_shunt++;
+				return XDP_DROP;
+			case WEIR_VERDICT_DIVERT:
+				rc = bpf_redirect_map(&weir_egress, v->egress, 0);
+				if (rc == XDP_REDIRECT) {
+					st->verdict_divert++;
+					return XDP_REDIRECT;
+				}
+				st->divert_failed++;
+				break;
+			case WEIR_VERDICT_FORWARD:
+				st->verdict_forward++;
+				break;
+			default: /* expired (-1), or an action this program does not know */
+				st->verdict_miss++;
+				break;
+			}
+		}
 	}
 
-	/* Step 2 (verdicts) goes here: look the key up, drop or pass. */
-
+redirect:
 	/* Step 3: to the socket, or to the stack when nobody listens there. */
 	if (!bpf_map_lookup_elem(&weir_xsks, &idx)) {
 		st->passed++;

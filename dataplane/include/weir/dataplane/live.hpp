@@ -54,6 +54,14 @@ struct LiveOptions {
     bool xdp_busy_poll = false;
     uint32_t xdp_sockets_per_queue = 1; ///< >1: shared-UMEM sockets fanned out by flow hash
 
+    // IDS verdicts and egress (AF_XDP): the maps of weir::dataplane::VerdictMap
+    // (fd(), subnet_fd()); both >= 0 turns per-flow verdicts on in the XDP
+    // program. egress_ifaces[i] is DIVERT egress index i (a veth egress needs
+    // an XDP program or GRO on its peer, see docs/xdp.md).
+    int verdict_map_fd = -1;
+    int subnet_verdict_map_fd = -1;
+    std::vector<std::string> egress_ifaces;
+
     // AF_PACKET
     uint32_t afp_block_size = 1u << 22; ///< TPACKET_V3 block bytes
     uint32_t afp_block_count = 64;

@@ -5,6 +5,15 @@
 // The program counts every frame per RX queue and redirects it into the
 // AF_XDP socket registered for its queue (and flow-hash slot, with several
 // sockets per queue); frames of queues without a socket go to the stack.
+// With the IDS verdict maps (weir/abi/verdict.h, owned by VerdictMap)
+// handed over before load, every frame's flow key is looked up and a
+// verdict drops it, shunts it (drops it after shunt_after packets: passive
+// capture only counts it in the map) or diverts it to an egress interface
+// (the weir_egress DEVMAP, index = weir_verdict.egress, filled from
+// Config::egress_ifaces in order). A veth egress only delivers redirected
+// frames when its peer has an XDP program attached or GRO on; otherwise
+// the kernel drops them silently. docs/xdp.md has the details.
+//
 // Attaching never replaces an XDP program someone else attached
 // (XDP_FLAGS_UPDATE_IF_NOEXIST), and detaching names our program, so a
 // program attached in the meantime by someone else stays.
@@ -16,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace weir::dataplane {
 
@@ -26,7 +36,13 @@ struct XdpQueueCounters {
     uint64_t redirected = 0;       ///< handed to a socket
     uint64_t passed = 0;           ///< no socket at the slot: XDP_PASS
     uint64_t redirect_failed = 0;  ///< bpf_redirect_map refused
-    uint64_t unparsed = 0;         ///< fan-out without a flow key (hashed to slot 0)
+    uint64_t unparsed = 0;         ///< parsed (fan-out, verdicts) without a flow key
+    uint64_t verdict_miss = 0;     ///< verdicts on: no (or an expired) entry, captured
+    uint64_t verdict_forward = 0;  ///< FORWARD, SHUNT under threshold, TCP control kept: captured
+    uint64_t verdict_drop = 0;     ///< DROP: XDP_DROP
+    uint64_t verdict_shunt = 0;    ///< SHUNT past threshold: XDP_DROP, counted in the map
+    uint64_t verdict_divert = 0;   ///< DIVERT: redirected to the egress port
+    uint64_t divert_failed = 0;    ///< DIVERT to an empty/refused egress slot: captured
 };
 
 enum class XdpAttachMode : uint8_t { None, Native, Generic };
@@ -36,11 +52,18 @@ public:
     struct Config {
         uint32_t rx_queues = 1;          ///< the interface's RX queues (map sizes)
         uint32_t sockets_per_queue = 1;  ///< >1: sockets of one queue fanned out by flow hash
+        // IDS verdicts and egress
+        int verdict_map_fd = -1;         ///< VerdictMap::fd(); >= 0 turns verdicts on
+        int subnet_verdict_map_fd = -1;  ///< VerdictMap::subnet_fd(); needed with verdict_map_fd
+        std::vector<std::string> egress_ifaces{};  ///< DIVERT egress i = egress_ifaces[i]
     };
 
     /// Loads the program (verifier) with maps sized for cfg.
     /// Errors: EINVAL (rx_queues 0 or above WEIR_XDP_MAX_QUEUES, sockets_per_queue
-    /// 0 or above WEIR_XDP_MAX_SOCKETS_PER_QUEUE), EPERM (no CAP_BPF), and
+    /// 0 or above WEIR_XDP_MAX_SOCKETS_PER_QUEUE, only one of the two verdict
+    /// fds, a descriptor that is not a verdict map of verdict.h's layout,
+    /// egress interfaces without verdicts or more than WEIR_XDP_MAX_EGRESS),
+    /// ENODEV (an egress interface does not exist), EPERM (no CAP_BPF), and
     /// whatever libbpf reports (ENOMEM, E2BIG...).
     static Result<std::unique_ptr<XdpProgram>> load(const Config& cfg);
 
@@ -66,6 +89,9 @@ public:
     /// The per-queue counters; zeros for a queue outside the map.
     /// Safe to call from any thread.
     [[nodiscard]] XdpQueueCounters counters(uint32_t queue) const noexcept;
+
+    /// True when the program looks frames up in the verdict maps.
+    [[nodiscard]] bool verdicts_on() const noexcept;
 
     [[nodiscard]] int prog_fd() const noexcept;
     [[nodiscard]] uint32_t prog_id() const noexcept;

@@ -11,7 +11,14 @@
  *   weir_qstats PERCPU_ARRAY of struct weir_xdp_queue_stats indexed by
  *               rx_queue_index; max_entries = rx queues. User space sums the
  *               per-CPU values.
- * Configuration (.rodata, set before load): weir_sockets_per_queue (>= 1).
+ *   weir_egress DEVMAP of ifindexes (__u32), the DIVERT egress ports of the
+ *               IDS verdicts (verdict.h: weir_verdict.egress is the index);
+ *               max_entries = egress ports (1 when there are none).
+ *   weir_verdicts, weir_subnet_verdicts: the verdict maps of verdict.h,
+ *               owned by user space and reused by fd before load (a
+ *               one-entry placeholder of each when verdicts are off).
+ * Configuration (.rodata, set before load): weir_sockets_per_queue (>= 1),
+ * weir_verdicts_on (0/1).
  */
 #ifndef WEIR_ABI_XDP_H
 #define WEIR_ABI_XDP_H
@@ -28,6 +35,8 @@
 #define WEIR_XDP_MAX_QUEUES 256
 /* Upper bound on sockets sharing one RX queue (flow-hash fan-out). */
 #define WEIR_XDP_MAX_SOCKETS_PER_QUEUE 64
+/* Upper bound on DIVERT egress ports (weir_egress entries). */
+#define WEIR_XDP_MAX_EGRESS 64
 
 /* One RX queue as the XDP program saw it (per CPU). */
 struct weir_xdp_queue_stats {
@@ -36,7 +45,14 @@ struct weir_xdp_queue_stats {
 	WEIR_XDP_U64 redirected;      /* handed to an AF_XDP socket (bpf_redirect_map said so) */
 	WEIR_XDP_U64 passed;          /* no socket at the index: XDP_PASS to the stack */
 	WEIR_XDP_U64 redirect_failed; /* socket present but bpf_redirect_map refused */
-	WEIR_XDP_U64 unparsed;        /* fan-out only: no flow key (non-IP, truncated): hash 0 */
+	WEIR_XDP_U64 unparsed;        /* parsed (fan-out or verdicts) but no flow key (non-IP, truncated) */
+	/* Verdicts on (each frame with a key counts in exactly one of these): */
+	WEIR_XDP_U64 verdict_miss;    /* no entry, or an expired one: captured as usual */
+	WEIR_XDP_U64 verdict_forward; /* FORWARD, SHUNT under its threshold, or a TCP control packet kept */
+	WEIR_XDP_U64 verdict_drop;    /* DROP: XDP_DROP */
+	WEIR_XDP_U64 verdict_shunt;   /* SHUNT past its threshold: XDP_DROP (bypassed) */
+	WEIR_XDP_U64 verdict_divert;  /* DIVERT: redirected to the egress port */
+	WEIR_XDP_U64 divert_failed;   /* DIVERT to an empty or refused egress slot: captured as usual */
 };
 
 /*
@@ -51,10 +67,10 @@ struct weir_xdp_parse_result {
 };
 
 #ifdef __cplusplus
-static_assert(sizeof(weir_xdp_queue_stats) == 48, "weir_xdp_queue_stats layout");
+static_assert(sizeof(weir_xdp_queue_stats) == 96, "weir_xdp_queue_stats layout");
 static_assert(sizeof(weir_xdp_parse_result) == 56, "weir_xdp_parse_result layout");
 #else
-_Static_assert(sizeof(struct weir_xdp_queue_stats) == 48, "weir_xdp_queue_stats layout");
+_Static_assert(sizeof(struct weir_xdp_queue_stats) == 96, "weir_xdp_queue_stats layout");
 _Static_assert(sizeof(struct weir_xdp_parse_result) == 56, "weir_xdp_parse_result layout");
 #endif
 
