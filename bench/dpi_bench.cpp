@@ -2,8 +2,16 @@
 // payload for the TLS ClientHello (SNI, ALPN, JA3, JA4), ServerHello
 // (JA3S), HTTP request and DNS parsers. Payloads are collected from
 // ../shared/pcaps/ndpi before timing; each case cycles through its set.
+//
+// BM_DpiStage_Capture/L: a whole real capture (1kxun.pcap: 80 s of an
+// Android app, mostly HTTP and TLS) through a fresh DpiStage at level L
+// (1 = micro-DPI, 2 = nDPI), as a worker runs it: ns per packet of the
+// capture, every packet offered (the stage skips what it no longer wants),
+// every flow finished at the end. Decoding and stage set-up are outside
+// the timing.
 #include <weir/dataplane/packet_source.hpp>
 #include <weir/engine/decoder.hpp>
+#include <weir/engine/dpi_stage.hpp>
 #include <weir/engine/dpi/dns.hpp>
 #include <weir/engine/dpi/http.hpp>
 #include <weir/engine/dpi/tls.hpp>
@@ -11,6 +19,7 @@
 #include <benchmark/benchmark.h>
 
 #include <filesystem>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -131,6 +140,88 @@ void BM_Dpi_RejectAll(benchmark::State& state)
     state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
 
+struct Capture {
+    std::vector<std::vector<uint8_t>> frames;
+    std::vector<weir::PacketMeta> metas;
+    std::vector<weir::FlowKey> flows; ///< one per flow, in first-packet order
+};
+
+const Capture& capture()
+{
+    static const Capture c = [] {
+        Capture c;
+        auto src = weir::dataplane::open_pcap_file((fs::path(WEIR_SHARED_DIR) / "pcaps/ndpi/pcap/1kxun.pcap").string());
+        if (!src)
+            return c;
+        weir::engine::Decoder decoder;
+        std::array<weir::RawPacket, 64> burst;
+        std::set<std::string> seen;
+        while (!(*src)->finished()) {
+            uint32_t n = (*src)->rx_burst(burst.data(), static_cast<uint32_t>(burst.size()));
+            for (uint32_t i = 0; i < n; ++i) {
+                weir::PacketMeta m;
+                if (!decoder.decode(burst[i], m))
+                    continue;
+                c.frames.emplace_back(burst[i].data, burst[i].data + burst[i].caplen);
+                c.metas.push_back(m);
+                if (seen.emplace(reinterpret_cast<const char*>(&m.key), sizeof(m.key)).second)
+                    c.flows.push_back(m.key);
+            }
+        }
+        return c;
+    }();
+    return c;
+}
+
+void BM_DpiStage_Capture(benchmark::State& state)
+{
+    const Capture& c = capture();
+    if (c.metas.empty()) {
+        state.SkipWithError("1kxun.pcap missing under WEIR_SHARED_DIR");
+        return;
+    }
+    weir::engine::DpiConfig cfg;
+    cfg.level = static_cast<uint8_t>(state.range(0));
+    uint64_t inspected = 0, detected = 0;
+    for (auto _ : state) {
+        state.PauseTiming();
+        auto s = weir::engine::DpiStage::create(cfg);
+        if (!s) {
+            state.SkipWithError(s.error().message().c_str());
+            return;
+        }
+        state.ResumeTiming();
+        for (std::size_t i = 0; i < c.metas.size(); ++i) {
+            const auto& f = c.frames[i];
+            const auto bytes = weir::engine::DpiStage::input(cfg.level, c.metas[i], f.data(), static_cast<uint32_t>(f.size()));
+            if (!bytes.empty())
+                (*s)->inspect(c.metas[i], bytes);
+        }
+        for (const auto& k : c.flows) {
+            weir::FlowRecord r;
+            r.key = k;
+            r.end_reason = weir::EndReason::IdleTimeout;
+            (*s)->finish(r);
+            benchmark::DoNotOptimize(r.l7.app);
+        }
+        state.PauseTiming();
+        inspected = (*s)->stats().payloads;
+        detected = (*s)->stats().detected;
+        s.value().reset();
+        state.ResumeTiming();
+    }
+    state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * c.metas.size()));
+    state.counters["packets"] = static_cast<double>(c.metas.size());
+    state.counters["flows"] = static_cast<double>(c.flows.size());
+    state.counters["inspected"] = static_cast<double>(inspected);
+    state.counters["detected"] = static_cast<double>(detected);
+    state.counters["ns_per_inspected"] = benchmark::Counter(static_cast<double>(inspected) * static_cast<double>(state.iterations()),
+                                                             benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    if (cfg.level == 2)
+        state.counters["ndpi_flow_bytes"] = weir::engine::ndpi_flow_state_size();
+}
+
+BENCHMARK(BM_DpiStage_Capture)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Dpi_TlsClientHello);
 BENCHMARK(BM_Dpi_TlsServerHello);
 BENCHMARK(BM_Dpi_HttpRequest);

@@ -106,6 +106,7 @@ struct Layer {
     uint64_t dst[2];
     uint32_t payload_off;
     uint32_t payload_len;
+    uint32_t l3_off;         // offset of this IP header in the frame
     uint16_t sport;
     uint16_t dport;
     uint8_t proto;
@@ -415,6 +416,7 @@ inline DropReason Decoder::Impl::ipv4(Walk& w) noexcept
     }
 
     Layer& c = w.cur;
+    c.l3_off = w.off;
     uint32_t a;
     std::memcpy(&a, h + 12, 4);
     c.src[0] = a;
@@ -465,6 +467,7 @@ DropReason Decoder::Impl::ipv6(Walk& w) noexcept
     const uint32_t end = std::min(full_end, w.cap);
 
     Layer& c = w.cur;
+    c.l3_off = w.off;
     std::memcpy(c.src, h + 8, 16);
     std::memcpy(c.dst, h + 24, 16);
     c.version = 6;
@@ -928,6 +931,7 @@ inline void Decoder::Impl::finish(const Walk& w, const RawPacket& pkt, PacketMet
     out.control = 0;
     out.dpi_copy = 0;
     out.pad_[0] = 0;
+    out.l3_offset = static_cast<uint16_t>(std::min<uint32_t>(c.l3_off, 0xffff));
 
     ++stats.decoded;
     stats.fragments += c.is_fragment;
@@ -990,6 +994,7 @@ struct FastIp {
     out.control = 0;
     out.dpi_copy = 0;
     out.pad_[0] = 0;
+    out.l3_offset = static_cast<uint16_t>(ip.l4 - (ip.version == 4 ? 20 : 40));
     return true;
 }
 

@@ -2,7 +2,9 @@
 //
 // The parsers are fed the way tests/golden/dpi_golden_test.cpp feeds them
 // (first payloads of each direction, nDPI's rules for which value wins), so
-// the fields match what that test checks against nDPI.
+// the fields match what that test checks against nDPI. Level 2 keeps the
+// same map and inspection pool, with an nDPI flow state per inspection
+// (dpi/ndpi_module.hpp, built when WEIR_HAVE_NDPI).
 #include <weir/engine/dpi_stage.hpp>
 
 #include <weir/engine/dpi/dns.hpp>
@@ -11,12 +13,17 @@
 #include <weir/engine/dpi/ssh.hpp>
 #include <weir/engine/dpi/tls.hpp>
 
+#if WEIR_HAVE_NDPI
+#include "dpi/ndpi_module.hpp"
+#endif
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <span>
 #include <type_traits>
 #include <vector>
 
@@ -44,7 +51,9 @@ struct Inspection {
     uint8_t http_response_seen;
     uint8_t dns_response_seen;
     uint8_t url_seen;
+    uint16_t packets;         ///< level 2: packets given to nDPI
     uint32_t next_free;
+    void* ndpi;               ///< level 2: the nDPI flow state (NdpiModule::Flow)
 };
 
 struct Entry {
@@ -99,6 +108,9 @@ struct DpiStage::Impl {
     /// is counted once, not at every payload it sends, without keeping
     /// state per flow. A flow pushed out of this cache is counted again.
     std::array<uint32_t, 4096> refused{};
+#if WEIR_HAVE_NDPI
+    std::unique_ptr<d::NdpiModule> ndpi;
+#endif
 
     void count_refused(uint32_t hash) noexcept
     {
@@ -152,6 +164,12 @@ struct DpiStage::Impl {
         if (e.insp == kNone)
             return;
         Inspection& in = insps[e.insp];
+#if WEIR_HAVE_NDPI
+        if (in.ndpi) {
+            ndpi->free_flow(static_cast<d::NdpiModule::Flow*>(in.ndpi));
+            in.ndpi = nullptr;
+        }
+#endif
         for (uint32_t& t : in.tls)
             if (t != kNone) {
                 tls_free.push_back(t); // capacity reserved at create(): no allocation
@@ -309,20 +327,108 @@ struct DpiStage::Impl {
             return true;
         return e.l7.ja3c[0] && e.l7.ja3s[0];
     }
+
+    // Level 2: the entry and its inspection for a packet's flow, made at its
+    // first packet; nullptr when the flow is done or cannot be inspected.
+    Entry* ndpi_entry(const PacketMeta& m) noexcept
+    {
+        uint32_t pos;
+        uint32_t ei = find(m.key, m.hash, pos);
+        if (ei != kNone) {
+            Entry& e = entries[ei];
+            return e.done ? nullptr : &e;
+        }
+#if WEIR_HAVE_NDPI
+        if (insp_free == kNone || (ei = alloc_entry()) == kNone) {
+            count_refused(m.hash);
+            return nullptr;
+        }
+        void* flow = ndpi->new_flow();
+        if (!flow) {
+            // Out of memory: the entry goes back, the flow is not inspected.
+            entries[ei].next_free = entry_free;
+            entry_free = ei;
+            count_refused(m.hash);
+            return nullptr;
+        }
+        Entry& e = entries[ei];
+        const uint32_t ii = insp_free;
+        Inspection& in = insps[ii];
+        insp_free = in.next_free;
+        ++nentries;
+        ++ninsps;
+        std::memset(static_cast<void*>(&e), 0, sizeof(e));
+        e.key = m.key;
+        e.hash = m.hash;
+        e.insp = ii;
+        std::memset(static_cast<void*>(&in), 0, sizeof(in));
+        in.tls[0] = in.tls[1] = kNone;
+        in.ndpi = flow;
+        index[pos] = ei + 1;
+        ++stats.inspected;
+        return &e;
+#else
+        return nullptr;
+#endif
+    }
+
+    void inspect_ndpi(const PacketMeta& m, std::span<const uint8_t> ip) noexcept
+    {
+        if (ip.empty())
+            return;
+        // As ndpiReader: an IPv4 first fragment goes to nDPI (it reads the
+        // L4 header there), later ones do not. IPv6 fragments are skipped.
+        if (m.is_fragment && !(ip.size() >= 20 && (ip[0] >> 4) == 4 && ((ip[6] & 0x1f) | ip[7]) == 0))
+            return;
+        Entry* e = ndpi_entry(m);
+        if (!e)
+            return;
+#if WEIR_HAVE_NDPI
+        Inspection& in = insps[e->insp];
+        ++in.packets;
+        ++stats.payloads;
+        const uint16_t bound = m.key.proto == 6 ? cfg.ndpi_tcp_packets : cfg.ndpi_udp_packets;
+        const auto st = ndpi->process(static_cast<d::NdpiModule::Flow*>(in.ndpi), ip.data(),
+                                      static_cast<uint32_t>(ip.size()), m.ts_ns / 1000000, in.packets > bound, e->l7);
+        if (st.found)
+            e->found = 1;
+        if (st.done) {
+            e->done = 1;
+            if (e->found)
+                ++stats.detected;
+            if (st.gave_up)
+                ++stats.gave_up;
+            release_inspection(*e);
+        }
+#endif
+    }
 };
 
 Result<std::unique_ptr<DpiStage>> DpiStage::create(const DpiConfig& cfg)
 {
-    if (cfg.level > 1)
-        return invalid("DPI level must be 0 or 1");
-    if (cfg.max_inspections == 0 || cfg.max_flows == 0 || cfg.tls_streams == 0 || cfg.packets_per_direction == 0)
+    if (cfg.level > 2)
+        return invalid("DPI level must be 0, 1 or 2");
+    if (cfg.max_inspections == 0 || cfg.max_flows == 0 || cfg.tls_streams == 0 || cfg.packets_per_direction == 0 ||
+        cfg.ndpi_tcp_packets == 0 || cfg.ndpi_udp_packets == 0)
         return invalid("DPI sizes must be positive");
+    if (cfg.ndpi_tcp_packets > 10000 || cfg.ndpi_udp_packets > 10000)
+        return invalid("nDPI packet bounds must be at most 10000");
     if (cfg.max_inspections > kMaxSize || cfg.max_flows > kMaxSize || cfg.tls_streams > kMaxSize)
         return invalid("DPI sizes must be at most 2^24");
     auto impl = std::make_unique<Impl>();
     impl->cfg = cfg;
     if (cfg.level == 0)
         return std::unique_ptr<DpiStage>(new DpiStage(std::move(impl)));
+    if (cfg.level == 2) {
+#if WEIR_HAVE_NDPI
+        auto mod = d::NdpiModule::create(cfg.ndpi_protocols_file);
+        if (!mod)
+            return mod.error();
+        impl->ndpi = std::move(mod.value());
+#else
+        return from_errno(ENOTSUP, "DPI level 2 (nDPI): this build has no libndpi (install libndpi-dev and reconfigure)");
+#endif
+    }
     try {
         uint32_t slots = 16;
         while (slots < 2 * cfg.max_flows)
@@ -345,6 +451,7 @@ Result<std::unique_ptr<DpiStage>> DpiStage::create(const DpiConfig& cfg)
     for (uint32_t i = cfg.tls_streams; i-- > 0;)
         impl->tls_free.push_back(i);
     for (uint32_t i = cfg.max_inspections; i-- > 0;) {
+        impl->insps[i].ndpi = nullptr;
         impl->insps[i].next_free = impl->insp_free;
         impl->insp_free = i;
     }
@@ -352,11 +459,38 @@ Result<std::unique_ptr<DpiStage>> DpiStage::create(const DpiConfig& cfg)
 }
 
 DpiStage::DpiStage(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-DpiStage::~DpiStage() = default;
+
+DpiStage::~DpiStage()
+{
+    // nDPI flow states are malloc'd: free those of flows never finished.
+    Impl& s = *impl_;
+    if (s.cfg.level == 2 && s.entries)
+        for (uint32_t i = 0; i < s.entries_touched; ++i)
+            if (s.entries[i].insp != kNone && s.insps[s.entries[i].insp].ndpi)
+                s.release_inspection(s.entries[i]);
+}
+
+std::span<const uint8_t> DpiStage::input(uint8_t level, const PacketMeta& m, const uint8_t* frame,
+                                         uint32_t caplen) noexcept
+{
+    if (level == 2) {
+        if (m.l3_offset >= caplen)
+            return {};
+        return {frame + m.l3_offset, std::min<std::size_t>(caplen - m.l3_offset, 0xffff)};
+    }
+    if (m.l4_payload_len == 0 || m.l4_payload_offset == 0 || m.l4_payload_offset >= caplen)
+        return {};
+    return {frame + m.l4_payload_offset, std::min<std::size_t>(m.l4_payload_len, caplen - m.l4_payload_offset)};
+}
 
 bool DpiStage::wants(const PacketMeta& m) const noexcept
 {
     const Impl& s = *impl_;
+    if (s.cfg.level == 2) {
+        uint32_t pos;
+        uint32_t e = s.find(m.key, m.hash, pos);
+        return e == kNone || !s.entries[e].done;
+    }
     if (s.cfg.level == 0 || m.l4_payload_len == 0 || m.is_fragment || (m.key.proto != 6 && m.key.proto != 17))
         return false;
     uint32_t pos;
@@ -370,6 +504,10 @@ bool DpiStage::wants(const PacketMeta& m) const noexcept
 void DpiStage::inspect(const PacketMeta& m, std::span<const uint8_t> payload) noexcept
 {
     Impl& s = *impl_;
+    if (s.cfg.level == 2) {
+        s.inspect_ndpi(m, payload);
+        return;
+    }
     // ndpiReader skips non-first fragments: their payload is no L4 header's.
     if (s.cfg.level == 0 || payload.empty() || m.is_fragment || (m.key.proto != 6 && m.key.proto != 17))
         return;
@@ -422,9 +560,21 @@ void DpiStage::finish(FlowRecord& r) noexcept
         uint32_t ei = s.find(r.key, flow_hash(r.key), pos);
         if (ei != kNone) {
             Entry& e = s.entries[ei];
+            const bool ending = r.end_reason != EndReason::ActiveTimeout;
+#if WEIR_HAVE_NDPI
+            // nDPI's last word on a flow it was still reading (ndpiReader
+            // does the same for the flows left at the end of a capture).
+            if (ending && !e.done && e.insp != kNone && s.insps[e.insp].ndpi) {
+                L7Info l7;
+                if (s.ndpi->give_up(static_cast<d::NdpiModule::Flow*>(s.insps[e.insp].ndpi), l7)) {
+                    e.l7 = l7;
+                    e.found = 1;
+                }
+            }
+#endif
             if (e.found)
                 r.l7 = e.l7;
-            if (r.end_reason != EndReason::ActiveTimeout) {
+            if (ending) {
                 if (!e.done && e.found)
                     ++s.stats.detected;
                 s.release_inspection(e);
@@ -433,6 +583,9 @@ void DpiStage::finish(FlowRecord& r) noexcept
                 s.entry_free = ei;
                 --s.nentries;
             }
+            // nDPI read this flow: its answer (or its guess, or Unknown) stands.
+            if (s.cfg.level == 2)
+                return;
         }
     }
     guess_l7_by_port(r);
@@ -474,6 +627,40 @@ void guess_l7_by_port(FlowRecord& r) noexcept
         return;
     set_name(r.l7, p);
     r.l7.guessed = 1;
+}
+
+Result<std::vector<NdpiProtocol>> ndpi_protocols(const std::string& protos_file)
+{
+#if WEIR_HAVE_NDPI
+    auto mod = d::NdpiModule::create(protos_file);
+    if (!mod)
+        return mod.error();
+    std::vector<NdpiProtocol> out;
+    for (auto& p : (*mod)->protocols())
+        out.push_back({p.id, std::move(p.name), std::move(p.category)});
+    return out;
+#else
+    (void)protos_file;
+    return from_errno(ENOTSUP, "nDPI: this build has no libndpi (install libndpi-dev and reconfigure)");
+#endif
+}
+
+std::string ndpi_version()
+{
+#if WEIR_HAVE_NDPI
+    return d::NdpiModule::version();
+#else
+    return {};
+#endif
+}
+
+uint32_t ndpi_flow_state_size() noexcept
+{
+#if WEIR_HAVE_NDPI
+    return d::NdpiModule::flow_state_size();
+#else
+    return 0;
+#endif
 }
 
 } // namespace weir::engine

@@ -22,13 +22,20 @@ using RecordRing = boost::lockfree::spsc_queue<FlowRecord>;
 
 constexpr uint32_t kMaxWorkers = 64;
 
-// One payload copy for a worker's DPI.
+// One payload copy for a worker's DPI. An nDPI copy longer than one slot
+// continues in the next slots (at most kNdpiCopySlots in all): its first
+// slot's len is the whole copy's, each later slot holds the next
+// kDpiCopyMax bytes.
 struct PayloadSlot {
     uint64_t ts_ns; ///< of the packet it belongs to (with hash: matches slots to packets)
     uint32_t hash;
     uint32_t len;
     uint8_t data[kDpiCopyMax];
 };
+
+// nDPI reads a TLS certificate from segments that offloading captures
+// often make larger than one slot: up to 8 slots (16 KB) per copy.
+constexpr uint32_t kNdpiCopySlots = 8;
 
 // Single-producer single-consumer ring of payload slots, written and read
 // in place (a slot is too big to copy through boost's queue).
@@ -48,6 +55,7 @@ public:
         return &slots_[tail_ & (n_ - 1)];
     }
     void commit() noexcept { tail_pub_.store(++tail_, std::memory_order_release); }
+    uint64_t free_slots() const noexcept { return n_ - (tail_ - head_.load(std::memory_order_acquire)); }
     const PayloadSlot* read_slot() noexcept
     {
         if (head_local_ == tail_pub_.load(std::memory_order_acquire))
@@ -69,9 +77,16 @@ private:
 // counts per direction of recently seen flows, direct-mapped by hash. A
 // flow pushed out by another restarts its counts and gets a few copies
 // more than needed, which the worker ignores; no wanted packet is missed.
+// nDPI (level 2) takes every packet of a flow, both directions counted
+// together, up to its give-up bound.
 class CopyFilter {
 public:
-    explicit CopyFilter(uint8_t per_direction) : limit_(per_direction), slots_(kSlots) {}
+    explicit CopyFilter(const DpiConfig& c)
+        : per_flow_(c.level == 2),
+          limit_(c.level == 2 ? std::max(c.ndpi_tcp_packets, c.ndpi_udp_packets) + 1u : c.packets_per_direction),
+          slots_(kSlots)
+    {
+    }
     bool want(const PacketMeta& m) noexcept
     {
         Slot& s = slots_[m.hash & (kSlots - 1)];
@@ -80,7 +95,7 @@ public:
             s.used = 1;
             s.count[0] = s.count[1] = 0;
         }
-        uint8_t& c = s.count[m.src_is_a ? 0 : 1];
+        uint16_t& c = s.count[per_flow_ || m.src_is_a ? 0 : 1];
         if (c >= limit_)
             return false;
         ++c;
@@ -92,11 +107,30 @@ private:
     struct Slot {
         FlowKey key;
         uint8_t used = 0;
-        uint8_t count[2]{};
+        uint16_t count[2]{};
     };
-    uint8_t limit_;
+    bool per_flow_;
+    uint32_t limit_;
     std::vector<Slot> slots_;
 };
+
+// A cut copy of an IP packet for nDPI: its length field made to match the
+// copy, so nDPI reads the first kDpiCopyMax bytes as a whole (shorter)
+// packet instead of refusing a header that claims more than it was given.
+void fit_ip_length(uint8_t* ip, uint32_t len) noexcept
+{
+    const unsigned version = ip[0] >> 4;
+    uint32_t v = len;
+    if (version == 6)
+        v = len - 40; // len >= kDpiCopyMax > 40
+    else if (version != 4)
+        return;
+    const uint32_t cur = static_cast<uint32_t>(ip[version == 4 ? 2 : 4]) << 8 | ip[version == 4 ? 3 : 5];
+    if (cur == 0 || cur <= v)
+        return; // 0: offloaded super-frame, bounded by the frame already
+    ip[version == 4 ? 2 : 4] = static_cast<uint8_t>(v >> 8);
+    ip[version == 4 ? 3 : 5] = static_cast<uint8_t>(v);
+}
 
 // Spin a little, then yield, then sleep: a consumer with nothing to do must
 // not burn the core a producer needs (this machine class has two).
@@ -290,6 +324,7 @@ void Pipeline::Impl::collect(PipelineStats& st) const
             st.dpi.not_inspected += ds.not_inspected;
             st.dpi.tls_stream_full += ds.tls_stream_full;
             st.dpi.payloads += ds.payloads;
+            st.dpi.gave_up += ds.gave_up;
         }
         st.dpi_copies_dropped = rd_copies_dropped;
     }
@@ -359,9 +394,9 @@ void Pipeline::Impl::run_inline(PacketSource& source, PipelineStats&)
                     const PacketMeta& pm = metas[j];
                     table.update(pm, fsink);
                     const RawPacket& rp = raw[raw_of[j]];
-                    if (pm.l4_payload_len && pm.l4_payload_offset && pm.l4_payload_offset < rp.caplen)
-                        dpi.inspect(pm, {rp.data + pm.l4_payload_offset,
-                                         std::min<std::size_t>(pm.l4_payload_len, rp.caplen - pm.l4_payload_offset)});
+                    const auto bytes = DpiStage::input(cfg.dpi.level, pm, rp.data, rp.caplen);
+                    if (!bytes.empty())
+                        dpi.inspect(pm, bytes);
                 }
             }
             note_time(now);
@@ -388,6 +423,7 @@ void Pipeline::Impl::worker_main(uint32_t w)
     FlowTable& table = *tables[w];
     DpiStage& dpi = *dpis[w];
     PayloadRing* payloads = cfg.dpi.level >= 1 ? payload_rings[w].get() : nullptr;
+    std::vector<uint8_t> joined(cfg.dpi.level == 2 ? kNdpiCopySlots * kDpiCopyMax : 0);
     WorkerShared& pub = shared[w];
     const bool lossless = cfg.lossless;
 
@@ -446,9 +482,22 @@ void Pipeline::Impl::worker_main(uint32_t w)
                     const PayloadSlot* slot;
                     while ((slot = payloads->read_slot()) && (slot->hash != it.hash || slot->ts_ns != it.ts_ns))
                         payloads->release();
-                    if (slot) {
+                    if (slot && slot->len <= kDpiCopyMax) {
                         dpi.inspect(it, {slot->data, slot->len});
                         payloads->release();
+                    } else if (slot) {
+                        // A copy over several slots (nDPI): joined here.
+                        const uint32_t total = slot->len;
+                        uint32_t got = 0;
+                        while (slot && got < total) {
+                            const uint32_t n = std::min(total - got, kDpiCopyMax);
+                            std::memcpy(joined.data() + got, slot->data, n);
+                            got += n;
+                            payloads->release();
+                            if (got < total)
+                                slot = payloads->read_slot(); // committed with the first one
+                        }
+                        dpi.inspect(it, {joined.data(), got});
                     }
                 }
             }
@@ -563,23 +612,50 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
     // DPI: copy the payload of a packet a worker may still inspect.
     std::unique_ptr<CopyFilter> filter;
     if (cfg.dpi.level >= 1)
-        filter = std::make_unique<CopyFilter>(cfg.dpi.packets_per_direction);
+        filter = std::make_unique<CopyFilter>(cfg.dpi);
+    const bool whole_ip = cfg.dpi.level == 2;
     uint64_t copies_dropped = 0;
     auto copy_payload = [&](const RawPacket& rp, PacketMeta& pm, uint32_t w) {
-        if (pm.l4_payload_len == 0 || pm.l4_payload_offset == 0 || pm.l4_payload_offset >= rp.caplen ||
-            pm.is_fragment || (pm.key.proto != 6 && pm.key.proto != 17) || !filter->want(pm))
+        // nDPI takes IPv4 first fragments too (DpiStage decides).
+        if (!whole_ip && (pm.is_fragment || (pm.key.proto != 6 && pm.key.proto != 17)))
             return;
-        PayloadSlot* slot = payload_rings[w]->write_slot();
+        const auto bytes = DpiStage::input(cfg.dpi.level, pm, rp.data, rp.caplen);
+        if (bytes.empty() || !filter->want(pm))
+            return;
+        PayloadRing& ring = *payload_rings[w];
+        PayloadSlot* slot = ring.write_slot();
         if (!slot) {
             ++copies_dropped; // lossy mode only (see the ring's size)
             return;
         }
-        const uint32_t len = std::min<uint32_t>({pm.l4_payload_len, rp.caplen - pm.l4_payload_offset, kDpiCopyMax});
-        std::memcpy(slot->data, rp.data + pm.l4_payload_offset, len);
-        slot->len = len;
-        slot->hash = pm.hash;
-        slot->ts_ns = pm.ts_ns;
-        payload_rings[w]->commit();
+        uint32_t len = static_cast<uint32_t>(std::min<std::size_t>(bytes.size(), kDpiCopyMax));
+        if (whole_ip && bytes.size() > kDpiCopyMax) {
+            // Longer nDPI copies take the next slots, as many as are free
+            // beyond the one-slot-per-packet room the ring is sized for:
+            // a copy is cut rather than the reader made to wait.
+            const uint64_t spare = ring.free_slots() > cfg.ring_size + cfg.burst ? ring.free_slots() - cfg.ring_size - cfg.burst : 0;
+            const uint32_t slots = static_cast<uint32_t>(std::min<uint64_t>(kNdpiCopySlots, 1 + spare));
+            len = static_cast<uint32_t>(std::min<std::size_t>(bytes.size(), std::size_t{slots} * kDpiCopyMax));
+        }
+        uint32_t done = 0;
+        for (;;) {
+            const uint32_t n = std::min(len - done, kDpiCopyMax);
+            std::memcpy(slot->data, bytes.data() + done, n);
+            if (done == 0) {
+                if (whole_ip && len < bytes.size())
+                    fit_ip_length(slot->data, len); // cut: its IP length made to match
+                slot->len = len;
+            } else {
+                slot->len = n;
+            }
+            slot->hash = pm.hash;
+            slot->ts_ns = pm.ts_ns;
+            ring.commit();
+            done += n;
+            if (done >= len)
+                break;
+            slot = ring.write_slot(); // free: counted above
+        }
         pm.dpi_copy = 1;
     };
 

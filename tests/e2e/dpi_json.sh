@@ -63,8 +63,16 @@ PY
   done
   check "$cap: same JSON with 1 worker and inline" "cmp -s <(sed 's/\"WORKER\":[0-9]*//' $TMP/$cap.1.json | sort) <(sed 's/\"WORKER\":[0-9]*//' $TMP/$cap.0.json | sort)"
 done
-"$WEIR" -i "$NDPI/pcap/1kxun.pcap" -D 2 -q >/dev/null 2>&1
-check "-D 2 is refused for now" "[ $? -ne 0 ]"
+# -D 2 (nDPI): the flow ndpiReader prints as TLS.DoH_DoT with its SNI; refused
+# in a build without libndpi.
+if "$WEIR" --print-ndpi-protocols > "$TMP/protos.txt" 2>/dev/null; then
+  check "--print-ndpi-protocols lists TLS" "grep -q ' TLS ' $TMP/protos.txt"
+  "$WEIR" -i "$NDPI/pcap/dns_doh.pcap" -D 2 -w 1 --json "$TMP/d2.json" -q 2>/dev/null
+  check "-D 2: DoH flow classified by nDPI" "grep -q '\"L7_PROTO_NAME\":\"TLS.DoH_DoT\".*\"TLS_SERVER_NAME\":\"mozilla.cloudflare-dns.com\"' $TMP/d2.json"
+else
+  "$WEIR" -i "$NDPI/pcap/1kxun.pcap" -D 2 -q >/dev/null 2>&1
+  check "-D 2 is refused without libndpi" "[ $? -ne 0 ]"
+fi
 "$WEIR" -i "$NDPI/pcap/1kxun.pcap" -D 0 --json "$TMP/d0.json" -q 2>/dev/null
 check "-D 0: protocols only as port guesses" "! grep -q '\"L7_PROTO\"' <(grep -v L7_PROTO_GUESSED $TMP/d0.json) && grep -q '\"L7_PROTO_GUESSED\":true' $TMP/d0.json && ! grep -q 'HTTP_URL' $TMP/d0.json"
 echo "$pass passed, $fail failed"

@@ -67,7 +67,7 @@ std::vector<uint8_t> dns_message(bool response)
 TEST(DpiStage, RejectsBadConfig)
 {
     DpiConfig c;
-    c.level = 2;
+    c.level = 3; // 2 is nDPI (tests/unit/ndpi_stage_test.cpp)
     EXPECT_FALSE(DpiStage::create(c));
     c.level = 1;
     c.max_inspections = 0;

@@ -261,9 +261,22 @@ int main(int argc, char** argv)
         ->check(CLI::IsMember({"wire", "ip"}));
     app.add_option("-D,--dpi-level", o.dpi_level,
                    "Application protocol detection: 0 = guess from the ports only (marked as a guess), "
-                   "1 = weir's micro-DPI (TLS SNI/JA3/JA4, HTTP host/URL/user agent, DNS, SSH); "
-                   "2 (nDPI) is not available yet")
-        ->check(CLI::Range(0, 1))->capture_default_str();
+                   "1 = weir's micro-DPI (TLS SNI/JA3/JA4, HTTP host/URL/user agent, DNS, SSH), "
+                   "2 = nDPI (libndpi: all its protocols, category, risks; see docs/dpi.md)")
+        ->check(CLI::Range(0, 2))->capture_default_str();
+    std::string ndpi_protos_file;
+    app.add_option("-p,--ndpi-protocols", ndpi_protos_file, "With -D 2: custom protocol rules for nDPI (ntop's protos.txt format)")
+        ->check(CLI::ExistingFile);
+    // Runs while parsing, after -p and before -i is required.
+    app.add_flag_callback("--print-ndpi-protocols", [&ndpi_protos_file] {
+        auto protos = weir::engine::ndpi_protocols(ndpi_protos_file);
+        if (!protos)
+            throw CLI::RuntimeError("weir: " + protos.error().message(), 2);
+        fmt::print("{:>4} {:<28} {}\n", "Id", "Protocol", "Category");
+        for (const auto& p : *protos)
+            fmt::print("{:>4} {:<28} {}\n", p.id, p.name, p.category);
+        throw CLI::Success();
+    }, "Print the protocols nDPI knows (id, name, category; with -p's rules) and exit");
     app.add_option("--dpi-inspections", o.dpi_inspections, "Flows under DPI at once, per worker (more are not inspected, and counted)")
         ->check(CLI::Range(1, 1 << 24))->capture_default_str();
     app.add_option("--dpi-flows", o.dpi_flows, "Flows holding a DPI result until export, per worker (more are not inspected, and counted)")
@@ -413,6 +426,7 @@ int main(int argc, char** argv)
     cfg.dpi.max_inspections = o.dpi_inspections;
     cfg.dpi.max_flows = o.dpi_flows;
     cfg.dpi.packets_per_direction = static_cast<uint8_t>(o.dpi_packets);
+    cfg.dpi.ndpi_protocols_file = ndpi_protos_file;
     // Files: never lose a packet or a flow to a full ring. Interfaces: never
     // let a slow exporter stall capture; count what is lost instead.
     cfg.lossless = !live;

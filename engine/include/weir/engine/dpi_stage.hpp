@@ -20,6 +20,18 @@
 //
 // Level 0 inspects nothing: finish() only sets the port guess (marked
 // guessed). Level 1 is micro-DPI (TLS, HTTP, DNS, SSH parsers).
+//
+// Level 2 is nDPI (libndpi, when the build found it; otherwise create()
+// fails with ENOTSUP): one nDPI detection module per stage, all protocols
+// on. The same map keeps each flow's L7Info; the inspection state then
+// holds an nDPI flow state (688 bytes in nDPI 4.2 plus what its dissectors
+// allocate), taken at the flow's first packet and freed as soon as nDPI
+// has a protocol and nothing more to read, or the flow has had more than
+// ndpi_tcp_packets / ndpi_udp_packets packets (nDPI's guess then, as
+// ndpiReader's give-up), or the flow ends. nDPI reads whole IP packets, so
+// inspect() takes the bytes from the flow's IP header (input() says which
+// bytes a level wants), every packet of the flow including those without
+// payload (TCP sequence tracking), not only payloads.
 #pragma once
 
 #include <weir/core/flow_record.hpp>
@@ -29,15 +41,23 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
+#include <vector>
 
 namespace weir::engine {
 
 struct DpiConfig {
-    uint8_t level = 0;                 ///< 0: port guess only; 1: micro-DPI
-    uint32_t max_inspections = 65536;  ///< concurrent inspections per worker (24 bytes each, TLS buffers apart)
+    uint8_t level = 0;                 ///< 0: port guess only; 1: micro-DPI; 2: nDPI
+    uint32_t max_inspections = 65536;  ///< concurrent inspections per worker (32 bytes each, TLS buffers and nDPI flow states apart)
     uint32_t max_flows = 262144;       ///< flows holding DPI state or a result until export, per worker
     uint32_t tls_streams = 512;        ///< TLS reassembly buffers per worker
-    uint8_t packets_per_direction = 8; ///< payloads inspected per direction at most
+    uint8_t packets_per_direction = 8; ///< payloads inspected per direction at most (level 1)
+    /// Level 2: nDPI gives up on a TCP flow once it has had more than this
+    /// many packets, on a UDP (or other) flow past ndpi_udp_packets
+    /// (ndpiReader's -T and -U, same defaults).
+    uint16_t ndpi_tcp_packets = 80;
+    uint16_t ndpi_udp_packets = 24;
+    std::string ndpi_protocols_file;   ///< level 2: custom rules, ntop's protos.txt format (empty: none)
 };
 
 struct DpiStats {
@@ -45,19 +65,28 @@ struct DpiStats {
     uint64_t detected = 0;      ///< inspections that found a protocol
     uint64_t not_inspected = 0; ///< flows skipped because the map or the pool was full (about once per flow)
     uint64_t tls_stream_full = 0; ///< split handshakes not reassembled: no free TLS buffer
-    uint64_t payloads = 0;      ///< payloads given to the parsers
+    uint64_t payloads = 0;      ///< payloads given to the parsers (level 2: packets given to nDPI)
+    uint64_t gave_up = 0;       ///< level 2: detections ended by the packet bound with nothing found
 };
 
 class DpiStage {
 public:
-    /// Errors: EINVAL for level > 1, zero sizes, packets_per_direction == 0,
-    /// or max_flows/max_inspections > 2^24; ENOMEM.
+    /// Errors: EINVAL for level > 2, zero sizes, packets_per_direction == 0,
+    /// zero nDPI packet bounds, or max_flows/max_inspections > 2^24, or a
+    /// protocols file nDPI refuses; ENOTSUP for level 2 in a build without
+    /// libndpi; ENOMEM.
     static Result<std::unique_ptr<DpiStage>> create(const DpiConfig& cfg);
     ~DpiStage();
 
-    /// Inspects one packet's L4 payload (empty payloads are ignored).
-    /// `payload` must be the bytes at m.l4_payload_offset of the frame.
-    void inspect(const PacketMeta& m, std::span<const uint8_t> payload) noexcept;
+    /// The bytes of a decoded frame that inspect() takes at `level`: the L4
+    /// payload (levels 0 and 1, empty when there is none) or the IP packet
+    /// from the flow's IP header to the end of the capture (level 2).
+    static std::span<const uint8_t> input(uint8_t level, const PacketMeta& m, const uint8_t* frame,
+                                          uint32_t caplen) noexcept;
+
+    /// Inspects one packet: `bytes` are input(level, ...) of its frame, or
+    /// their first bytes (a cut copy). Levels 0 and 1 ignore empty payloads.
+    void inspect(const PacketMeta& m, std::span<const uint8_t> bytes) noexcept;
 
     /// Fills r.l7 for a record the flow table ended. Releases the flow's
     /// state unless the record is an active-timeout export (the flow goes
@@ -69,7 +98,7 @@ public:
     [[nodiscard]] bool wants(const PacketMeta& m) const noexcept;
 
     [[nodiscard]] uint32_t flows() const noexcept;        ///< entries in the map
-    [[nodiscard]] uint32_t inspections() const noexcept;  ///< inspection states in use
+    [[nodiscard]] uint32_t inspections() const noexcept;  ///< inspection states in use (level 2: live nDPI flow states)
     [[nodiscard]] const DpiStats& stats() const noexcept;
     [[nodiscard]] const DpiConfig& config() const noexcept;
 
@@ -82,5 +111,24 @@ private:
 /// The port-based guess (nDPI's ids), marked guessed; leaves r.l7 alone
 /// when it already holds a detected protocol.
 void guess_l7_by_port(FlowRecord& r) noexcept;
+
+/// One protocol nDPI knows.
+struct NdpiProtocol {
+    uint16_t id = 0;
+    std::string name;
+    std::string category;
+};
+
+/// The protocols of an nDPI module set up as level 2 sets it up (with the
+/// custom rules of `protos_file` when not empty), in id order. Errors as
+/// DpiStage::create at level 2.
+Result<std::vector<NdpiProtocol>> ndpi_protocols(const std::string& protos_file = {});
+
+/// The version of the libndpi this build uses ("4.2.0"); empty without it.
+std::string ndpi_version();
+
+/// Bytes of one nDPI flow state (sizeof(struct ndpi_flow_struct)); 0 in a
+/// build without libndpi.
+uint32_t ndpi_flow_state_size() noexcept;
 
 } // namespace weir::engine

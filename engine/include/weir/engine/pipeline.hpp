@@ -12,13 +12,17 @@
 // A live source (PacketSource::live()) stamps packets with the wall clock,
 // and while its link is quiet the reader advances the clock from now_ns().
 //
-// DPI (level 1) runs in each worker next to its flow table. Workers get
+// DPI (levels 1 and 2) runs in each worker next to its flow table. Workers get
 // only PacketMeta, and a frame's bytes are valid on the reader only, so the
 // reader copies the payload of packets that may still be inspected (the first
 // packets_per_direction payloads of each direction of a flow, by a small
 // direct-mapped counter table) into a per-worker payload ring, in the order
 // of the packet ring; PacketMeta::dpi_copy marks the packets that have one.
-// Copies are cut at kDpiCopyMax bytes.
+// Copies are cut at kDpiCopyMax bytes. With nDPI (level 2) the copy is the
+// IP packet from the flow's IP header (the inner one in a tunnel), for
+// every packet of a flow up to nDPI's give-up bound; a longer one (offloaded
+// segments carrying a TLS certificate) continues in up to 7 more slots when
+// the ring has that room spare, and is cut (its IP length fixed) otherwise.
 //
 // Rings full: with lossless (files) the producer waits; without (live
 // capture) the packet or flow is dropped and counted (RingFull,
@@ -41,7 +45,7 @@
 
 namespace weir::engine {
 
-/// Payload bytes a worker's DPI gets per packet in threaded mode.
+/// Payload (level 2: IP packet) bytes a worker's DPI gets per packet in threaded mode.
 inline constexpr uint32_t kDpiCopyMax = 2040;
 
 struct PipelineConfig {
@@ -50,7 +54,7 @@ struct PipelineConfig {
     DecoderConfig decoder;
     DpiConfig dpi;                 ///< per worker; level 0 = port guess only
     uint32_t ring_size = 8192;     ///< packets per reader->worker ring
-    uint32_t export_ring_size = 8192;  ///< records per worker->export ring (880 B each)
+    uint32_t export_ring_size = 8192;  ///< records per worker->export ring (896 B each)
     bool lossless = true;          ///< wait instead of dropping when a ring is full
     uint64_t tick_ns = 1000000000ULL; ///< packet-time clock broadcast period
     uint32_t burst = 32;           ///< rx burst size

@@ -62,9 +62,12 @@ struct L7Info {
     char ja3s[33]{};
     char ja4[37]{};
     uint8_t pad_[1]{};
+    uint64_t risk = 0;        ///< nDPI flow risk bitmap (ndpi_risk, bit n = risk n); nDPI mode only
+    uint16_t category = 0;    ///< nDPI category id (ndpi_protocol_category_t); nDPI mode only
+    uint8_t pad2_[6]{};
 };
 static_assert(std::is_trivially_copyable_v<L7Info>);
-static_assert(sizeof(L7Info) == 728, "L7Info grows every flow record and export ring slot");
+static_assert(sizeof(L7Info) == 744, "L7Info grows every flow record and export ring slot");
 
 struct FlowRecord {
     FlowKey key;                 ///< canonical key (A/B sides)

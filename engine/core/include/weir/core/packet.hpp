@@ -38,8 +38,10 @@ struct PacketMeta {
     uint8_t control = 0;    ///< 0: a packet; 1: a packet-time clock tick (pipeline-internal, ts_ns only)
     uint8_t dpi_copy = 0;   ///< pipeline-internal: a copy of the payload follows in the worker's DPI ring
     uint8_t pad_[1]{};
+    uint16_t l3_offset = 0; ///< offset of the flow's IP header in the frame (inner one for tunnels); nDPI reads from there
 };
 static_assert(std::is_trivially_copyable_v<PacketMeta>);
+static_assert(sizeof(PacketMeta) == 96, "PacketMeta travels through every reader->worker ring");
 
 inline constexpr uint8_t kTcpFin = 0x01;
 inline constexpr uint8_t kTcpSyn = 0x02;

@@ -1,0 +1,454 @@
+// Golden test of nDPI mode (DPI level 2): weir's Pipeline with the same
+// libndpi as ntop's own ndpiReader, both run here on every nDPI regression
+// capture (../shared/pcaps/ndpi/pcap), their per-flow protocol names
+// compared ("Master.App" as ndpi_protocol2name prints it, "Unknown" when
+// nothing was found).
+//
+// ndpiReader runs as `ndpiReader -q -t -v 2 -i CAPTURE -C FILE` (-t: it
+// opens GTP/TZSP tunnels, as weir's decoder does; -v 2: undetected flows
+// get a CSV line too) and its CSV gives each flow's 5-tuple, first packet
+// time and protocol. Its CSV has no VLAN column, so
+// flows are matched by (L4 protocol, both endpoints): the flows ndpiReader
+// and weir have for one 5-tuple are paired in time order (weir: the first
+// record of each VLAN/tunnel key; a flow weir ends on FIN/RST and sees
+// again is one flow for ndpiReader), and only when both have the same
+// number of them; otherwise only the earliest of each side is paired.
+// TCP and UDP flows only. Flows only one side has (tunnels ndpiReader does
+// not open, flows weir decodes differently) are counted, not compared.
+//
+// Pass: >= 99 % of the paired flows agree, and every disagreement is listed
+// in ndpi_mode_known_differences.txt with the same names (a listed one that
+// no longer occurs, or whose names changed, fails too). The fixture was
+// made with Debian's libndpi 4.2; with another nDPI version only the
+// agreement figure is checked. Skipped when ndpiReader or libndpi is
+// missing. WEIR_NDPI_GOLDEN_FIXTURE=1 prints fixture lines for unlisted
+// differences. Captures run two at a time (ndpiReader in a child process,
+// weir in-process); the whole set takes about two minutes on two cores.
+#include "ndpi_result.hpp"
+
+#include <weir/dataplane/packet_source.hpp>
+#include <weir/engine/pipeline.hpp>
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr double kMinAgreement = 99.0;
+
+/// Reasons a listed difference may carry (docs/dpi.md explains each).
+const std::set<std::string, std::less<>> kReasons = {
+    "flow-boundary",  // the two sides cut the 5-tuple's packets into flows differently
+    "packet-set",     // nDPI was handed a different set of packets (fragments, tunnels, truncated frames)
+    "guess",          // both gave up; nDPI's guess differs (it depends on state the sides keep differently)
+    "unexplained",    // not yet investigated; listed so a change shows up
+};
+
+struct TupleKey {
+    uint8_t proto = 0;
+    std::array<uint8_t, 16> lo{}, hi{};
+    uint16_t lo_port = 0, hi_port = 0;
+    auto operator<=>(const TupleKey&) const = default;
+};
+
+TupleKey make_key(uint8_t proto, const std::array<uint8_t, 16>& a, uint16_t pa, const std::array<uint8_t, 16>& b,
+                  uint16_t pb)
+{
+    TupleKey k;
+    k.proto = proto;
+    if (std::tie(a, pa) <= std::tie(b, pb))
+        k.lo = a, k.lo_port = pa, k.hi = b, k.hi_port = pb;
+    else
+        k.lo = b, k.lo_port = pb, k.hi = a, k.hi_port = pa;
+    return k;
+}
+
+std::string endpoint(const std::array<uint8_t, 16>& a, uint16_t port, bool v6)
+{
+    char buf[INET6_ADDRSTRLEN] = {};
+    inet_ntop(v6 ? AF_INET6 : AF_INET, a.data(), buf, sizeof(buf));
+    std::string s;
+    if (v6)
+        s += '[';
+    s += buf;
+    if (v6)
+        s += ']';
+    s += ':';
+    s += std::to_string(port);
+    return s;
+}
+
+std::string flow_text(const TupleKey& k, bool v6)
+{
+    return std::string(k.proto == 6 ? "TCP " : "UDP ") + endpoint(k.lo, k.lo_port, v6) + " <-> " +
+           endpoint(k.hi, k.hi_port, v6);
+}
+
+struct Seen {
+    double first = 0; ///< seconds
+    std::string name;
+};
+
+struct SideFlows {
+    std::map<TupleKey, std::vector<Seen>> by_tuple;
+    std::map<TupleKey, bool> v6;
+    std::size_t bad_address = 0; ///< ndpiReader 4.2 prints some IPv6 addresses wrong ("2600:1901::7a0b::")
+    std::string error;
+};
+
+// ---------------------------------------------------------------- ndpiReader
+
+/// Runs argv with stdout and stderr to /dev/null, killed after `limit`.
+int run_quiet(const std::vector<std::string>& args, std::chrono::seconds limit)
+{
+    std::vector<char*> argv;
+    for (const auto& a : args)
+        argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid = 0;
+    int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0)
+        return -1;
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    int status = 0;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            break;
+        if (r < 0)
+            return -1;
+        if (std::chrono::steady_clock::now() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -2;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool parse_addr(const std::string& s, std::array<uint8_t, 16>& out, bool& v6)
+{
+    out = {};
+    v6 = s.find(':') != std::string::npos;
+    return inet_pton(v6 ? AF_INET6 : AF_INET, s.c_str(), out.data()) == 1;
+}
+
+SideFlows read_ndpi_csv(const fs::path& csv)
+{
+    SideFlows out;
+    std::ifstream in(csv);
+    if (!in) {
+        out.error = "ndpiReader wrote no " + csv.string();
+        return out;
+    }
+    std::string line;
+    int no = 0;
+    while (std::getline(in, line)) {
+        ++no;
+        if (line.empty() || line[0] == '#')
+            continue;
+        std::vector<std::string> col;
+        std::stringstream ss(line);
+        std::string c;
+        while (col.size() < 12 && std::getline(ss, c, ','))
+            col.push_back(c);
+        // flow_id,protocol,first_seen,last_seen,duration,src_ip,src_port,dst_ip,dst_port,ndpi_proto_num,ndpi_proto,...
+        if (col.size() < 11) {
+            out.error = csv.string() + " line " + std::to_string(no) + ": too few columns";
+            return out;
+        }
+        const int proto = std::atoi(col[1].c_str());
+        if (proto != 6 && proto != 17)
+            continue;
+        std::array<uint8_t, 16> a{}, b{};
+        bool v6a = false, v6b = false;
+        if (!parse_addr(col[5], a, v6a) || !parse_addr(col[7], b, v6b)) {
+            ++out.bad_address; // cannot be matched: counted with the ndpiReader-only flows
+            continue;
+        }
+        TupleKey k = make_key(static_cast<uint8_t>(proto), a, static_cast<uint16_t>(std::atoi(col[6].c_str())), b,
+                              static_cast<uint16_t>(std::atoi(col[8].c_str())));
+        out.by_tuple[k].push_back({std::atof(col[2].c_str()), col[10]});
+        out.v6[k] = v6a;
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------- weir
+
+SideFlows run_weir(const fs::path& cap)
+{
+    SideFlows out;
+    auto src = weir::dataplane::open_pcap_file(cap.string());
+    if (!src) {
+        out.error = src.error().message();
+        return out;
+    }
+    weir::engine::PipelineConfig cfg;
+    cfg.workers = 1; // the product's path: IP copies through the payload ring
+    cfg.table.capacity = 1u << 18;
+    cfg.table.idle_timeout_ns = 86400ULL * 1000000000ULL; // ndpiReader keeps a 5-tuple's flow for the whole file
+    cfg.table.active_timeout_ns = 86400ULL * 1000000000ULL;
+    cfg.dpi.level = 2;
+    cfg.ring_size = 1024;
+    cfg.export_ring_size = 1024;
+    // Earliest record per full key (VLAN, tunnel); grouped by 5-tuple below.
+    std::map<weir::FlowKey, Seen, decltype([](const weir::FlowKey& x, const weir::FlowKey& y) {
+                 return std::memcmp(&x, &y, sizeof(x)) < 0;
+             })>
+        first;
+    auto pipe = weir::engine::Pipeline::create(cfg, [&first](const weir::FlowRecord& r) {
+        if (r.key.proto != 6 && r.key.proto != 17)
+            return;
+        const double t = static_cast<double>(r.first_ns()) / 1e9;
+        auto [it, fresh] = first.try_emplace(r.key, Seen{t, r.l7.name[0] ? r.l7.name : "Unknown"});
+        if (!fresh && t < it->second.first)
+            it->second = Seen{t, r.l7.name[0] ? r.l7.name : "Unknown"};
+    });
+    if (!pipe) {
+        out.error = pipe.error().message();
+        return out;
+    }
+    auto st = (*pipe)->run(**src);
+    if (st.dpi_copies_dropped)
+        out.error = std::to_string(st.dpi_copies_dropped) + " DPI copies dropped in lossless mode";
+    for (const auto& [k, s] : first) {
+        TupleKey t = make_key(k.proto, k.addr_a, k.port_a, k.addr_b, k.port_b);
+        out.by_tuple[t].push_back(s);
+        out.v6[t] = k.ip_version == 6;
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------- compare
+
+struct Difference {
+    std::string capture, flow, text;
+};
+
+struct CaptureResult {
+    std::size_t paired = 0, agreed = 0, ndpi_only = 0, weir_only = 0;
+    std::vector<Difference> diffs;
+    std::string error;
+};
+
+CaptureResult compare(const std::string& name, SideFlows& ndpi, SideFlows& weir)
+{
+    CaptureResult r;
+    auto by_time = [](const Seen& a, const Seen& b) { return a.first < b.first; };
+    for (auto& [k, nv] : ndpi.by_tuple) {
+        auto it = weir.by_tuple.find(k);
+        if (it == weir.by_tuple.end()) {
+            r.ndpi_only += nv.size();
+            continue;
+        }
+        auto& wv = it->second;
+        std::stable_sort(nv.begin(), nv.end(), by_time);
+        std::stable_sort(wv.begin(), wv.end(), by_time);
+        const std::size_t n = nv.size() == wv.size() ? nv.size() : 1;
+        r.ndpi_only += nv.size() - n;
+        r.weir_only += wv.size() - n;
+        if (std::getenv("WEIR_NDPI_GOLDEN_VERBOSE") && (nv.size() != n || wv.size() != n))
+            std::printf("  %s %s: ndpiReader %zu flows, weir %zu\n", name.c_str(), flow_text(k, ndpi.v6[k]).c_str(),
+                        nv.size(), wv.size());
+        for (std::size_t i = 0; i < n; ++i) {
+            ++r.paired;
+            if (nv[i].name == wv[i].name) {
+                ++r.agreed;
+                continue;
+            }
+            std::string flow = flow_text(k, ndpi.v6[k]);
+            if (n > 1)
+                flow += " #" + std::to_string(i + 1);
+            r.diffs.push_back({name, flow, "ndpiReader '" + nv[i].name + "', weir '" + wv[i].name + "'"});
+        }
+    }
+    r.ndpi_only += ndpi.bad_address;
+    for (const auto& [k, wv] : weir.by_tuple)
+        if (!ndpi.by_tuple.contains(k)) {
+            r.weir_only += wv.size();
+            if (std::getenv("WEIR_NDPI_GOLDEN_VERBOSE"))
+                std::printf("  %s %s: weir only (%s)\n", name.c_str(), flow_text(k, weir.v6[k]).c_str(),
+                            wv[0].name.c_str());
+        }
+    if (std::getenv("WEIR_NDPI_GOLDEN_VERBOSE"))
+        for (const auto& [k, nv] : ndpi.by_tuple)
+            if (!weir.by_tuple.contains(k))
+                std::printf("  %s %s: ndpiReader only (%s)\n", name.c_str(), flow_text(k, ndpi.v6[k]).c_str(),
+                            nv[0].name.c_str());
+    return r;
+}
+
+std::string ndpi_reader_version()
+{
+    // "Welcome to nDPI 4.2.0" is the first line of its help.
+    FILE* p = ::popen("ndpiReader -h 2>&1", "r");
+    if (!p)
+        return {};
+    char line[256] = {};
+    std::string v;
+    if (std::fgets(line, sizeof(line), p)) {
+        std::string s(line);
+        if (auto at = s.find("nDPI "); at != std::string::npos) {
+            v = s.substr(at + 5);
+            v.erase(v.find_last_not_of(" \r\n") + 1);
+        }
+    }
+    ::pclose(p);
+    return v;
+}
+
+} // namespace
+
+TEST(NdpiModeGolden, ProtocolsMatchNdpiReader)
+{
+    const std::string lib = weir::engine::ndpi_version();
+    if (lib.empty())
+        GTEST_SKIP() << "this build has no libndpi: nDPI mode is not available";
+    const std::string reader = ndpi_reader_version();
+    if (reader.empty())
+        GTEST_SKIP() << "ndpiReader not found (Debian package libndpi-bin)";
+    const fs::path base = fs::path(WEIR_SHARED_DIR) / "pcaps" / "ndpi" / "pcap";
+    if (!fs::is_directory(base))
+        GTEST_SKIP() << "nDPI captures not found under " << base;
+    // The fixture lists what nDPI 4.2 does; another version is held to the
+    // agreement figure only.
+    const bool subset = std::getenv("WEIR_NDPI_GOLDEN_ONLY") != nullptr;
+    const bool use_fixture = !subset && reader.rfind("4.2", 0) == 0 && lib.rfind("4.2", 0) == 0;
+
+    std::vector<fs::path> captures;
+    // WEIR_NDPI_GOLDEN_ONLY=text: only the captures whose name contains it
+    // (with WEIR_NDPI_GOLDEN_VERBOSE=1, to look into a difference).
+    const char* only = std::getenv("WEIR_NDPI_GOLDEN_ONLY");
+    for (const auto& e : fs::directory_iterator(base))
+        if (e.is_regular_file() && (!only || e.path().filename().string().find(only) != std::string::npos))
+            captures.push_back(e.path());
+    std::sort(captures.begin(), captures.end());
+
+    char tmpl[] = "/tmp/weir_ndpi_golden_XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    const fs::path tmp = tmpl;
+
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<CaptureResult> results(captures.size());
+    std::atomic<std::size_t> next{0};
+    auto work = [&] {
+        for (std::size_t i; (i = next.fetch_add(1)) < captures.size();) {
+            const auto& cap = captures[i];
+            const std::string name = cap.filename().string();
+            const fs::path csv = tmp / (std::to_string(i) + ".csv");
+            const int rc = run_quiet({"ndpiReader", "-q", "-t", "-v", "2", "-i", cap.string(), "-C", csv.string()},
+                                     std::chrono::seconds(120));
+            if (rc != 0) {
+                results[i].error = name + ": ndpiReader exited with " + std::to_string(rc);
+                continue;
+            }
+            SideFlows nd = read_ndpi_csv(csv);
+            fs::remove(csv);
+            SideFlows we = run_weir(cap);
+            if (!nd.error.empty() || !we.error.empty()) {
+                results[i].error = name + ": " + nd.error + we.error;
+                continue;
+            }
+            results[i] = compare(name, nd, we);
+        }
+    };
+    std::thread other(work);
+    work();
+    other.join();
+    fs::remove_all(tmp);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+    CaptureResult all;
+    std::vector<Difference> diffs;
+    for (const auto& r : results) {
+        if (!r.error.empty())
+            ADD_FAILURE() << r.error;
+        all.paired += r.paired;
+        all.agreed += r.agreed;
+        all.ndpi_only += r.ndpi_only;
+        all.weir_only += r.weir_only;
+        diffs.insert(diffs.end(), r.diffs.begin(), r.diffs.end());
+    }
+
+    if (use_fixture) {
+        std::vector<std::string> errors;
+        const auto path = fs::path(WEIR_SOURCE_DIR) / "tests/golden/ndpi_mode_known_differences.txt";
+        auto lines = weir::test::read_fixture(path.string(), 4, "capture | flow | category | what differs", 2, kReasons,
+                                              errors);
+        for (const auto& e : errors)
+            ADD_FAILURE() << "ndpi_mode_known_differences.txt " << e;
+        std::map<std::pair<std::string, std::string>, const weir::test::FixtureLine*> listed;
+        for (const auto& l : lines)
+            if (!listed.emplace(std::pair{l.parts[0], l.parts[1]}, &l).second)
+                ADD_FAILURE() << "ndpi_mode_known_differences.txt line " << l.line << ": listed twice";
+        std::set<std::pair<std::string, std::string>> seen;
+        std::map<std::string, std::size_t> by_reason;
+        for (const auto& d : diffs) {
+            seen.insert({d.capture, d.flow});
+            auto it = listed.find({d.capture, d.flow});
+            if (it == listed.end()) {
+                ADD_FAILURE() << "unlisted difference: " << d.capture << " | " << d.flow << ": " << d.text;
+                if (std::getenv("WEIR_NDPI_GOLDEN_FIXTURE"))
+                    std::printf("FIXTURE %s | %s | unexplained | %s\n", d.capture.c_str(), d.flow.c_str(),
+                                d.text.c_str());
+            } else if (it->second->parts[3].rfind(d.text, 0) != 0) {
+                ADD_FAILURE() << "ndpi_mode_known_differences.txt line " << it->second->line << " says '"
+                              << it->second->parts[3] << "', now: " << d.text;
+            } else {
+                ++by_reason[it->second->parts[2]];
+            }
+        }
+        for (const auto& l : lines)
+            if (!seen.contains({l.parts[0], l.parts[1]}))
+                ADD_FAILURE() << "ndpi_mode_known_differences.txt line " << l.line
+                              << " is stale (the flow now agrees or is gone): " << l.parts[0] << " | " << l.parts[1];
+        for (const auto& [reason, n] : by_reason)
+            std::printf("  listed: %-16s %zu\n", reason.c_str(), n);
+    }
+
+    const double pct = all.paired ? 100.0 * static_cast<double>(all.agreed) / static_cast<double>(all.paired) : 0.0;
+    std::printf("nDPI mode vs ndpiReader %s (libndpi %s): %zu captures in %.0f s; %zu flows paired, %zu agree "
+                "(%.2f %%), %zu differ; unpaired: %zu ndpiReader-only, %zu weir-only\n",
+                reader.c_str(), lib.c_str(), captures.size(), secs, all.paired, all.agreed, pct, diffs.size(),
+                all.ndpi_only, all.weir_only);
+    std::fflush(stdout);
+    if (!subset) {
+        EXPECT_GT(all.paired, 3000u);
+    }
+    EXPECT_GE(pct, kMinAgreement) << all.agreed << " of " << all.paired;
+}
