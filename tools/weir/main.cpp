@@ -1,6 +1,8 @@
 // weir: the flow probe. Wires a packet source, the engine pipeline and the
 // flow outputs together; all logic lives in the libraries.
 #include <weir/dataplane/live.hpp>
+#include <weir/dataplane/verdict_map.hpp>
+#include <weir/dataplane/verdict_server.hpp>
 #include <weir/dataplane/packet_source.hpp>
 #include <weir/engine/decoder.hpp>
 #include <weir/engine/pipeline.hpp>
@@ -12,6 +14,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <optional>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -67,6 +70,12 @@ struct Options {
     std::string xdp_mode = "auto";
     std::string zero_copy = "auto";
     std::string dpdk_args;
+    // IDS verdicts (AF_XDP)
+    std::string verdict_socket;
+    std::string verdict_zmq;
+    std::string verdict_pin;
+    uint32_t verdict_max = 1u << 20;
+    std::vector<std::string> egress;
     bool no_promisc = false;
     double duration_s = 0;
     double stats_interval_s = -1; ///< -1: 1 s for live capture, off for files
@@ -318,6 +327,12 @@ int main(int argc, char** argv)
     lg->add_option("--dpdk-args", o.dpdk_args, "DPDK EAL arguments, blank separated (default: the current CPU, "
                                                  "and --no-huge -m 512 when no hugepages are free)");
     lg->add_option("--dpdk-queues", o.live.dpdk_rx_queues, "DPDK RX queues (symmetric RSS across them)")->check(CLI::Range(1, 128))->capture_default_str();
+    auto* vg = app.add_option_group("IDS verdicts", "Per-flow drop / shunt / divert decided in XDP (AF_XDP capture; see docs/ids.md)");
+    vg->add_option("--verdict-socket", o.verdict_socket, "Unix socket for verdict requests (JSON lines; weirctl verdict)");
+    vg->add_option("--verdict-zmq", o.verdict_zmq, "ZMQ REP endpoint for verdict requests, e.g. tcp://127.0.0.1:5600");
+    vg->add_option("--verdict-pin", o.verdict_pin, "bpffs directory to pin (or reuse) the verdict maps in");
+    vg->add_option("--verdict-max", o.verdict_max, "Flow verdicts held at most")->check(CLI::Range(16u, 1u << 26))->capture_default_str();
+    vg->add_option("--egress", o.egress, "Interfaces a DIVERT verdict sends to, egress 0, 1, ... in this order")->delimiter(',');
     auto* xg = app.add_option_group("Flow export", "NetFlow v5/v9 and IPFIX to collectors (see docs/export.md)");
     xg->add_option("--v5", o.exp.v5, "NetFlow v5 collectors: host:port[,host:port] (IPv4 flows only)");
     xg->add_option("--v9", o.exp.v9, "NetFlow v9 collectors: host:port[,host:port]");
@@ -359,6 +374,25 @@ int main(int argc, char** argv)
                            : o.zero_copy == "off" ? weir::dataplane::LiveOptions::ZeroCopy::Off
                                                   : weir::dataplane::LiveOptions::ZeroCopy::Auto;
     o.live.eal_args = split_blanks(o.dpdk_args);
+
+    // Verdict maps first: the XDP program is loaded with them.
+    std::optional<weir::dataplane::VerdictMap> verdicts;
+    std::unique_ptr<weir::dataplane::VerdictServer> verdict_server;
+    const bool want_verdicts = !o.verdict_socket.empty() || !o.verdict_zmq.empty() || !o.verdict_pin.empty() || !o.egress.empty();
+    if (want_verdicts) {
+        weir::dataplane::VerdictMapOptions vo;
+        vo.max_flows = o.verdict_max;
+        vo.pin_dir = o.verdict_pin;
+        auto vm = weir::dataplane::VerdictMap::create(vo);
+        if (!vm) {
+            fmt::print(stderr, "weir: verdict maps: {}\n", vm.error().message());
+            return 1;
+        }
+        verdicts.emplace(std::move(vm.value()));
+        o.live.verdict_map_fd = verdicts->fd();
+        o.live.subnet_verdict_map_fd = verdicts->subnet_fd();
+        o.live.egress_ifaces = o.egress;
+    }
     // Signals from here on: a live capture may take a while to open.
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
@@ -371,6 +405,23 @@ int main(int argc, char** argv)
     const bool live = source.live();
     if (live)
         fmt::print(stderr, "weir: capturing on {}\n", source.describe());
+    if (want_verdicts) {
+        if (source.describe().find("verdicts on") == std::string::npos) {
+            fmt::print(stderr, "weir: verdicts need AF_XDP capture (-i xdp:IFACE); {} has none\n", source.describe());
+            return 2;
+        }
+        if (!o.verdict_socket.empty() || !o.verdict_zmq.empty()) {
+            weir::dataplane::VerdictServerOptions so;
+            so.unix_path = o.verdict_socket;
+            so.zmq_endpoint = o.verdict_zmq;
+            auto vs = weir::dataplane::VerdictServer::start(*verdicts, so);
+            if (!vs) {
+                fmt::print(stderr, "weir: verdict server: {}\n", vs.error().message());
+                return 1;
+            }
+            verdict_server = std::move(vs.value());
+        }
+    }
     if (o.capture_only)
         return run_capture_only(source, o);
     for (uint32_t lt : source.linktypes()) {
