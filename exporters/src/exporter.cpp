@@ -1,12 +1,99 @@
 // Exporter: encoders and transports put together, balanced by flow hash.
+//
+// Each stream's sink paces datagrams (a GCRA with a burst of 1/50 s worth
+// of datagrams), counts the records of every datagram the transport did
+// not send (notSent* in the options records), and starts a new encoder
+// session after a TCP reconnect.
 #include <weir/exporters/exporter.hpp>
 
+#include <time.h>
+
+#include <cerrno>
+
 namespace weir::exporters {
+
+namespace {
+
+uint64_t mono_ns() noexcept
+{
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+/// At most `rate` datagrams per second, bursts of up to rate/50.
+class Pacer {
+public:
+    explicit Pacer(uint32_t rate = 0)
+        : interval_ns_(rate ? 1000000000ULL / rate : 0), burst_(rate / 50 > 1 ? rate / 50 : 1)
+    {
+    }
+
+    /// Sleeps until the next datagram may leave. Returns the ns waited.
+    uint64_t wait() noexcept
+    {
+        if (interval_ns_ == 0)
+            return 0;
+        uint64_t now = mono_ns();
+        if (tat_ns_ < now)
+            tat_ns_ = now;
+        const uint64_t window = (burst_ - 1) * interval_ns_;
+        uint64_t waited = 0;
+        if (tat_ns_ > now + window) {
+            const uint64_t until = tat_ns_ - window;
+            timespec ts{static_cast<time_t>(until / 1000000000ULL), static_cast<long>(until % 1000000000ULL)};
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+            }
+            waited = until - now;
+        }
+        tat_ns_ += interval_ns_;
+        return waited;
+    }
+
+private:
+    uint64_t interval_ns_;
+    uint64_t burst_;
+    uint64_t tat_ns_ = 0; ///< theoretical arrival time of the next datagram
+};
+
+} // namespace
 
 struct Exporter::Stream final : DatagramSink {
     std::unique_ptr<Encoder> enc;
     std::unique_ptr<Transport> tr;
-    void on_datagram(std::span<const uint8_t> d) noexcept override { tr->send(d); }
+    Pacer pacer;
+    ProcessCounters pc;
+    uint64_t seen_records = 0; ///< encoder totals at the previous datagram
+    uint64_t seen_packets = 0;
+    uint64_t seen_bytes = 0;
+    uint64_t not_sent_records = 0;
+    uint64_t paced_waits = 0;
+    uint64_t paced_wait_ns = 0;
+
+    void on_datagram(std::span<const uint8_t> d) noexcept override
+    {
+        if (const uint64_t w = pacer.wait()) {
+            ++paced_waits;
+            paced_wait_ns += w;
+        }
+        const uint64_t errors = tr->stats().send_errors;
+        tr->send(d);
+        // The records of this datagram: the encoder counts a record when
+        // written, and finishes a datagram before writing the next one.
+        const EncoderStats& e = enc->stats();
+        if (tr->stats().send_errors != errors) {
+            pc.not_sent_flows += e.records - seen_records;
+            pc.not_sent_packets += e.packets_total - seen_packets;
+            pc.not_sent_octets += e.bytes_total - seen_bytes;
+            not_sent_records += e.records - seen_records;
+            enc->set_process_counters(pc);
+        }
+        seen_records = e.records;
+        seen_packets = e.packets_total;
+        seen_bytes = e.bytes_total;
+        if (tr->take_new_session())
+            enc->restart_session();
+    }
 };
 
 Result<BiflowMode> parse_biflow_mode(std::string_view s)
@@ -35,10 +122,11 @@ Result<std::unique_ptr<Exporter>> Exporter::create(ExportFormat format, std::str
         auto enc = make_encoder(format, opts.encoder);
         if (!enc)
             return enc.error();
-        auto tr = open_transport(ep);
+        auto tr = open_transport(ep, opts.transport);
         if (!tr)
             return tr.error();
         auto s = std::make_unique<Stream>();
+        s->pacer = Pacer(opts.max_datagrams_per_s);
         s->enc = std::move(enc.value());
         s->tr = std::move(tr.value());
         ex->streams_.push_back(std::move(s));
@@ -52,6 +140,15 @@ void Exporter::set_boot_ns(uint64_t boot_ns) noexcept
         return;
     boot_ns_ = boot_ns;
     booted_ = true;
+}
+
+void Exporter::set_ignored(uint64_t packets, uint64_t octets) noexcept
+{
+    for (auto& s : streams_) {
+        s->pc.ignored_packets = packets;
+        s->pc.ignored_octets = octets;
+        s->enc->set_process_counters(s->pc);
+    }
 }
 
 void Exporter::maybe_boot(const FlowRecord& r) noexcept
@@ -124,6 +221,13 @@ ExporterStats Exporter::stats() const noexcept
         st.datagrams += t.datagrams;
         st.bytes += t.bytes;
         st.send_errors += t.send_errors;
+        st.l7_records += e.l7_records;
+        st.options_records += e.options_records;
+        st.not_sent_records += s->not_sent_records;
+        st.disconnects += t.disconnects;
+        st.reconnects += t.reconnects;
+        st.paced_waits += s->paced_waits;
+        st.paced_wait_ns += s->paced_wait_ns;
     }
     return st;
 }
@@ -145,6 +249,10 @@ std::string Exporter::describe() const
     }
     if (streams_.size() > 1)
         s += opts_.send_to_all ? " (to all)" : " (by flow hash)";
+    if (opts_.max_datagrams_per_s)
+        s += " (at most " + std::to_string(opts_.max_datagrams_per_s) + " datagrams/s each)";
+    if (opts_.encoder.options_records && format_ != ExportFormat::NetflowV5)
+        s += " (options records)";
     return s;
 }
 
@@ -162,7 +270,10 @@ Result<std::vector<std::unique_ptr<Exporter>>> make_exporters(const ExportCliOpt
     eo.encoder.engine_type = o.engine_type;
     eo.encoder.engine_id = o.engine_id;
     eo.encoder.biflow = mode.value();
+    eo.encoder.options_records = o.options;
+    eo.encoder.l7_fields = o.l7;
     eo.send_to_all = o.send_to_all;
+    eo.max_datagrams_per_s = o.rate_pps;
     const struct {
         const std::string& list;
         ExportFormat f;

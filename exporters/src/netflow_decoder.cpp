@@ -94,7 +94,11 @@ enum class Slot : uint8_t {
     RevTotPackets, Proto, Tos, RevTos, TcpFlags, RevTcpFlags, SrcPort, DstPort, Src4, Dst4, Src6, Dst6, Vlan,
     SrcMac, DstMac, Start, End, RevStart, RevEnd, DurationMs, SysInitMs, EndReason, MinTtl, MaxTtl, RevMinTtl,
     RevMaxTtl, Icmp, IcmpType, IcmpCode, IpVersion,
+    // ntop enterprise elements (PEN 35632 / v9 57472 + n)
+    L7Proto, DnsQtype, DnsRcode,
+    L7Name, DnsQuery, TlsSni, HttpHost, HttpSite, HttpUrl, HttpUa, Ja3c, Ja3s, Ja4, // strings, in this order
 };
+constexpr int kStrSlots = static_cast<int>(Slot::Ja4) - static_cast<int>(Slot::L7Name) + 1;
 
 /// Time encodings of the start/end slots.
 enum class Unit : uint8_t { Sec, Ms, NtpUs, NtpNs, Uptime };
@@ -138,13 +142,51 @@ struct Parsed {
     bool have_t[4];
     bool have_duration, have_sysinit, have_icmp, have_icmp_tc;
     bool v4, v6;
+    bool have_l7;
+    uint16_t l7_proto, dns_qtype;
+    uint8_t dns_rcode;
+    const uint8_t* str[kStrSlots]; ///< L7 strings in the message (v9: NUL-padded)
+    uint16_t str_len[kStrSlots];
 };
+
+/// ntop's L7 elements. n = element id (PEN 35632).
+Field compile_ntop(uint16_t n, uint16_t len) noexcept
+{
+    Field f{Slot::Skip, Unit::Ms, len};
+    auto str = [&](Slot s) { f.slot = s; };
+    auto num = [&](Slot s) { if (len != ie::kVarLen && len <= 8) f.slot = s; };
+    switch (n) {
+    case ntop::kL7Proto: num(Slot::L7Proto); break;
+    case ntop::kDnsQueryType: num(Slot::DnsQtype); break;
+    case ntop::kDnsRetCode: num(Slot::DnsRcode); break;
+    case ntop::kL7ProtoName: str(Slot::L7Name); break;
+    case ntop::kDnsQuery: str(Slot::DnsQuery); break;
+    case ntop::kTlsServerName: str(Slot::TlsSni); break;
+    case ntop::kHttpHost: str(Slot::HttpHost); break;
+    case ntop::kHttpSite: str(Slot::HttpSite); break;
+    case ntop::kHttpUrl: str(Slot::HttpUrl); break;
+    case ntop::kHttpUserAgent: str(Slot::HttpUa); break;
+    case ntop::kJa3cHash: str(Slot::Ja3c); break;
+    case ntop::kJa3sHash: str(Slot::Ja3s); break;
+    case ntop::kJa4cHash: str(Slot::Ja4); break;
+    default: break;
+    }
+    return f;
+}
 
 /// Which slot an (enterprise, id, length) field fills.
 Field compile_field(uint32_t pen, uint16_t id, uint16_t len) noexcept
 {
     Field f{Slot::Skip, Unit::Ms, len};
-    if (len == ie::kVarLen || len == 0)
+    if (len == 0)
+        return f;
+    // v9 has no enterprise numbers: ntop's fields are 57472 + n there (IPFIX
+    // ids stop at 32767, so this cannot catch an IPFIX IANA element).
+    if (pen == ntop::kPen)
+        return compile_ntop(id, len);
+    if (pen == 0 && id >= ntop::kV9Base)
+        return compile_ntop(static_cast<uint16_t>(id - ntop::kV9Base), len);
+    if (len == ie::kVarLen)
         return f;
     const bool num = len <= 8;
     auto n = [&](Slot s) { if (num) f.slot = s; };
@@ -510,6 +552,26 @@ struct FlowDecoder::Impl {
             case Slot::IcmpType: x.icmp_type = static_cast<uint8_t>(rd_uint(v, len)); x.have_icmp_tc = true; break;
             case Slot::IcmpCode: x.icmp_code = static_cast<uint8_t>(rd_uint(v, len)); x.have_icmp_tc = true; break;
             case Slot::IpVersion: x.ipver = static_cast<uint8_t>(rd_uint(v, len)); break;
+            case Slot::L7Proto: x.l7_proto = static_cast<uint16_t>(rd_uint(v, len)); x.have_l7 = true; break;
+            case Slot::DnsQtype: x.dns_qtype = static_cast<uint16_t>(rd_uint(v, len)); break;
+            case Slot::DnsRcode: x.dns_rcode = static_cast<uint8_t>(rd_uint(v, len)); break;
+            case Slot::L7Name:
+            case Slot::DnsQuery:
+            case Slot::TlsSni:
+            case Slot::HttpHost:
+            case Slot::HttpSite:
+            case Slot::HttpUrl:
+            case Slot::HttpUa:
+            case Slot::Ja3c:
+            case Slot::Ja3s:
+            case Slot::Ja4: {
+                const int i = static_cast<int>(f.slot) - static_cast<int>(Slot::L7Name);
+                x.str[i] = v;
+                // Fixed-width (v9) strings are NUL-padded.
+                x.str_len[i] = static_cast<uint16_t>(strnlen(reinterpret_cast<const char*>(v), len));
+                x.have_l7 = true;
+                break;
+            }
             }
         }
         return off;
@@ -627,7 +689,39 @@ struct FlowDecoder::Impl {
             b.first_ns = x.have_t[2] ? to_ns(x, 2, m) : start;
             b.last_ns = x.have_t[3] ? to_ns(x, 3, m) : end;
         }
+        if (x.have_l7)
+            build_l7(x, r.l7);
         return true;
+    }
+
+    template <std::size_t N>
+    static void copy_str(char (&dst)[N], const Parsed& x, Slot s) noexcept
+    {
+        const int i = static_cast<int>(s) - static_cast<int>(Slot::L7Name);
+        const std::size_t n = std::min<std::size_t>(x.str_len[i], N - 1);
+        if (n != 0)
+            std::memcpy(dst, x.str[i], n);
+        dst[n] = '\0';
+    }
+
+    static void build_l7(const Parsed& x, L7Info& l) noexcept
+    {
+        l.app = x.l7_proto;
+        l.dns_qtype = x.dns_qtype;
+        l.dns_rcode = x.dns_rcode;
+        copy_str(l.name, x, Slot::L7Name);
+        // One server name: whichever of the four carries it.
+        for (Slot s : {Slot::DnsQuery, Slot::TlsSni, Slot::HttpHost, Slot::HttpSite}) {
+            if (x.str_len[static_cast<int>(s) - static_cast<int>(Slot::L7Name)] != 0) {
+                copy_str(l.server_name, x, s);
+                break;
+            }
+        }
+        copy_str(l.url, x, Slot::HttpUrl);
+        copy_str(l.user_agent, x, Slot::HttpUa);
+        copy_str(l.ja3c, x, Slot::Ja3c);
+        copy_str(l.ja3s, x, Slot::Ja3s);
+        copy_str(l.ja4, x, Slot::Ja4);
     }
 
     /// Data records of one set/FlowSet. Returns the records read; sets

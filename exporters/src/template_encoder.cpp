@@ -1,11 +1,30 @@
 // NetFlow v9 (RFC 3954) and IPFIX (RFC 7011) encoding.
 //
 // Sequence numbers: v9 counts export packets sent before this one (RFC 3954
-// s.5.1); IPFIX counts data records sent before this message, templates
-// excluded (RFC 7011 s.3.1). Templates (one for IPv4, one for IPv6) open
-// the first datagram and every datagram started after N datagrams or T
-// seconds without them, so a collector that starts late or restarts gets
-// them back quickly over UDP.
+// s.5.1); IPFIX counts data records (options data records included) sent
+// before this message in this session, templates excluded (RFC 7011 s.3.1).
+// Templates (one for IPv4, one for IPv6) open the first datagram and every
+// datagram started after N datagrams or T seconds without them, so a
+// collector that starts late or restarts gets them back quickly over UDP.
+//
+// L7: a flow with L7 data (L7Info app or master set) goes out under the L7
+// templates (base + 16 / base + 17): the same fields followed by ntop's
+// enterprise elements (PEN 35632 in IPFIX, v9 type 57472 + n). IPFIX carries
+// the strings variable-length (RFC 7011 s.7), v9 fixed-width, NUL-padded
+// and cut to the width. The L7 templates are announced with the first L7
+// flow (which starts a new datagram) and from then on with every refresh; a
+// flow without L7 data keeps the plain template, so a template changes only
+// when its field set does.
+//
+// Options (EncoderOptions::options_records): every template announcement
+// also carries an options template and one options record with the
+// exporting process statistics and reliability counters (RFC 7011 s.4.1-4.3;
+// v9 scope System, RFC 3954 s.6.1) and, in IPFIX once L7 templates are in
+// use, RFC 5610 type records for each ntop element. Each announcement piece
+// is a whole set; when the datagram is full the rest goes in the next one.
+//
+// restart_session() (a TCP reconnect) makes the next datagram start a new
+// session: templates first, IPFIX sequence from 0.
 #include "template_encoder.hpp"
 
 #include "encode_util.hpp"
@@ -13,6 +32,8 @@
 #include <weir/exporters/ipfix.hpp>
 #include <weir/exporters/netflow.hpp>
 
+#include <algorithm>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -24,20 +45,117 @@ enum class F : uint8_t {
     SrcMac, DstMac, StartMs, EndMs, StartUptime, EndUptime, EndReason, BiflowDir, MinTtl, MaxTtl,
     Icmp, RevBytes, RevPackets, RevTcpFlags, RevTos, RevStartMs, RevEndMs, RevMinTtl, RevMaxTtl,
     OutBytes, OutPackets,
+    // ntop L7 (PEN 35632)
+    L7Proto, L7Name, DnsQuery, DnsQtype, DnsRcode, TlsSni, HttpHost, HttpUrl, HttpUa, Ja3c, Ja3s, Ja4,
 };
+
+/// The string fields of the L7 templates (see str_index()).
+enum L7Str : uint8_t { kName, kDns, kTls, kHost, kUrl, kUa, kJa3c, kJa3s, kJa4, kL7StrCount };
+
+struct L7View {
+    const char* s[kL7StrCount];
+    uint16_t n[kL7StrCount];
+};
+
+bool has_l7(const L7Info& l) noexcept { return l.app != 0 || l.master != 0; }
+
+uint16_t cstrlen(const char* p, std::size_t cap) noexcept
+{
+    return static_cast<uint16_t>(strnlen(p, cap));
+}
+
+/// Which L7 fields a flow fills: the server name goes to DNS_QUERY (DNS,
+/// MDNS, LLMNR), TLS_SERVER_NAME (TLS) or HTTP_HOST (anything else), as
+/// nProbe does.
+L7View l7_view(const L7Info& l) noexcept
+{
+    L7View v{};
+    auto set = [&](L7Str i, const char* p, std::size_t cap) {
+        v.s[i] = p;
+        v.n[i] = cstrlen(p, cap);
+    };
+    static const char kEmpty[1] = {0};
+    for (auto& p : v.s)
+        p = kEmpty;
+    set(kName, l.name, sizeof(l.name));
+    auto is = [&l](uint16_t id) { return l.master == id || l.app == id; };
+    if (is(5) || is(8) || is(154))
+        set(kDns, l.server_name, sizeof(l.server_name));
+    else if (is(91))
+        set(kTls, l.server_name, sizeof(l.server_name));
+    else
+        set(kHost, l.server_name, sizeof(l.server_name));
+    set(kUrl, l.url, sizeof(l.url));
+    set(kUa, l.user_agent, sizeof(l.user_agent));
+    set(kJa3c, l.ja3c, sizeof(l.ja3c));
+    set(kJa3s, l.ja3s, sizeof(l.ja3s));
+    set(kJa4, l.ja4, sizeof(l.ja4));
+    return v;
+}
+
+/// One ntop element of the L7 templates. v9_len: fixed width in v9 (the
+/// strings are cut to it); IPFIX strings are variable-length.
+struct NtopField {
+    F f;
+    uint16_t n;      ///< ntop element id (PEN 35632)
+    uint16_t v9_len;
+    bool string;
+    const char* name; ///< nProbe's name, for RFC 5610 type records
+};
+
+constexpr NtopField kNtopFields[] = {
+    {F::L7Proto, ntop::kL7Proto, 2, false, "L7_PROTO"},
+    {F::L7Name, ntop::kL7ProtoName, 24, true, "L7_PROTO_NAME"},
+    {F::DnsQuery, ntop::kDnsQuery, 64, true, "DNS_QUERY"},
+    {F::DnsQtype, ntop::kDnsQueryType, 2, false, "DNS_QUERY_TYPE"},
+    {F::DnsRcode, ntop::kDnsRetCode, 1, false, "DNS_RET_CODE"},
+    {F::TlsSni, ntop::kTlsServerName, 64, true, "TLS_SERVER_NAME"},
+    {F::HttpHost, ntop::kHttpHost, 64, true, "HTTP_HOST"},
+    {F::HttpUrl, ntop::kHttpUrl, 128, true, "HTTP_URL"},
+    {F::HttpUa, ntop::kHttpUserAgent, 64, true, "HTTP_USER_AGENT"},
+    {F::Ja3c, ntop::kJa3cHash, 32, true, "JA3C_HASH"},
+    {F::Ja3s, ntop::kJa3sHash, 32, true, "JA3S_HASH"},
+    {F::Ja4, ntop::kJa4cHash, 36, true, "JA4C_HASH"},
+};
+
+/// Index into L7View of a string field.
+L7Str str_index(F f) noexcept
+{
+    switch (f) {
+    case F::L7Name: return kName;
+    case F::DnsQuery: return kDns;
+    case F::TlsSni: return kTls;
+    case F::HttpHost: return kHost;
+    case F::HttpUrl: return kUrl;
+    case F::HttpUa: return kUa;
+    case F::Ja3c: return kJa3c;
+    case F::Ja3s: return kJa3s;
+    default: return kJa4;
+    }
+}
+
+/// Options record layout (both dialects; the scope differs).
+constexpr uint16_t kStatFields[] = {
+    ipfix::kExportedOctetTotalCount,  ipfix::kExportedMessageTotalCount, ipfix::kExportedFlowRecordTotalCount,
+    ipfix::kIgnoredPacketTotalCount,  ipfix::kIgnoredOctetTotalCount,    ipfix::kNotSentFlowTotalCount,
+    ipfix::kNotSentPacketTotalCount,  ipfix::kNotSentOctetTotalCount,
+};
+constexpr uint32_t kStatCount = sizeof(kStatFields) / sizeof(kStatFields[0]);
 
 struct FieldSpec {
     F f;
     uint16_t id;
-    uint16_t len;
+    uint16_t len; ///< 65535 = variable length (IPFIX strings)
     uint32_t pen; ///< 0 = IANA
 };
 
 struct Template {
     uint16_t id = 0;
     std::vector<FieldSpec> fields;
-    uint32_t record_len = 0;
+    uint32_t record_len = 0; ///< fixed part (variable-length fields: 0)
     uint32_t spec_len = 0; ///< bytes of this template record in a template set
+    bool var = false;      ///< has variable-length fields
+    bool l7 = false;
 };
 
 /// What one export record is made of.
@@ -50,7 +168,7 @@ struct Rec {
     uint8_t tcp_flags;      ///< forward flags, or both ORed in InOut mode
 };
 
-Template build_template(Dialect d, BiflowMode mode, bool v6, uint16_t id)
+Template build_template(Dialect d, BiflowMode mode, bool v6, uint16_t id, bool l7 = false)
 {
     const bool ipfix = d == Dialect::Ipfix;
     Template t;
@@ -99,9 +217,21 @@ Template build_template(Dialect d, BiflowMode mode, bool v6, uint16_t id)
         add(F::OutBytes, ipfix::kPostOctetDeltaCount, 8);
         add(F::OutPackets, ipfix::kPostPacketDeltaCount, 8);
     }
+    t.l7 = l7;
+    if (l7) {
+        for (const NtopField& n : kNtopFields) {
+            if (ipfix)
+                add(n.f, n.n, n.string ? ipfix::kVarLen : n.v9_len, ntop::kPen);
+            else
+                add(n.f, ntop::v9_id(n.n), n.v9_len);
+        }
+    }
     t.spec_len = 4;
     for (const FieldSpec& f : t.fields) {
-        t.record_len += f.len;
+        if (f.len == ipfix::kVarLen)
+            t.var = true;
+        else
+            t.record_len += f.len;
         t.spec_len += f.pen ? 8 : 4;
     }
     return t;
@@ -123,10 +253,22 @@ public:
         : d_(d), opts_(o), mode_(mode),
           t4_(build_template(d, mode, false, base)),
           t6_(build_template(d, mode, true, static_cast<uint16_t>(base + 1))),
+          t4l7_(build_template(d, mode, false, static_cast<uint16_t>(base + kL7Offset), true)),
+          t6l7_(build_template(d, mode, true, static_cast<uint16_t>(base + kL7Offset + 1), true)),
+          stats_id_(static_cast<uint16_t>(base + kOptionsOffset)),
+          types_id_(static_cast<uint16_t>(base + kOptionsOffset + 1)),
           header_len_(d == Dialect::Ipfix ? ipfix::kHeaderSize : v9::kHeaderSize),
           w_(o.mtu)
     {
+        // Pieces that can never fit a datagram are left out (counted per record).
+        const uint32_t room = opts_.mtu - header_len_;
+        l7_ok_ = opts_.l7_fields && 4 + t4l7_.spec_len + t6l7_.spec_len <= room;
+        options_ok_ = opts_.options_records && options_templates_len(true) + 3 <= room
+            && stats_set_len() + 3 <= room && types_set_len() <= room;
     }
+
+    static constexpr uint16_t kL7Offset = 16;
+    static constexpr uint16_t kOptionsOffset = 32;
 
     [[nodiscard]] uint32_t min_datagram() const noexcept
     {
@@ -141,21 +283,40 @@ public:
             ++stats_.skipped_empty;
             return;
         }
-        const Template& t = r.key.ip_version == 6 ? t6_ : t4_;
+        const bool v6 = r.key.ip_version == 6;
+        const Template* t = v6 ? &t6_ : &t4_;
+        L7View l7v{};
+        uint32_t var_len = 0;
+        if (l7_ok_ && has_l7(r.l7)) {
+            const Template& tl = v6 ? t6l7_ : t4l7_;
+            l7v = l7_view(r.l7);
+            var_len = var_bytes(tl, l7v);
+            if (header_len_ + 4 + tl.record_len + var_len + 3 <= opts_.mtu) {
+                t = &tl;
+                if (!l7_announced_) {
+                    // New templates: announce them before the first record.
+                    l7_announced_ = true;
+                    force_announce_ = true;
+                }
+            } else {
+                ++stats_.l7_dropped;
+                var_len = 0;
+            }
+        }
         if (mode_ == BiflowMode::OneWay) {
             for (int d = 0; d < 2; ++d) {
                 if (r.dir[d].packets == 0)
                     continue;
                 const DirCounters& c = r.dir[d];
                 Rec rec{one_way(r, d), nullptr, c.first_ns, c.last_ns, static_cast<uint8_t>(d + 1), c.tcp_flags};
-                put(r, t, rec, clk, out);
+                put(r, *t, rec, l7v, var_len, clk, out);
             }
             return;
         }
         const uint8_t flags = mode_ == BiflowMode::InOut
             ? static_cast<uint8_t>(r.dir[0].tcp_flags | r.dir[1].tcp_flags) : r.dir[0].tcp_flags;
         Rec rec{one_way(r, 0), &r.dir[1], r.first_ns(), r.last_ns(), 1, flags};
-        put(r, t, rec, clk, out);
+        put(r, *t, rec, l7v, var_len, clk, out);
     }
 
     void flush(const ExportClock& clk, DatagramSink& out) noexcept override
@@ -176,17 +337,20 @@ public:
             w_.put_u16_at(2, static_cast<uint16_t>(count_records_));
             w_.put_u32_at(4, uptime_ms(clk.now_ns, clk.boot_ns, ignored));
             w_.put_u32_at(8, secs);
-            w_.put_u32_at(12, static_cast<uint32_t>(stats_.datagrams));
+            w_.put_u32_at(12, static_cast<uint32_t>(v9_sequence_));
             w_.put_u32_at(16, opts_.domain_id);
         }
-        out.on_datagram({w_.data(), w_.size()});
+        // Counted before the sink runs, so a sink that restarts the session
+        // sees a finished datagram.
         ++stats_.datagrams;
+        ++v9_sequence_;
         stats_.bytes += w_.size();
         records_sent_ += data_records_;
         ++since_templates_;
         data_records_ = 0;
         count_records_ = 0;
         open_ = false;
+        out.on_datagram({w_.data(), w_.size()});
         w_.reset();
     }
 
@@ -196,35 +360,126 @@ public:
         return d_ == Dialect::Ipfix ? ExportFormat::Ipfix : ExportFormat::NetflowV9;
     }
 
+    void restart_session() noexcept override
+    {
+        restart_pending_ = true;
+        ++stats_.session_restarts;
+    }
+
 private:
+    [[nodiscard]] bool ipfix_dialect() const noexcept { return d_ == Dialect::Ipfix; }
     [[nodiscard]] uint32_t templates_len() const noexcept { return 4 + t4_.spec_len + t6_.spec_len; }
     [[nodiscard]] uint32_t pad_of(std::size_t len) const noexcept
     {
         // v9 SHOULD pad flowsets to 32-bit boundaries; IPFIX padding is
-        // optional and left out (records are fixed-size, nothing to align).
+        // optional and left out.
         return d_ == Dialect::V9 ? static_cast<uint32_t>((4 - len % 4) % 4) : 0;
     }
 
-    void begin(const ExportClock& clk) noexcept
+    static uint32_t var_bytes(const Template& t, const L7View& v) noexcept
+    {
+        if (!t.var)
+            return 0;
+        uint32_t n = 0;
+        for (const FieldSpec& f : t.fields) {
+            if (f.len != ipfix::kVarLen)
+                continue;
+            const uint16_t len = v.n[str_index(f.f)];
+            n += (len < 255 ? 1 : 3) + len;
+        }
+        return n;
+    }
+
+    // --- options layouts -----------------------------------------------------
+
+    /// Statistics options template record (bytes).
+    [[nodiscard]] uint32_t stats_template_len() const noexcept
+    {
+        // IPFIX: id, count, scope count; v9: id, scope len, option len. Then
+        // 1 scope + kStatCount fields of 4 bytes.
+        return 6 + 4 * (1 + kStatCount);
+    }
+    [[nodiscard]] uint32_t types_template_len() const noexcept { return 6 + 4 * 6; }
+    [[nodiscard]] uint32_t options_templates_len(bool types) const noexcept
+    {
+        return 4 + stats_template_len() + (types ? types_template_len() : 0);
+    }
+    [[nodiscard]] uint32_t stats_record_len() const noexcept { return 4 + 8 * kStatCount; }
+    [[nodiscard]] static uint32_t types_set_len() noexcept
+    {
+        uint32_t n = 4;
+        for (const NtopField& f : kNtopFields)
+            n += 2 + 4 + 1 + 1 + 2 + 1 + static_cast<uint32_t>(std::strlen(f.name));
+        return n;
+    }
+    [[nodiscard]] uint32_t stats_set_len() const noexcept { return 4 + stats_record_len(); }
+    [[nodiscard]] bool send_types() const noexcept { return ipfix_dialect() && options_ok_ && l7_announced_; }
+
+    // --- datagram assembly ---------------------------------------------------
+
+    void open_datagram() noexcept
     {
         w_.zeros(header_len_);
         open_ = true;
-        set_id_ = 0;
-        const bool due = !templates_ever_
+        set_open_ = false;
+    }
+
+    /// Makes room for n more bytes: finishes the datagram when they do not fit.
+    void room(std::size_t n, const ExportClock& clk, DatagramSink& out) noexcept
+    {
+        if (open_ && w_.size() + n > opts_.mtu)
+            flush(clk, out);
+        if (!open_)
+            open_datagram();
+    }
+
+    void begin(const ExportClock& clk, DatagramSink& out, bool may_announce) noexcept
+    {
+        if (restart_pending_) {
+            // New transport session: sequence from 0, templates first.
+            restart_pending_ = false;
+            records_sent_ = 0;
+            templates_ever_ = false;
+        }
+        open_datagram();
+        const bool due = !templates_ever_ || force_announce_
             || (opts_.template_refresh_packets && since_templates_ >= opts_.template_refresh_packets)
             || (opts_.template_refresh_s && clk.now_ns >= last_templates_ns_
                 && clk.now_ns - last_templates_ns_ >= uint64_t{opts_.template_refresh_s} * 1000000000ULL);
-        if (!due)
-            return;
-        w_.u16(d_ == Dialect::Ipfix ? ipfix::kTemplateSetId : v9::kTemplateFlowSetId);
+        if (due && may_announce)
+            announce(clk, out);
+    }
+
+    /// Templates, then (options) the options templates, the statistics
+    /// record and the type records; each a whole set.
+    void announce(const ExportClock& clk, DatagramSink& out) noexcept
+    {
+        force_announce_ = false;
+        templates_ever_ = true;
+        last_templates_ns_ = clk.now_ns;
+        ++stats_.template_sends;
+        const uint16_t tset = ipfix_dialect() ? ipfix::kTemplateSetId : v9::kTemplateFlowSetId;
+        // The datagram is fresh and the MTU holds the base templates.
+        w_.u16(tset);
         w_.u16(static_cast<uint16_t>(templates_len()));
         write_template(t4_);
         write_template(t6_);
         count_records_ += 2;
-        templates_ever_ = true;
+        if (l7_announced_) {
+            room(4 + t4l7_.spec_len + t6l7_.spec_len, clk, out);
+            w_.u16(tset);
+            w_.u16(static_cast<uint16_t>(4 + t4l7_.spec_len + t6l7_.spec_len));
+            write_template(t4l7_);
+            write_template(t6l7_);
+            count_records_ += 2;
+        }
+        if (options_ok_) {
+            write_options_templates(clk, out);
+            write_stats(clk, out);
+            if (send_types())
+                write_types(clk, out);
+        }
         since_templates_ = 0;
-        last_templates_ns_ = clk.now_ns;
-        ++stats_.template_sends;
     }
 
     void write_template(const Template& t) noexcept
@@ -239,45 +494,178 @@ private:
         }
     }
 
+    void write_options_templates(const ExportClock& clk, DatagramSink& out) noexcept
+    {
+        const bool types = send_types();
+        const uint32_t len = options_templates_len(types);
+        const uint32_t pad = pad_of(len);
+        room(len + pad, clk, out);
+        if (ipfix_dialect()) {
+            w_.u16(ipfix::kOptionsTemplateSetId);
+            w_.u16(static_cast<uint16_t>(len));
+            w_.u16(stats_id_);
+            w_.u16(static_cast<uint16_t>(1 + kStatCount));
+            w_.u16(1); // scope field count
+            w_.u16(ipfix::kObservationDomainId);
+            w_.u16(4);
+            for (uint16_t id : kStatFields) {
+                w_.u16(id);
+                w_.u16(8);
+            }
+            if (types) {
+                // RFC 5610 s.3.9: scope informationElementId + privateEnterpriseNumber.
+                w_.u16(types_id_);
+                w_.u16(6);
+                w_.u16(2);
+                w_.u16(ipfix::kInformationElementId);
+                w_.u16(2);
+                w_.u16(ipfix::kPrivateEnterpriseNumber);
+                w_.u16(4);
+                w_.u16(ipfix::kInformationElementDataType);
+                w_.u16(1);
+                w_.u16(ipfix::kInformationElementSemantics);
+                w_.u16(1);
+                w_.u16(ipfix::kInformationElementUnits);
+                w_.u16(2);
+                w_.u16(ipfix::kInformationElementName);
+                w_.u16(ipfix::kVarLen);
+            }
+            ++count_records_;
+        } else {
+            // RFC 3954 s.6.1: option scope length and option length in bytes.
+            w_.u16(v9::kOptionsTemplateFlowSetId);
+            w_.u16(static_cast<uint16_t>(len + pad));
+            w_.u16(stats_id_);
+            w_.u16(4);
+            w_.u16(static_cast<uint16_t>(4 * kStatCount));
+            w_.u16(v9::kScopeSystem);
+            w_.u16(4);
+            for (uint16_t id : kStatFields) {
+                w_.u16(id);
+                w_.u16(8);
+            }
+            w_.zeros(pad);
+            ++count_records_;
+        }
+    }
+
+    void write_stats(const ExportClock& clk, DatagramSink& out) noexcept
+    {
+        const uint32_t len = stats_set_len();
+        const uint32_t pad = pad_of(len);
+        room(len + pad, clk, out);
+        w_.u16(stats_id_);
+        w_.u16(static_cast<uint16_t>(len + pad));
+        w_.u32(opts_.domain_id); // observationDomainId / v9 System scope (source id)
+        w_.u64(stats_.bytes);
+        w_.u64(stats_.datagrams);
+        w_.u64(stats_.records);
+        w_.u64(process_.ignored_packets);
+        w_.u64(process_.ignored_octets);
+        w_.u64(process_.not_sent_flows);
+        w_.u64(process_.not_sent_packets);
+        w_.u64(process_.not_sent_octets);
+        w_.zeros(pad);
+        ++data_records_;
+        ++count_records_;
+        ++stats_.options_records;
+    }
+
+    void write_types(const ExportClock& clk, DatagramSink& out) noexcept
+    {
+        const uint32_t len = types_set_len();
+        room(len, clk, out);
+        w_.u16(types_id_);
+        w_.u16(static_cast<uint16_t>(len));
+        for (const NtopField& f : kNtopFields) {
+            const std::size_t n = std::strlen(f.name);
+            w_.u16(f.n);
+            w_.u32(ntop::kPen);
+            if (f.string) {
+                w_.u8(ipfix::kTypeString);
+                w_.u8(ipfix::kSemanticsDefault);
+            } else {
+                w_.u8(f.v9_len == 1 ? ipfix::kTypeUnsigned8 : ipfix::kTypeUnsigned16);
+                w_.u8(ipfix::kSemanticsIdentifier);
+            }
+            w_.u16(0); // units: none
+            w_.u8(static_cast<uint8_t>(n));
+            w_.bytes(reinterpret_cast<const uint8_t*>(f.name), n);
+            ++data_records_;
+            ++stats_.options_records;
+        }
+    }
+
     void close_set() noexcept
     {
-        if (set_id_ == 0)
+        if (!set_open_)
             return;
         const std::size_t len = w_.size() - set_at_;
         const uint32_t pad = pad_of(len);
         w_.zeros(pad);
         w_.put_u16_at(set_at_ + 2, static_cast<uint16_t>(len + pad));
-        set_id_ = 0;
+        set_open_ = false;
     }
 
-    void put(const FlowRecord& r, const Template& t, const Rec& rec, const ExportClock& clk,
-             DatagramSink& out) noexcept
+    void put(const FlowRecord& r, const Template& t, const Rec& rec, const L7View& l7v, uint32_t var_len,
+             const ExportClock& clk, DatagramSink& out) noexcept
     {
-        if (open_) {
-            std::size_t need = t.record_len + 3;
-            if (set_id_ != t.id)
-                need += 4 + (set_id_ ? 3 : 0);
-            if (w_.size() + need > opts_.mtu)
-                flush(clk, out);
-        }
+        const std::size_t rec_len = t.record_len + var_len;
+        auto need = [&]() {
+            std::size_t n = rec_len + 3;
+            if (!set_open_ || set_id_ != t.id)
+                n += 4 + (set_open_ ? 3 : 0);
+            return n;
+        };
+        if (open_ && (force_announce_ || w_.size() + need() > opts_.mtu))
+            flush(clk, out);
         if (!open_)
-            begin(clk);
-        if (set_id_ != t.id) {
+            begin(clk, out, true);
+        if (w_.size() + need() > opts_.mtu) {
+            // The announcement filled this datagram: the record starts the next.
+            flush(clk, out);
+            begin(clk, out, false);
+        }
+        if (!set_open_ || set_id_ != t.id) {
             close_set();
             set_at_ = w_.size();
             set_id_ = t.id;
+            set_open_ = true;
             w_.u16(t.id);
             w_.u16(0);
         }
-        write_record(r, t, rec, clk);
+        write_record(r, t, rec, l7v, clk);
         ++data_records_;
         ++count_records_;
         ++stats_.records;
+        if (t.l7)
+            ++stats_.l7_records;
         stats_.packets_total += rec.fwd.c->packets + (rec.rev ? rec.rev->packets : 0);
         stats_.bytes_total += rec.fwd.c->bytes + (rec.rev ? rec.rev->bytes : 0);
     }
 
-    void write_record(const FlowRecord& r, const Template& t, const Rec& x, const ExportClock& clk) noexcept
+    void put_string(const FieldSpec& f, const L7View& v) noexcept
+    {
+        const L7Str i = str_index(f.f);
+        const uint16_t n = v.n[i];
+        const auto* p = reinterpret_cast<const uint8_t*>(v.s[i]);
+        if (f.len == ipfix::kVarLen) {
+            if (n < 255) {
+                w_.u8(static_cast<uint8_t>(n));
+            } else {
+                w_.u8(255);
+                w_.u16(n);
+            }
+            w_.bytes(p, n);
+            return;
+        }
+        const uint16_t k = std::min(n, f.len);
+        w_.bytes(p, k);
+        w_.zeros(f.len - k);
+    }
+
+    void write_record(const FlowRecord& r, const Template& t, const Rec& x, const L7View& l7v,
+                      const ExportClock& clk) noexcept
     {
         const DirCounters& c = *x.fwd.c;
         static const DirCounters kNone{};
@@ -320,6 +708,18 @@ private:
             case F::RevMaxTtl: w_.u8(rv.max_ttl); break;
             case F::OutBytes: w_.u64(rv.bytes); break;
             case F::OutPackets: w_.u64(rv.packets); break;
+            case F::L7Proto: w_.u16(r.l7.app ? r.l7.app : r.l7.master); break;
+            case F::DnsQtype: w_.u16(l7v.n[kDns] ? r.l7.dns_qtype : 0); break;
+            case F::DnsRcode: w_.u8(l7v.n[kDns] ? r.l7.dns_rcode : 0); break;
+            case F::L7Name:
+            case F::DnsQuery:
+            case F::TlsSni:
+            case F::HttpHost:
+            case F::HttpUrl:
+            case F::HttpUa:
+            case F::Ja3c:
+            case F::Ja3s:
+            case F::Ja4: put_string(f, l7v); break;
             }
         }
     }
@@ -329,14 +729,25 @@ private:
     BiflowMode mode_;
     Template t4_;
     Template t6_;
+    Template t4l7_;
+    Template t6l7_;
+    uint16_t stats_id_;
+    uint16_t types_id_;
     uint32_t header_len_;
     ByteWriter w_;
+    bool l7_ok_ = false;
+    bool options_ok_ = false;
+    bool l7_announced_ = false;
+    bool force_announce_ = false;
+    bool restart_pending_ = false;
     bool open_ = false;
-    uint16_t set_id_ = 0;      ///< data set being filled, 0 = none
+    bool set_open_ = false;
+    uint16_t set_id_ = 0;        ///< data set being filled (when set_open_)
     std::size_t set_at_ = 0;
-    uint32_t data_records_ = 0;  ///< in the current datagram
+    uint32_t data_records_ = 0;  ///< in the current datagram (IPFIX: options data too)
     uint32_t count_records_ = 0; ///< v9 header count: template + data records
-    uint64_t records_sent_ = 0;  ///< data records in finished datagrams
+    uint64_t records_sent_ = 0;  ///< data records in finished datagrams (this session)
+    uint64_t v9_sequence_ = 0;   ///< v9: export packets sent
     bool templates_ever_ = false;
     uint32_t since_templates_ = 0;
     uint64_t last_templates_ns_ = 0;
@@ -354,8 +765,9 @@ Result<std::unique_ptr<Encoder>> make_template_encoder(Dialect d, const EncoderO
     uint16_t base = opts.template_id_base;
     if (base == 0)
         base = static_cast<uint16_t>(256 + 2 * static_cast<int>(mode));
-    if (base < 256 || base == 65535)
-        return invalid(std::string(name) + ": template id base " + std::to_string(base) + " must be in 256..65534");
+    if (base < 256 || base > 65535 - 33)
+        return invalid(std::string(name) + ": template id base " + std::to_string(base)
+                       + " must be in 256..65502 (base+1, L7 base+16/17, options base+32/33)");
     if (opts.mtu > 65535)
         return invalid(std::string(name) + ": MTU " + std::to_string(opts.mtu) + " above 65535");
     auto enc = std::make_unique<TemplateEncoder>(d, opts, mode, base);

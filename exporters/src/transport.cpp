@@ -9,6 +9,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/time.h>
+#include <time.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -104,47 +108,6 @@ private:
     Endpoint ep_;
 };
 
-class TcpTransport final : public Transport {
-public:
-    TcpTransport(int fd, Endpoint ep) : fd_(fd), ep_(std::move(ep)) {}
-    ~TcpTransport() override
-    {
-        if (fd_ >= 0)
-            ::close(fd_);
-    }
-
-    void send(std::span<const uint8_t> d) noexcept override
-    {
-        // A broken stream is not reopened: the encoder's templates and
-        // sequence belong to that session. Count what could not go.
-        if (fd_ < 0) {
-            ++stats_.send_errors;
-            return;
-        }
-        std::size_t off = 0;
-        while (off < d.size()) {
-            const ssize_t n = ::send(fd_, d.data() + off, d.size() - off, MSG_NOSIGNAL);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0) {
-                ++stats_.send_errors;
-                stats_.last_errno = n < 0 ? errno : EPIPE;
-                ::close(fd_);
-                fd_ = -1;
-                return;
-            }
-            off += static_cast<std::size_t>(n);
-        }
-        ++stats_.datagrams;
-        stats_.bytes += d.size();
-    }
-    [[nodiscard]] const Endpoint& endpoint() const noexcept override { return ep_; }
-
-private:
-    int fd_;
-    Endpoint ep_;
-};
-
 Result<void> connect_with_timeout(int fd, const Endpoint& ep, int timeout_ms)
 {
     const int flags = fcntl(fd, F_GETFL, 0);
@@ -167,6 +130,119 @@ Result<void> connect_with_timeout(int fd, const Endpoint& ep, int timeout_ms)
     fcntl(fd, F_SETFL, flags);
     return {};
 }
+
+uint64_t mono_ns() noexcept
+{
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+/// Opens and connects a TCP socket with the send timeout set.
+Result<int> tcp_connect(const Endpoint& ep, const TransportOptions& o)
+{
+    const int fd = ::socket(ep.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return from_errno(errno, "socket for " + ep.to_string());
+    auto c = connect_with_timeout(fd, ep, static_cast<int>(o.connect_timeout_ms));
+    if (!c) {
+        ::close(fd);
+        return c.error();
+    }
+    timeval tv{static_cast<time_t>(o.send_timeout_ms / 1000), static_cast<suseconds_t>(o.send_timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+class TcpTransport final : public Transport {
+public:
+    TcpTransport(int fd, Endpoint ep, const TransportOptions& o) : fd_(fd), ep_(std::move(ep)), opts_(o) {}
+    ~TcpTransport() override
+    {
+        if (fd_ >= 0)
+            ::close(fd_);
+    }
+
+    void send(std::span<const uint8_t> d) noexcept override
+    {
+        if (fd_ >= 0 && peer_closed())
+            broken(EPIPE);
+        if (fd_ < 0) {
+            // The templates and sequence numbers of the old session are
+            // gone with it: this message is not sent; the encoder starts a
+            // new session with the next one.
+            if (reconnect())
+                new_session_ = true;
+            ++stats_.send_errors;
+            return;
+        }
+        std::size_t off = 0;
+        while (off < d.size()) {
+            const ssize_t n = ::send(fd_, d.data() + off, d.size() - off, MSG_NOSIGNAL);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                ++stats_.send_errors;
+                broken(n < 0 ? errno : EPIPE);
+                return;
+            }
+            off += static_cast<std::size_t>(n);
+        }
+        ++stats_.datagrams;
+        stats_.bytes += d.size();
+    }
+    [[nodiscard]] const Endpoint& endpoint() const noexcept override { return ep_; }
+    [[nodiscard]] bool take_new_session() noexcept override
+    {
+        const bool r = new_session_;
+        new_session_ = false;
+        return r;
+    }
+
+private:
+    /// A collector that exited sent FIN (or RST): see it before writing
+    /// into a dead stream, whose first send would still succeed.
+    [[nodiscard]] bool peer_closed() const noexcept
+    {
+        pollfd p{fd_, POLLRDHUP, 0};
+        return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+    }
+
+    void broken(int err) noexcept
+    {
+        stats_.last_errno = err;
+        ::close(fd_);
+        fd_ = -1;
+        ++stats_.disconnects;
+        backoff_ms_ = opts_.backoff_min_ms;
+        next_try_ns_ = mono_ns() + uint64_t{backoff_ms_} * 1000000ULL;
+    }
+
+    bool reconnect() noexcept
+    {
+        const uint64_t now = mono_ns();
+        if (now < next_try_ns_)
+            return false;
+        auto fd = tcp_connect(ep_, opts_);
+        if (!fd) {
+            ++stats_.connect_failures;
+            stats_.last_errno = fd.error().code.value();
+            backoff_ms_ = std::min(backoff_ms_ * 2, opts_.backoff_max_ms);
+            next_try_ns_ = mono_ns() + uint64_t{backoff_ms_} * 1000000ULL;
+            return false;
+        }
+        fd_ = fd.value();
+        ++stats_.reconnects;
+        return true;
+    }
+
+    int fd_;
+    Endpoint ep_;
+    TransportOptions opts_;
+    uint32_t backoff_ms_ = 0;
+    uint64_t next_try_ns_ = 0;
+    bool new_session_ = false;
+};
 
 } // namespace
 
@@ -191,19 +267,17 @@ Result<std::vector<Endpoint>> parse_collectors(std::string_view list, bool allow
     return out;
 }
 
-Result<std::unique_ptr<Transport>> open_transport(const Endpoint& ep)
+Result<std::unique_ptr<Transport>> open_transport(const Endpoint& ep, const TransportOptions& opts)
 {
-    const int fd = ::socket(ep.addr.ss_family, (ep.tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+    if (ep.tcp) {
+        auto fd = tcp_connect(ep, opts);
+        if (!fd)
+            return fd.error();
+        return std::unique_ptr<Transport>(new TcpTransport(fd.value(), ep, opts));
+    }
+    const int fd = ::socket(ep.addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return from_errno(errno, "socket for " + ep.to_string());
-    if (ep.tcp) {
-        auto c = connect_with_timeout(fd, ep, 5000);
-        if (!c) {
-            ::close(fd);
-            return c.error();
-        }
-        return std::unique_ptr<Transport>(new TcpTransport(fd, ep));
-    }
     const int sndbuf = 4 << 20;
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&ep.addr), ep.addr_len) < 0) {

@@ -14,7 +14,10 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <thread>
 
 namespace {
 
@@ -80,6 +83,17 @@ int main(int argc, char** argv)
     app.add_option("--template-refresh-seconds", eo.template_seconds, "Templates every T seconds");
     app.add_option("--observation-domain", eo.domain_id, "IPFIX ODID / v9 source id");
     app.add_option("--expect", expect, "Write what was sent, one line per export record");
+    app.add_option("--export-rate", eo.rate_pps, "At most N datagrams per second per collector (0 = unpaced)");
+    app.add_flag("--export-options", eo.options, "v9/IPFIX options records");
+    app.add_flag("--export-l7,!--no-export-l7", eo.l7, "ntop L7 fields for flows with DPI data");
+    uint32_t dpi_level = 0;
+    app.add_option("-D,--dpi-level", dpi_level, "0 port guess, 1 weir's DPI, 2 nDPI");
+    uint32_t flow_delay_us = 0;
+    app.add_option("--flow-delay-us", flow_delay_us,
+                   "Sleep this long after each exported flow (a slow source: collectors started late, reconnects)");
+    uint32_t flow_tick_ms = 0;
+    app.add_option("--flow-tick-ms", flow_tick_ms,
+                   "Advance the export clock by this much per flow (with --flow-delay-us: timed template refresh)");
     CLI11_PARSE(app, argc, argv);
 
     auto exps = make_exporters(eo);
@@ -101,6 +115,7 @@ int main(int argc, char** argv)
     engine::PipelineConfig cfg;
     cfg.workers = 0;
     cfg.table.capacity = 1 << 16;
+    cfg.dpi.level = static_cast<uint8_t>(dpi_level);
     engine::Pipeline* pipe_ptr = nullptr;
     bool booted = false;
     auto pipe = engine::Pipeline::create(cfg, [&](const FlowRecord& r) {
@@ -111,11 +126,21 @@ int main(int argc, char** argv)
                 e->set_boot_ns(first);
             booted = true;
         }
+        static uint64_t tick_ns = 0;
         for (auto& e : exps.value()) {
             e->export_flow(r);
+            if (flow_tick_ms) {
+                // A capture replays in no time: move export time on with the
+                // flows so time-based template refreshes happen.
+                tick_ns = std::max(tick_ns, r.last_ns()) + uint64_t{flow_tick_ms} * 1000000ULL;
+                e->tick(tick_ns);
+                e->flush();
+            }
             if (ef)
                 write_expect(ef, e->format(), mode.value(), r);
         }
+        if (flow_delay_us)
+            std::this_thread::sleep_for(std::chrono::microseconds(flow_delay_us));
     });
     if (!pipe) {
         fmt::print(stderr, "weir_export_driver: {}\n", pipe.error().message());
@@ -132,6 +157,10 @@ int main(int argc, char** argv)
                    "{}.template_sends={}\n{}.packets_total={}\n{}.bytes_total={}\n",
                    n, s.flows, n, s.records, n, s.skipped, n, s.datagrams, n, s.bytes, n, s.send_errors, n,
                    s.template_sends, n, s.packets_total, n, s.bytes_total);
+        fmt::print("{}.l7_records={}\n{}.options_records={}\n{}.not_sent_records={}\n{}.disconnects={}\n"
+                   "{}.reconnects={}\n{}.paced_waits={}\n{}.paced_wait_ms={}\n",
+                   n, s.l7_records, n, s.options_records, n, s.not_sent_records, n, s.disconnects, n, s.reconnects, n,
+                   s.paced_waits, n, s.paced_wait_ns / 1000000);
     }
     fmt::print("pipeline.packets={}\npipeline.flows={}\n", st.packets, st.flows_exported);
     if (ef)

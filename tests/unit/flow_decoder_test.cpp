@@ -597,7 +597,15 @@ TEST(FlowDecoder, AbsurdLengthsAreCounted)
 
 TEST(FlowDecoder, TruncatedAndGarbageNeverCrash)
 {
-    const auto in = flows(200);
+    auto in = flows(200);
+    // Some with ntop L7 fields: IPFIX variable-length strings, v9 fixed ones.
+    for (std::size_t i = 0; i < in.size(); i += 3) {
+        L7Info& l = in[i].l7;
+        l.app = 91;
+        std::memcpy(l.name, "TLS", 4);
+        std::memset(l.server_name, 'a', sizeof(l.server_name) - 1);
+        std::memset(l.url, 'u', sizeof(l.url) - 1);
+    }
     std::mt19937 rng(42);
     for (ExportFormat f : {ExportFormat::NetflowV5, ExportFormat::NetflowV9, ExportFormat::Ipfix}) {
         const auto d = encode(in, f, BiflowMode::Rfc5103);

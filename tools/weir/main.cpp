@@ -343,6 +343,9 @@ int main(int argc, char** argv)
     xg->add_option("--export-mtu", o.exp.mtu, "Largest export datagram in bytes")->check(CLI::Range(512, 65535))->capture_default_str();
     xg->add_option("--template-refresh-packets", o.exp.template_packets, "Resend v9/IPFIX templates every N datagrams (0 = off)")->capture_default_str();
     xg->add_option("--template-refresh-seconds", o.exp.template_seconds, "Resend v9/IPFIX templates every T seconds (0 = off)")->capture_default_str();
+    xg->add_option("--export-rate", o.exp.rate_pps, "At most N export datagrams per second to each collector (0 = unpaced)")->capture_default_str();
+    xg->add_flag("--export-options", o.exp.options, "v9/IPFIX options records with the templates: export statistics, reliability counters, RFC 5610 types of the ntop fields");
+    xg->add_flag("--export-l7,!--no-export-l7", o.exp.l7, "ntop L7 fields (IPFIX PEN 35632, v9 57472+n) for flows with L7 data")->capture_default_str();
     xg->add_option("--observation-domain", o.exp.domain_id, "IPFIX observation domain id / v9 source id")->capture_default_str();
     xg->add_option("--engine-type", o.exp.engine_type, "NetFlow v5 engine type")->check(CLI::Range(0, 255));
     xg->add_option("--engine-id", o.exp.engine_id, "NetFlow v5 engine id")->check(CLI::Range(0, 255));
@@ -355,6 +358,9 @@ int main(int argc, char** argv)
     zg->add_option("--zmq-source-id", o.exp.zmq_source_id, "source_id in every message header (0 = hash of the host name)");
     zg->add_option("--zmq-wait-subscriber", o.exp.zmq_wait_ms, "Wait up to MS milliseconds for a flow subscriber on every endpoint before reading")
         ->check(CLI::Range(0, 600000));
+    zg->add_option("--zmq-format", o.exp.zmq_format, "Flow payload: tlv (nDPI TLV, read by community ntopng) or json (nProbe's JSON, ntopng Pro)")
+        ->check(CLI::IsMember({"tlv", "json"}))->capture_default_str();
+    zg->add_flag("--zmq-json-labels", o.exp.zmq_json_labels, "With --zmq-format json: keys as labels (IPV4_SRC_ADDR) instead of element ids (\"8\"), as nProbe --json-labels");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -458,6 +464,7 @@ int main(int argc, char** argv)
     zbase.version = "weir 0.1.0";
     zbase.idle_timeout_s = o.idle_s;
     zbase.active_timeout_s = o.active_s;
+    zbase.wall_clock = live; // events on a quiet interface carry the wall clock
     auto zx = weir::exporters::make_zmq_exporter(o.exp, zbase);
     if (!zx) {
         fmt::print(stderr, "weir: {}\n", zx.error().message());
@@ -605,6 +612,7 @@ int main(int argc, char** argv)
         }
     }
     for (auto& e : exporters) {
+        e->set_ignored(source.stats().drops, 0);
         e->flush();
         const auto xs = e->stats();
         fmt::print(stderr, "export {}: {} records, {} datagrams, {} bytes, {} skipped, {} send errors\n",

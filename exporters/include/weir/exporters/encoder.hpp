@@ -83,6 +83,26 @@ struct EncoderOptions {
     /// 260 for Rfc5103, InOut, OneWay; IPv4 uses base, IPv6 base+1). A
     /// changed template must come under a new id, so every mode has its own.
     uint16_t template_id_base = 0;
+    /// Options templates and records with the templates (v9/IPFIX):
+    /// exporting process statistics and reliability counters (RFC 7011
+    /// s.4.1-4.3), and in IPFIX the RFC 5610 type of every ntop enterprise
+    /// element exported. Off by default so the data layout stays minimal;
+    /// the weir command line turns it on.
+    bool options_records = false;
+    /// ntop enterprise L7 fields (PEN 35632; v9 ids 57472 + n) for flows
+    /// with L7 data, under templates of their own (L7 ids = base + 16/17).
+    bool l7_fields = true;
+};
+
+/// Counters the encoder cannot see itself, reported in the options records:
+/// packets the metering process lost (capture drops), and records the
+/// transport could not send (collector down, buffer full).
+struct ProcessCounters {
+    uint64_t ignored_packets = 0;
+    uint64_t ignored_octets = 0;
+    uint64_t not_sent_flows = 0;
+    uint64_t not_sent_packets = 0;
+    uint64_t not_sent_octets = 0;
 };
 
 struct EncoderStats {
@@ -97,6 +117,10 @@ struct EncoderStats {
     uint64_t template_sends = 0;  ///< datagrams that carried the templates
     uint64_t packets_total = 0;   ///< sum of the packet counters encoded
     uint64_t bytes_total = 0;     ///< sum of the byte counters encoded
+    uint64_t l7_records = 0;      ///< records with the ntop L7 fields
+    uint64_t l7_dropped = 0;      ///< records sent without their L7 fields (would not fit the MTU)
+    uint64_t options_records = 0; ///< options data records (statistics, type information)
+    uint64_t session_restarts = 0; ///< restart_session() calls (TCP reconnects)
 };
 
 /// Receives each finished datagram. The bytes are valid during the call only.
@@ -123,8 +147,17 @@ public:
     [[nodiscard]] virtual ExportFormat format() const noexcept = 0;
     [[nodiscard]] const EncoderStats& stats() const noexcept { return stats_; }
 
+    /// The values the next options records report (v9/IPFIX).
+    void set_process_counters(const ProcessCounters& c) noexcept { process_ = c; }
+
+    /// A new transport session (TCP reconnect): the next datagram starts
+    /// with the templates, and IPFIX sequence numbers start again at 0
+    /// (they are per session, RFC 7011 s.3.1). Safe to call from the sink.
+    virtual void restart_session() noexcept {}
+
 protected:
     EncoderStats stats_;
+    ProcessCounters process_;
 };
 
 /// Errors (all three): EINVAL when the MTU cannot hold a header, the

@@ -30,6 +30,12 @@ struct ExporterOptions {
     uint64_t boot_ns = 0;                       ///< 0 = derive (see above)
     uint64_t boot_margin_ns = 3600ULL * 1000000000ULL;
     uint64_t max_delay_ns = 1000000000ULL;      ///< a partly filled datagram waits at most this (packet time)
+    /// Pacing: at most this many datagrams per second to each collector
+    /// (0 = unpaced). The export thread sleeps when over it, so a burst
+    /// (end of a capture file, a flow table flush) does not overrun the
+    /// collector's socket; backpressure reaches the pipeline's export ring.
+    uint32_t max_datagrams_per_s = 0;
+    TransportOptions transport;                 ///< TCP timeouts and reconnect backoff
 };
 
 struct ExporterStats {
@@ -42,6 +48,13 @@ struct ExporterStats {
     uint64_t template_sends = 0;
     uint64_t packets_total = 0;   ///< packet counters encoded (all streams)
     uint64_t bytes_total = 0;     ///< byte counters encoded (all streams)
+    uint64_t l7_records = 0;      ///< records with ntop L7 fields
+    uint64_t options_records = 0; ///< options data records sent with the templates
+    uint64_t not_sent_records = 0; ///< flow records in datagrams the transport did not send
+    uint64_t disconnects = 0;     ///< TCP streams found broken
+    uint64_t reconnects = 0;      ///< TCP reconnections (each a new session, templates first)
+    uint64_t paced_waits = 0;     ///< times pacing made the export thread wait
+    uint64_t paced_wait_ns = 0;   ///< and for how long in all
 };
 
 /// Maps "rfc5103" | "inout" | "oneway". Errors: EINVAL naming the choices.
@@ -58,6 +71,11 @@ public:
     /// Sets sysUptime 0 (epoch ns), e.g. to the first packet's time. Only
     /// before the first record; later calls are ignored so times stay consistent.
     void set_boot_ns(uint64_t boot_ns) noexcept;
+
+    /// Totals of packets (and their bytes) the metering process lost, e.g.
+    /// capture drops, reported as ignoredPacketTotalCount/ignoredOctetTotalCount
+    /// in the options records (options_records on).
+    void set_ignored(uint64_t packets, uint64_t octets) noexcept;
 
     void export_flow(const FlowRecord& r) noexcept;
 
@@ -102,6 +120,9 @@ struct ExportCliOptions {
     uint32_t domain_id = 0;       ///< --observation-domain (IPFIX ODID, v9 source id)
     uint8_t engine_type = 0;      ///< --engine-type (v5)
     uint8_t engine_id = 0;        ///< --engine-id (v5)
+    uint32_t rate_pps = 0;        ///< --export-rate: max datagrams/s per collector (0 = unpaced)
+    bool options = false;         ///< --export-options (v9/IPFIX options records; nfdump 1.7 counts them as sequence failures)
+    bool l7 = true;               ///< --export-l7 / --no-export-l7 (ntop L7 fields)
     // ntopng ZMQ export (zmq_exporter.hpp, make_zmq_exporter()).
     std::vector<std::string> zmq;   ///< --zmq endpoint[,endpoint] (repeatable)
     bool zmq_probe_mode = false;    ///< --zmq-probe-mode: connect instead of bind
@@ -109,6 +130,9 @@ struct ExportCliOptions {
     std::string zmq_encryption_key; ///< --zmq-encryption-key (collector's CURVE public key)
     uint32_t zmq_source_id = 0;     ///< --zmq-source-id (0 = from the host name)
     uint32_t zmq_wait_ms = 0;       ///< --zmq-wait-subscriber (ms before the run)
+    // ZMQ payload format (zmq_encoder.hpp ZmqPayloadFormat).
+    std::string zmq_format = "tlv"; ///< --zmq-format tlv|json
+    bool zmq_json_labels = false;   ///< --zmq-json-labels: JSON keys as labels, as nProbe --json-labels
 };
 
 /// One Exporter per format given. Errors: those of Exporter::create and

@@ -16,7 +16,12 @@
 // Memory is allocated only when a source or template is first seen.
 //
 // Field ids are those of the encoders (netflow.hpp, ipfix.hpp); the mapping
-// onto FlowRecord is in docs/collector.md.
+// onto FlowRecord is in docs/collector.md. ntop's L7 elements (PEN 35632, or
+// v9 type 57472 + n: L7_PROTO, L7_PROTO_NAME, DNS_QUERY/_TYPE, DNS_RET_CODE,
+// TLS_SERVER_NAME, HTTP_HOST, HTTP_SITE, HTTP_URL, HTTP_USER_AGENT, JA3C,
+// JA3S, JA4C) fill FlowRecord::l7; the server name comes from whichever of
+// DNS_QUERY, TLS_SERVER_NAME, HTTP_HOST, HTTP_SITE is set. Options records
+// (statistics, RFC 5610 types) are counted, not decoded.
 #pragma once
 
 #include <weir/core/flow_record.hpp>

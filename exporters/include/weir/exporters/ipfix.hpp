@@ -42,7 +42,53 @@ inline constexpr uint16_t kIcmpTypeCodeIPv6 = 139;
 inline constexpr uint16_t kFlowStartMilliseconds = 152;
 inline constexpr uint16_t kFlowEndMilliseconds = 153;
 inline constexpr uint16_t kBiflowDirection = 239;
+
+// Options (RFC 7011 s.4, RFC 5610).
+inline constexpr uint16_t kOptionsTemplateSetId = 3;
+inline constexpr uint16_t kVarLen = 65535;
+inline constexpr uint16_t kExportedOctetTotalCount = 40;
+inline constexpr uint16_t kExportedMessageTotalCount = 41;
+inline constexpr uint16_t kExportedFlowRecordTotalCount = 42;
+inline constexpr uint16_t kObservationDomainId = 149;
+inline constexpr uint16_t kIgnoredPacketTotalCount = 164;
+inline constexpr uint16_t kIgnoredOctetTotalCount = 165;
+inline constexpr uint16_t kNotSentFlowTotalCount = 166;
+inline constexpr uint16_t kNotSentPacketTotalCount = 167;
+inline constexpr uint16_t kNotSentOctetTotalCount = 168;
+inline constexpr uint16_t kInformationElementId = 303;
+inline constexpr uint16_t kInformationElementDataType = 339;
+inline constexpr uint16_t kInformationElementName = 341;
+inline constexpr uint16_t kInformationElementSemantics = 344;
+inline constexpr uint16_t kInformationElementUnits = 345;
+inline constexpr uint16_t kPrivateEnterpriseNumber = 346;
+// RFC 7012 data types and semantics (IANA registries) used in type records.
+inline constexpr uint8_t kTypeUnsigned8 = 1;
+inline constexpr uint8_t kTypeUnsigned16 = 2;
+inline constexpr uint8_t kTypeString = 13;
+inline constexpr uint8_t kSemanticsDefault = 0;
+inline constexpr uint8_t kSemanticsIdentifier = 4;
 } // namespace ipfix
+
+/// ntop's enterprise elements (nProbe): IPFIX PEN 35632 element n, NetFlow
+/// v9 field type 57472 + n.
+namespace ntop {
+inline constexpr uint32_t kPen = 35632;
+inline constexpr uint16_t kV9Base = 57472;
+inline constexpr uint16_t kL7Proto = 118;
+inline constexpr uint16_t kL7ProtoName = 119;
+inline constexpr uint16_t kHttpUrl = 180;
+inline constexpr uint16_t kHttpUserAgent = 183;
+inline constexpr uint16_t kHttpHost = 187;
+inline constexpr uint16_t kTlsServerName = 188;
+inline constexpr uint16_t kDnsQuery = 205;
+inline constexpr uint16_t kDnsQueryType = 207;
+inline constexpr uint16_t kDnsRetCode = 208;
+inline constexpr uint16_t kHttpSite = 361;
+inline constexpr uint16_t kJa3cHash = 489;
+inline constexpr uint16_t kJa3sHash = 490;
+inline constexpr uint16_t kJa4cHash = 576;
+constexpr uint16_t v9_id(uint16_t n) noexcept { return static_cast<uint16_t>(kV9Base + n); }
+} // namespace ntop
 
 /// Errors: EINVAL for an MTU that cannot hold header, templates and a record.
 Result<std::unique_ptr<Encoder>> make_ipfix_encoder(const EncoderOptions& opts);

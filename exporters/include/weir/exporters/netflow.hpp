@@ -20,6 +20,8 @@ namespace v9 {
 inline constexpr uint16_t kVersion = 9;
 inline constexpr uint32_t kHeaderSize = 20;
 inline constexpr uint16_t kTemplateFlowSetId = 0;
+inline constexpr uint16_t kOptionsTemplateFlowSetId = 1;
+inline constexpr uint16_t kScopeSystem = 1; ///< options scope type (RFC 3954 s.6.1)
 
 // Field types (RFC 3954 s.8; ids above 79 are the IANA IPFIX ids, which v9
 // collectors share).
@@ -35,6 +37,9 @@ inline constexpr uint16_t kL4DstPort = 11;
 inline constexpr uint16_t kIpv4DstAddr = 12;
 inline constexpr uint16_t kOutputSnmp = 14;
 inline constexpr uint16_t kLastSwitched = 21;
+inline constexpr uint16_t kTotalBytesExp = 40;
+inline constexpr uint16_t kTotalPktsExp = 41;
+inline constexpr uint16_t kTotalFlowsExp = 42;
 inline constexpr uint16_t kFirstSwitched = 22;
 inline constexpr uint16_t kOutBytes = 23;
 inline constexpr uint16_t kOutPkts = 24;

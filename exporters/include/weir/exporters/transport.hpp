@@ -41,6 +41,9 @@ struct TransportStats {
     uint64_t bytes = 0;
     uint64_t send_errors = 0;  ///< datagrams not (fully) sent
     int last_errno = 0;
+    uint64_t disconnects = 0;  ///< TCP: streams found broken
+    uint64_t reconnects = 0;   ///< TCP: new connections after a break
+    uint64_t connect_failures = 0; ///< TCP: reconnect attempts that failed
 };
 
 class Transport {
@@ -50,14 +53,28 @@ public:
     virtual void send(std::span<const uint8_t> datagram) noexcept = 0;
     [[nodiscard]] virtual const Endpoint& endpoint() const noexcept = 0;
     [[nodiscard]] const TransportStats& stats() const noexcept { return stats_; }
+    /// True once after a TCP reconnect: the stream's encoder must start a new
+    /// session (templates first, IPFIX sequence 0). The message whose send
+    /// found the new connection was not sent (it belongs to the old session).
+    [[nodiscard]] virtual bool take_new_session() noexcept { return false; }
 
 protected:
     TransportStats stats_;
 };
 
+struct TransportOptions {
+    uint32_t connect_timeout_ms = 5000;  ///< TCP connect (first and reconnects)
+    uint32_t send_timeout_ms = 5000;     ///< TCP: a collector that stops reading breaks the stream
+    uint32_t backoff_min_ms = 100;       ///< TCP reconnect: first wait after a break ...
+    uint32_t backoff_max_ms = 5000;      ///< ... doubling up to this
+};
+
 /// Opens a socket to `ep`. UDP: connected, non-blocking sends, 4 MiB send
-/// buffer. TCP: blocking connect (5 s timeout) and blocking sends.
+/// buffer. TCP: blocking connect and blocking sends (with a timeout); a
+/// broken stream (peer closed, reset, send timeout) is reopened on a later
+/// send, at most once per backoff interval (doubling from backoff_min_ms
+/// to backoff_max_ms), and messages meanwhile count as send errors.
 /// Errors: whatever socket()/connect() return, with the endpoint.
-Result<std::unique_ptr<Transport>> open_transport(const Endpoint& ep);
+Result<std::unique_ptr<Transport>> open_transport(const Endpoint& ep, const TransportOptions& opts = {});
 
 } // namespace weir::exporters
