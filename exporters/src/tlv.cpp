@@ -44,6 +44,21 @@ std::string_view key_name(uint32_t id) noexcept
     }
 }
 
+uint32_t key_id(std::string_view name) noexcept
+{
+    static constexpr uint32_t kIds[] = {
+        key::kInBytes, key::kInPkts, key::kProtocol, key::kSrcTos, key::kTcpFlags, key::kL4SrcPort,
+        key::kIpv4SrcAddr, key::kL4DstPort, key::kIpv4DstAddr, key::kLastSwitched, key::kFirstSwitched,
+        key::kOutBytes, key::kOutPkts, key::kIpv6SrcAddr, key::kIpv6DstAddr, key::kDstTos, key::kInSrcMac,
+        key::kOutDstMac, key::kSrcVlan, key::kIpProtocolVersion, key::kClientTcpFlags, key::kServerTcpFlags,
+        key::kL7Proto, key::kL7ProtoName, key::kHttpUrl, key::kHttpUserAgent, key::kTlsServerName,
+        key::kDnsQuery, key::kDnsQueryType, key::kDnsRetCode, key::kHttpSite, key::kJa4cHash};
+    for (uint32_t id : kIds)
+        if (key_name(id) == name)
+            return id;
+    return 0;
+}
+
 std::string_view read_error_name(ReadError e) noexcept
 {
     switch (e) {

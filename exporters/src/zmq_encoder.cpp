@@ -1,4 +1,8 @@
-// ZMQ v3 header and the TLV flow encoder (see zmq_encoder.hpp).
+// ZMQ v3 header and the flow encoder, TLV or JSON (see zmq_encoder.hpp).
+//
+// One field list (put_fields) feeds both formats through two writers with
+// the same put_uint/put_string calls: tlv::Writer, and JsonWriter below,
+// so a flow carries exactly the same keys and values in either form.
 #include <weir/exporters/tlv.hpp>
 #include <weir/exporters/zmq_encoder.hpp>
 
@@ -50,6 +54,16 @@ struct ZmqFlowEncoder::Zlib {
 ZmqFlowEncoder::ZmqFlowEncoder(const ZmqEncoderOptions& opts) : opts_(opts) {}
 ZmqFlowEncoder::~ZmqFlowEncoder() = default;
 
+std::string_view zmq_payload_format_name(ZmqPayloadFormat f) noexcept
+{
+    switch (f) {
+    case ZmqPayloadFormat::Tlv: return "tlv";
+    case ZmqPayloadFormat::Json: return "json";
+    case ZmqPayloadFormat::JsonLabels: return "json-labels";
+    }
+    return "unknown";
+}
+
 Result<std::unique_ptr<ZmqFlowEncoder>> ZmqFlowEncoder::create(const ZmqEncoderOptions& opts)
 {
     if (opts.max_payload < 1024 || opts.max_payload > kZmqMaxPayload)
@@ -58,9 +72,15 @@ Result<std::unique_ptr<ZmqFlowEncoder>> ZmqFlowEncoder::create(const ZmqEncoderO
         return invalid("zlib level " + std::to_string(opts.zlib_level) + " outside 0..9");
     std::unique_ptr<ZmqFlowEncoder> e(new ZmqFlowEncoder(opts));
     e->payload_.assign(opts.max_payload, 0);
-    tlv::Writer w(e->payload_.data(), e->payload_.size());
-    w.preamble();
-    e->used_ = w.size();
+    if (e->json()) {
+        e->payload_[0] = '[';
+        e->used_ = 1;
+    } else {
+        tlv::Writer w(e->payload_.data(), e->payload_.size());
+        w.preamble();
+        e->used_ = w.size();
+    }
+    e->preamble_ = e->used_;
     if (opts.compress) {
         e->z_ = std::make_unique<Zlib>();
         // deflateInit (zlib wrapper, RFC 1950) is what compress() writes and
@@ -193,10 +213,182 @@ bool zero_mac(const std::array<uint8_t, 6>& m) noexcept
 
 } // namespace
 
-std::size_t ZmqFlowEncoder::encode_record(const FlowRecord& r, uint8_t* buf, std::size_t cap) noexcept
+namespace {
+
+/// JSON counterpart of tlv::Writer: one flat object, numeric string keys
+/// ("8") or labels ("IPV4_SRC_ADDR"), integers as numbers, strings escaped.
+class JsonWriter {
+public:
+    JsonWriter(uint8_t* buf, std::size_t cap, bool labels) noexcept : buf_(buf), cap_(cap), labels_(labels) {}
+
+    bool put_uint(uint32_t key, uint64_t v) noexcept
+    {
+        if (!put_key(key))
+            return false;
+        char tmp[20];
+        int n = 0;
+        do {
+            tmp[n++] = static_cast<char>('0' + v % 10);
+            v /= 10;
+        } while (v);
+        if (!room(static_cast<std::size_t>(n)))
+            return fail();
+        while (n)
+            buf_[pos_++] = static_cast<uint8_t>(tmp[--n]);
+        return true;
+    }
+
+    bool put_string(uint32_t key, std::string_view v) noexcept
+    {
+        if (!put_key(key) || !room(1))
+            return fail();
+        buf_[pos_++] = '"';
+        if (!escape(v) || !room(1))
+            return fail();
+        buf_[pos_++] = '"';
+        return true;
+    }
+
+    bool end_record() noexcept
+    {
+        if (ok_ && pos_ == 0 && room(1))
+            buf_[pos_++] = '{';
+        if (!ok_ || !room(1))
+            return fail();
+        buf_[pos_++] = '}';
+        return true;
+    }
+
+    [[nodiscard]] std::size_t size() const noexcept { return pos_; }
+
+private:
+    bool room(std::size_t n) const noexcept { return ok_ && cap_ - pos_ >= n; }
+    bool fail() noexcept
+    {
+        ok_ = false;
+        return false;
+    }
+    void raw(std::string_view s) noexcept
+    {
+        std::memcpy(buf_ + pos_, s.data(), s.size());
+        pos_ += s.size();
+    }
+
+    bool put_key(uint32_t key) noexcept
+    {
+        // '{' or ',', quotes, colon, and at most 10 digits or a label.
+        const std::string_view label = labels_ ? tlv::key_name(key) : std::string_view{};
+        if (!room(4 + (label.empty() ? 10 : label.size())))
+            return fail();
+        const uint8_t open = pos_ == 0 ? '{' : ',';
+        buf_[pos_++] = open;
+        buf_[pos_++] = '"';
+        if (!label.empty()) {
+            raw(label);
+        } else {
+            char tmp[10];
+            int n = 0;
+            do {
+                tmp[n++] = static_cast<char>('0' + key % 10);
+                key /= 10;
+            } while (key);
+            while (n)
+                buf_[pos_++] = static_cast<uint8_t>(tmp[--n]);
+        }
+        buf_[pos_++] = '"';
+        buf_[pos_++] = ':';
+        return true;
+    }
+
+    /// Length of the valid UTF-8 sequence at s[i] (RFC 3629 ranges), 0 if invalid.
+    static std::size_t utf8_len(std::string_view s, std::size_t i) noexcept
+    {
+        const auto b = [&](std::size_t k) { return static_cast<uint8_t>(s[i + k]); };
+        const uint8_t c = b(0);
+        std::size_t n;
+        uint8_t lo = 0x80, hi = 0xbf;
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 2;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 3;
+            if (c == 0xe0) lo = 0xa0;
+            if (c == 0xed) hi = 0x9f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 4;
+            if (c == 0xf0) lo = 0x90;
+            if (c == 0xf4) hi = 0x8f;
+        } else {
+            return 0;
+        }
+        if (s.size() - i < n || b(1) < lo || b(1) > hi)
+            return 0;
+        for (std::size_t k = 2; k < n; ++k)
+            if (b(k) < 0x80 || b(k) > 0xbf)
+                return 0;
+        return n;
+    }
+
+    bool escape(std::string_view s) noexcept
+    {
+        static constexpr char kHex[] = "0123456789abcdef";
+        for (std::size_t i = 0; i < s.size();) {
+            // Runs of plain ASCII (addresses, MACs, most names) in one copy.
+            std::size_t j = i;
+            while (j < s.size()) {
+                const auto b = static_cast<uint8_t>(s[j]);
+                if (b < 0x20 || b >= 0x80 || b == '"' || b == '\\')
+                    break;
+                ++j;
+            }
+            if (j > i) {
+                if (!room(j - i))
+                    return false;
+                raw(s.substr(i, j - i));
+                i = j;
+                continue;
+            }
+            const auto c = static_cast<uint8_t>(s[i]);
+            if (c == '"' || c == '\\') {
+                if (!room(2))
+                    return false;
+                buf_[pos_++] = '\\';
+                buf_[pos_++] = c;
+                ++i;
+            } else if (c < 0x20) {
+                if (!room(6))
+                    return false;
+                raw("\\u00");
+                buf_[pos_++] = static_cast<uint8_t>(kHex[c >> 4]);
+                buf_[pos_++] = static_cast<uint8_t>(kHex[c & 15]);
+                ++i;
+            } else if (const std::size_t n = utf8_len(s, i); n) {
+                if (!room(n))
+                    return false;
+                raw(s.substr(i, n));
+                i += n;
+            } else {
+                if (!room(3)) // U+FFFD, as weir's --json writes a bad byte
+                    return false;
+                raw("\xef\xbf\xbd");
+                ++i;
+            }
+        }
+        return true;
+    }
+
+    uint8_t* buf_;
+    std::size_t cap_;
+    bool labels_;
+    std::size_t pos_ = 0;
+    bool ok_ = true;
+};
+
+/// The fields of one flow, in the same order and with the same values for
+/// every writer. Returns the writer's size, 0 when something did not fit.
+template <class W>
+std::size_t put_fields(const FlowRecord& r, W& w) noexcept
 {
     namespace k = tlv::key;
-    tlv::Writer w(buf, cap);
     const FlowKey& key = r.key;
     const bool v6 = key.ip_version == 6;
     const bool icmp = key.proto == 1 || key.proto == 58;
@@ -274,6 +466,21 @@ std::size_t ZmqFlowEncoder::encode_record(const FlowRecord& r, uint8_t* buf, std
     return ok ? w.size() : 0;
 }
 
+} // namespace
+
+std::size_t ZmqFlowEncoder::encode_record(const FlowRecord& r, uint8_t* buf, std::size_t cap) noexcept
+{
+    tlv::Writer w(buf, cap);
+    return put_fields(r, w);
+}
+
+std::size_t ZmqFlowEncoder::encode_json_record(const FlowRecord& r, bool labels, uint8_t* buf,
+                                               std::size_t cap) noexcept
+{
+    JsonWriter w(buf, cap, labels);
+    return put_fields(r, w);
+}
+
 void ZmqFlowEncoder::add(const FlowRecord& r, ZmqMessageSink& out) noexcept
 {
     ++stats_.flows_in;
@@ -281,11 +488,37 @@ void ZmqFlowEncoder::add(const FlowRecord& r, ZmqMessageSink& out) noexcept
         ++stats_.skipped_empty;
         return;
     }
-    if (payload_.size() - used_ < kMaxRecord || (opts_.max_flows && pending_flows_ >= opts_.max_flows))
-        flush(out);
-    const std::size_t n = encode_record(r, payload_.data() + used_, payload_.size() - used_);
-    if (n == 0) // cannot happen with kMaxRecord of room; never send a partial record
+    std::size_t n = 0;
+    if (json()) {
+        // Escaping makes a JSON record's size unknown in advance: write it
+        // where it goes, and start a new message when it did not fit. One
+        // byte stays free for the ',' before it and one for the closing ']'.
+        if (opts_.max_flows && pending_flows_ >= opts_.max_flows)
+            flush(out);
+        const bool labels = opts_.format == ZmqPayloadFormat::JsonLabels;
+        for (int attempt = 0; attempt < 2 && n == 0; ++attempt) {
+            const std::size_t sep = pending_flows_ ? 1 : 0;
+            const std::size_t room = payload_.size() - used_; // >= 1: the ']' is always kept
+            n = room > sep + 1 ? encode_json_record(r, labels, payload_.data() + used_ + sep, room - sep - 1) : 0;
+            if (n) {
+                if (sep)
+                    payload_[used_] = ',';
+                n += sep;
+            } else if (pending_flows_) {
+                flush(out);
+            } else {
+                break;
+            }
+        }
+    } else {
+        if (payload_.size() - used_ < kMaxRecord || (opts_.max_flows && pending_flows_ >= opts_.max_flows))
+            flush(out);
+        n = encode_record(r, payload_.data() + used_, payload_.size() - used_);
+    }
+    if (n == 0) { // TLV: cannot happen with kMaxRecord of room; never send a partial record
+        ++stats_.too_big;
         return;
+    }
     used_ += n;
     ++pending_flows_;
     ++stats_.records;
@@ -297,20 +530,25 @@ void ZmqFlowEncoder::flush(ZmqMessageSink& out) noexcept
 {
     if (pending_flows_ == 0)
         return;
-    finish("flow", kZmqFlagTlv, {payload_.data(), used_}, pending_flows_, out);
+    if (json()) {
+        payload_[used_++] = ']'; // room kept by add()
+        finish("flow", 0, opts_.compress, {payload_.data(), used_}, pending_flows_, out);
+    } else {
+        finish("flow", kZmqFlagTlv, opts_.compress, {payload_.data(), used_}, pending_flows_, out);
+    }
     ++stats_.flow_messages;
-    used_ = 2; // keep the preamble
+    used_ = preamble_; // keep the preamble
     pending_flows_ = 0;
 }
 
 void ZmqFlowEncoder::send_event(std::string_view json, ZmqMessageSink& out) noexcept
 {
-    finish("event", 0, {reinterpret_cast<const uint8_t*>(json.data()), json.size()}, 0, out);
+    finish("event", 0, false, {reinterpret_cast<const uint8_t*>(json.data()), json.size()}, 0, out);
     ++stats_.event_messages;
 }
 
-void ZmqFlowEncoder::finish(std::string_view topic, uint8_t flags, std::span<const uint8_t> payload,
-                            uint32_t flows, ZmqMessageSink& out) noexcept
+void ZmqFlowEncoder::finish(std::string_view topic, uint8_t flags, bool compress,
+                            std::span<const uint8_t> payload, uint32_t flows, ZmqMessageSink& out) noexcept
 {
     ZmqHeader h;
     std::memcpy(h.topic.data(), topic.data(), std::min(topic.size(), h.topic.size()));
@@ -320,7 +558,7 @@ void ZmqFlowEncoder::finish(std::string_view topic, uint8_t flags, std::span<con
     h.msg_id = msg_id_++;
     h.source_id = opts_.source_id;
     std::span<const uint8_t> body = payload;
-    if (z_ && flags != 0) {
+    if (z_ && compress) {
         z_stream& s = z_->s;
         deflateReset(&s);
         s.next_in = const_cast<Bytef*>(payload.data());

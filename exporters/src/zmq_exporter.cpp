@@ -1,5 +1,7 @@
-// ZMQ transport for the TLV flow encoder: XPUB sockets, subscriber
-// tracking, balancing and the periodic "event" message (see zmq_exporter.hpp).
+// ZMQ transport for the flow encoder: XPUB sockets, subscriber tracking,
+// balancing, the periodic "event" message and the wall-clock timer that
+// keeps events (and old partly filled messages) going on a quiet link
+// (see zmq_exporter.hpp).
 #include <weir/exporters/zmq_exporter.hpp>
 
 #include <fmt/format.h>
@@ -16,6 +18,20 @@
 namespace weir::exporters {
 
 namespace {
+
+uint64_t steady_ns() noexcept
+{
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+}
+
+uint64_t epoch_ns() noexcept
+{
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+}
 
 Error zmq_error(std::string context)
 {
@@ -166,6 +182,15 @@ Result<std::unique_ptr<ZmqExporter>> make_zmq_exporter(const ExportCliOptions& o
     base.endpoints = split_endpoints(o.zmq);
     base.probe_mode = o.zmq_probe_mode;
     base.encoder.compress = o.zmq_compress;
+    if (o.zmq_format == "tlv") {
+        if (o.zmq_json_labels)
+            return invalid("--zmq-json-labels: needs --zmq-format json");
+        base.encoder.format = ZmqPayloadFormat::Tlv;
+    } else if (o.zmq_format == "json") {
+        base.encoder.format = o.zmq_json_labels ? ZmqPayloadFormat::JsonLabels : ZmqPayloadFormat::Json;
+    } else {
+        return invalid("--zmq-format: expected tlv or json, got '" + o.zmq_format + "'");
+    }
     base.encoder.source_id = o.zmq_source_id;
     base.server_key = o.zmq_encryption_key;
     auto ex = ZmqExporter::create(base);
@@ -192,6 +217,14 @@ ZmqExporter::ZmqExporter(const ZmqOptions& opts) : opts_(opts) {}
 
 ZmqExporter::~ZmqExporter()
 {
+    if (timer_.joinable()) {
+        {
+            std::lock_guard lk(mu_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        timer_.join();
+    }
     streams_.clear(); // close every socket before the context waits for them
     if (ctx_)
         zmq_ctx_term(ctx_);
@@ -264,7 +297,17 @@ Result<std::unique_ptr<ZmqExporter>> ZmqExporter::create(const ZmqOptions& opts_
     ex->version_json_ = json_escape(opts.version);
     utsname u{};
     ex->osname_ = uname(&u) == 0 ? json_escape(u.sysname) : "";
-    ex->event_buf_.reserve(4096 + ex->iface_json_.size() + ex->version_json_.size());
+    ex->mode_json_ = json_escape(opts.mode);
+    ex->event_buf_.reserve(4096 + ex->iface_json_.size() + ex->version_json_.size() + ex->mode_json_.size());
+    ex->last_event_wall_ = ex->clock_moved_wall_ = steady_ns();
+    if (opts.timer && (opts.event_interval_ns || opts.max_delay_ns)) {
+        ZmqExporter* p = ex.get();
+        try {
+            ex->timer_ = std::thread([p] { p->timer_loop(); });
+        } catch (const std::system_error& e) {
+            return Error{e.code(), "ZMQ export timer thread"};
+        }
+    }
     return ex;
 }
 
@@ -273,10 +316,13 @@ Result<void> ZmqExporter::wait_for_subscribers(int timeout_ms)
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     for (;;) {
         std::string missing;
-        for (auto& s : streams_) {
-            s->drain_subscriptions();
-            if (s->flow_subs <= 0)
-                missing += (missing.empty() ? "" : ", ") + s->endpoint;
+        {
+            std::lock_guard lk(mu_);
+            for (auto& s : streams_) {
+                s->drain_subscriptions();
+                if (s->flow_subs <= 0)
+                    missing += (missing.empty() ? "" : ", ") + s->endpoint;
+            }
         }
         if (missing.empty())
             return {};
@@ -288,6 +334,7 @@ Result<void> ZmqExporter::wait_for_subscribers(int timeout_ms)
 
 void ZmqExporter::export_flow(const FlowRecord& r) noexcept
 {
+    std::lock_guard lk(mu_);
     ++flows_;
     if (r.last_ns() > now_ns_)
         now_ns_ = r.last_ns();
@@ -298,12 +345,14 @@ void ZmqExporter::export_flow(const FlowRecord& r) noexcept
     if (!any_pending_ && s.enc->pending()) {
         any_pending_ = true;
         oldest_pending_ns_ = now_ns_;
+        pending_since_wall_ = steady_ns();
     }
     maybe_event();
 }
 
 void ZmqExporter::tick(uint64_t now_ns) noexcept
 {
+    std::lock_guard lk(mu_);
     if (now_ns > now_ns_)
         now_ns_ = now_ns;
     if (any_pending_ && now_ns_ - oldest_pending_ns_ >= opts_.max_delay_ns)
@@ -320,56 +369,102 @@ void ZmqExporter::flush_pending() noexcept
 
 void ZmqExporter::flush() noexcept
 {
+    std::lock_guard lk(mu_);
     flush_pending();
     if (opts_.event_interval_ns)
-        send_event();
+        send_event(opts_.wall_clock ? epoch_ns() : now_ns_);
 }
 
 void ZmqExporter::maybe_event() noexcept
 {
     if (opts_.event_interval_ns && (last_event_ns_ == 0 || now_ns_ - last_event_ns_ >= opts_.event_interval_ns))
-        send_event();
+        send_event(opts_.wall_clock ? epoch_ns() : now_ns_);
 }
 
-void ZmqExporter::send_event() noexcept
+uint64_t ZmqExporter::event_time_ns() const noexcept
+{
+    // The timer's event: nothing moved the packet clock for a while, so
+    // carry it forward by the wall time since it last moved.
+    if (opts_.wall_clock || now_ns_ == 0)
+        return epoch_ns();
+    const uint64_t t = steady_ns();
+    return now_ns_ + (t > clock_moved_wall_ ? t - clock_moved_wall_ : 0);
+}
+
+void ZmqExporter::timer_loop() noexcept
+{
+    std::unique_lock lk(mu_);
+    uint64_t seen_clock = now_ns_;
+    while (!stop_) {
+        cv_.wait_for(lk, std::chrono::milliseconds(100));
+        if (stop_)
+            break;
+        const uint64_t t = steady_ns();
+        if (now_ns_ != seen_clock) {
+            seen_clock = now_ns_;
+            clock_moved_wall_ = t;
+        }
+        if (any_pending_ && opts_.max_delay_ns && t - pending_since_wall_ >= opts_.max_delay_ns) {
+            flush_pending();
+            ++timer_flushes_;
+        }
+        if (opts_.event_interval_ns && t - last_event_wall_ >= opts_.event_interval_ns) {
+            send_event(event_time_ns());
+            ++timer_events_;
+        }
+    }
+}
+
+void ZmqExporter::send_event(uint64_t time_ns) noexcept
 {
     last_event_ns_ = now_ns_ ? now_ns_ : 1;
+    last_event_wall_ = steady_ns();
     const ZmqProbeCounters c = counters_ ? counters_() : ZmqProbeCounters{};
-    // Rates over the packet time since the previous event.
+    // Rates over the event clock since the previous event.
     uint64_t pps = 0, bps = 0;
-    if (last_counters_ns_ && now_ns_ > last_counters_ns_ && c.packets >= last_counters_.packets) {
-        const double dt = static_cast<double>(now_ns_ - last_counters_ns_) / 1e9;
+    if (last_counters_ns_ && time_ns > last_counters_ns_ && c.packets >= last_counters_.packets &&
+        c.bytes >= last_counters_.bytes) {
+        const double dt = static_cast<double>(time_ns - last_counters_ns_) / 1e9;
         pps = static_cast<uint64_t>(static_cast<double>(c.packets - last_counters_.packets) / dt);
         bps = static_cast<uint64_t>(static_cast<double>(c.bytes - last_counters_.bytes) * 8 / dt);
     }
     last_counters_ = c;
-    last_counters_ns_ = now_ns_;
-    const ZmqExporterStats st = stats();
+    last_counters_ns_ = time_ns;
+    const ZmqExporterStats st = stats_locked();
     event_buf_.clear();
     // The capacity reserved in create() holds the whole object, so this does
     // not allocate. Fields weir cannot fill yet are honest zeros or empty
     // strings: ntopng shows garbage for a missing "probe" sub-key.
     fmt::format_to(std::back_inserter(event_buf_),
         R"({{"time":{},"bytes":{},"packets":{},"packet_drops":{},)"
-        R"("iface":{{"name":"{}","speed":0,"ip":""}},"mode":"packet_collection",)"
+        R"("iface":{{"name":"{}","speed":0,"ip":""}},"mode":"{}",)"
         R"("probe":{{"ip":"","public_ip":"","uuid":"","unique_source_id":{},"version":"{}",)"
         R"("osname":"{}","license":"","edition":"","maintenance":""}},)"
         R"("avg":{{"bps":{},"pps":{}}},)"
         R"("timeout":{{"lifetime":{},"idle":{},"collected_lifetime":{}}},)"
         R"("drops":{{"export_queue_full":{},"too_many_flows":0,"elk_flow_drops":0,)"
         R"("sflow_pkt_sample_drops":0,"flow_collection_drops":0,"flow_collection_udp_socket_drops":0}},)"
+        R"("flow_collection":{{"nf_ipfix_flows":{},"collection_port":0,"sflow_samples":0,"exporters":{{}}}},)"
         R"("zmq":{{"num_flow_exports":{},"num_zmq_exporters":{}}}}})",
-        now_ns_ / 1000000000ULL, c.bytes, c.packets, c.packet_drops, iface_json_, source_id(), version_json_,
-        osname_, bps, pps, opts_.active_timeout_s, opts_.idle_timeout_s, opts_.active_timeout_s,
-        st.hwm_dropped_flows + st.no_subscriber_flows, st.records, streams_.size());
+        time_ns / 1000000000ULL, c.bytes, c.packets, c.packet_drops, iface_json_, mode_json_, source_id(),
+        version_json_, osname_, bps, pps, opts_.active_timeout_s, opts_.idle_timeout_s, opts_.active_timeout_s,
+        st.hwm_dropped_flows + st.no_subscriber_flows, c.collected_flows, st.records, streams_.size());
     for (auto& s : streams_)
         s->enc->send_event(event_buf_, *s);
 }
 
 ZmqExporterStats ZmqExporter::stats() const noexcept
 {
+    std::lock_guard lk(mu_);
+    return stats_locked();
+}
+
+ZmqExporterStats ZmqExporter::stats_locked() const noexcept
+{
     ZmqExporterStats st;
     st.flows = flows_;
+    st.timer_events = timer_events_;
+    st.timer_flushes = timer_flushes_;
     for (const auto& s : streams_) {
         const ZmqEncoderStats& e = s->enc->stats();
         st.records += e.records;
@@ -396,8 +491,8 @@ std::string ZmqExporter::describe() const
         s.push_back(i ? ',' : ' ');
         s += streams_[i]->endpoint;
     }
-    s += fmt::format(" ({}, tlv{}{}, source_id {}{})", opts_.probe_mode ? "connect" : "bind",
-                     opts_.encoder.compress ? "+zlib" : "", opts_.server_key.empty() ? "" : ", curve",
+    s += fmt::format(" ({}, {}{}{}, source_id {}{})", opts_.probe_mode ? "connect" : "bind",
+                     zmq_payload_format_name(opts_.encoder.format), opts_.encoder.compress ? "+zlib" : "", opts_.server_key.empty() ? "" : ", curve",
                      opts_.encoder.source_id, streams_.size() > 1 ? ", by flow hash" : "");
     return s;
 }

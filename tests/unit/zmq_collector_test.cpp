@@ -20,6 +20,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 using namespace weir;
@@ -213,4 +214,116 @@ TEST(ZmqCollector, SurvivesAndCountsBadInput)
         }
     }
     EXPECT_EQ(good, 2);
+}
+
+// JSON flow payloads (nProbe's form, as weir --zmq-format json sends them):
+// numeric keys, labels and zlib are decoded into the same JSON lines as TLV;
+// bad JSON, nested values and a JSON zlib bomb are counted and survived; the
+// statistics say which format each flow message had.
+TEST(ZmqCollector, JsonFlowsDecodedAndBadJsonCounted)
+{
+    if (access(kCollector.c_str(), X_OK) != 0)
+        GTEST_SKIP() << kCollector << " not built";
+    const int port = free_port();
+    const std::string dir = ::testing::TempDir();
+    const std::string out = dir + "/zmq_collector_json_flows.json";
+    const std::string stats = dir + "/zmq_collector_json_stats.json";
+    const std::string ep = "tcp://127.0.0.1:" + std::to_string(port);
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        const std::string bind = ep + "c";
+        execl(kCollector.c_str(), "weir-collector", "-i", bind.c_str(), "--json", out.c_str(), "--stats",
+              stats.c_str(), "--idle", "1", "--timeout", "20", "--max-decompressed", "65536",
+              static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    void* ctx = zmq_ctx_new();
+    void* s = zmq_socket(ctx, ZMQ_XPUB);
+    ASSERT_EQ(zmq_connect(s, ep.c_str()), 0);
+    const int rcvtimeo = 10000;
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &rcvtimeo, sizeof(rcvtimeo));
+    uint8_t sub[64];
+    ASSERT_GT(zmq_recv(s, sub, sizeof(sub), 0), 0) << "collector never subscribed";
+
+    Sink sink(s);
+    // Source 11: numeric keys, plain; source 12: labels, zlib; 2 + 2 flows.
+    for (const auto& [src, fmt, z] : {std::tuple{11u, ZmqPayloadFormat::Json, false},
+                                      std::tuple{12u, ZmqPayloadFormat::JsonLabels, true}}) {
+        ZmqEncoderOptions eo;
+        eo.source_id = src;
+        eo.format = fmt;
+        eo.compress = z;
+        auto enc = ZmqFlowEncoder::create(eo);
+        ASSERT_TRUE(enc);
+        enc.value()->add(flow(1), sink);
+        enc.value()->add(flow(2), sink);
+        enc.value()->flush(sink);
+    }
+    // Bad JSON (source 13): garbage, a nested value after one good object,
+    // an unterminated array, a JSON zlib bomb, and 100 random byte strings.
+    const uint32_t bad_src = 13;
+    uint32_t id = 1;
+    auto text = [](std::string_view t) { return std::vector<uint8_t>(t.begin(), t.end()); };
+    send_frames(s, {header("flow", 4, 0, 5, id++, bad_src), text("hello")});
+    send_frames(s, {header("flow", 4, 0, 40, id++, bad_src),
+                    text(R"([{"8":"10.9.9.9","2":1},{"8":{"x":1}}])")});
+    send_frames(s, {header("flow", 4, 0, 10, id++, bad_src), text(R"([{"8":"1")")});
+    std::string spaces = "[";
+    spaces.append(1 << 20, ' ');
+    spaces += "]";
+    uLongf zl = compressBound(spaces.size());
+    std::vector<uint8_t> bomb(zl);
+    ASSERT_EQ(compress(bomb.data(), &zl, reinterpret_cast<const Bytef*>(spaces.data()), spaces.size()), Z_OK);
+    bomb.resize(zl);
+    send_frames(s, {header("flow", 4, kZmqFlagCompressed, 1 << 20, id++, bad_src), bomb});
+    std::mt19937 rng(777);
+    for (int k = 0; k < 100; ++k) {
+        std::vector<uint8_t> p(1 + rng() % 512);
+        for (auto& b : p)
+            b = static_cast<uint8_t>("[]{}\",:0123456789.-eE \\u\"truefalsenull"[rng() % 38]);
+        send_frames(s, {header("flow", 4, 0, static_cast<uint32_t>(p.size()), id++, bad_src), p});
+    }
+
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    ASSERT_TRUE(WIFEXITED(status)) << "collector died with signal " << WTERMSIG(status);
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+
+    std::ifstream sf(stats);
+    ASSERT_TRUE(sf.good());
+    const auto js = nlohmann::json::parse(sf);
+    EXPECT_EQ(js["messages"].get<int>(), 2 + 4 + 100);
+    EXPECT_EQ(js["flow_formats"]["json"].get<int>(), 2 + 3 + 100); // the bomb never got decompressed
+    EXPECT_EQ(js["flow_formats"]["tlv"].get<int>(), 0);
+    EXPECT_GE(js["errors"]["bad JSON"].get<int>(), 3);
+    EXPECT_EQ(js["errors"]["decompressed payload above the limit"].get<int>(), 1);
+    EXPECT_EQ(js["errors"]["json_flows"].get<int>(), 0);
+    for (const auto& src : js["sources"]) {
+        const int sid = src["source_id"].get<int>();
+        if (sid == 11 || sid == 12) {
+            EXPECT_EQ(src["flows"].get<int>(), 2) << sid;
+            EXPECT_EQ(src["json_flow_messages"].get<int>(), 1) << sid;
+        }
+    }
+    std::ifstream of(out);
+    std::string line;
+    int good = 0;
+    while (std::getline(of, line)) {
+        const auto f = nlohmann::json::parse(line); // every line is valid JSON
+        const int sid = f.value("ZMQ_SOURCE_ID", 0);
+        if (sid == 11 || sid == 12) {
+            // The same names and units as for TLV, whichever keys were sent.
+            EXPECT_EQ(f["IPV4_DST_ADDR"], "10.2.2.2");
+            EXPECT_EQ(f["IN_BYTES"], 80);
+            EXPECT_EQ(f["OUT_PKTS"], 1);
+            EXPECT_EQ(f["FIRST_SWITCHED"], 1700000000000ULL);
+            ++good;
+        }
+        if (sid == 13 && f.contains("IPV4_SRC_ADDR") && f["IPV4_SRC_ADDR"] == "10.9.9.9")
+            ++good; // the object before the nested value
+    }
+    EXPECT_EQ(good, 5);
 }

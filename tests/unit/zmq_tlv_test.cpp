@@ -433,3 +433,204 @@ TEST(ZmqEncoder, Ipv6TextMatchesInetNtop)
         EXPECT_EQ(v.records[0]["IPV6_SRC_ADDR"], format_ip(a, 6));
     }
 }
+
+// ---- JSON flow payloads ------------------------------------------------------
+
+namespace {
+
+FlowRecord dpi_flow()
+{
+    FlowRecord r = make_flow(9, 51000);
+    r.key.vlan = 12;
+    r.l7.master = 91;
+    r.l7.app = 126;
+    std::strcpy(r.l7.name, "TLS.Google");
+    // Text from the wire: a quote, a backslash, a control byte, valid UTF-8
+    // and one invalid byte, which becomes U+FFFD.
+    std::strcpy(r.l7.server_name, "a\"b\\c\x01\xc3\xa9\xff.example");
+    std::strcpy(r.l7.ja4, "t13d1516h2_8daaf6152771_b186095e22b6");
+    return r;
+}
+
+std::map<std::string, std::string> tlv_map(const FlowRecord& r)
+{
+    std::vector<uint8_t> buf(2 + ZmqFlowEncoder::kMaxRecord);
+    buf[0] = 1;
+    buf[1] = 1;
+    const std::size_t n = ZmqFlowEncoder::encode_record(r, buf.data() + 2, buf.size() - 2);
+    buf.resize(2 + n);
+    MapVisitor v;
+    walk_tlv_records(buf, v);
+    return v.records.at(0);
+}
+
+} // namespace
+
+// The JSON object carries the same keys and values as the TLV record, with
+// numeric keys or labels, and the reader maps both back to the same items.
+TEST(ZmqJson, SameFieldsAsTlvNumericAndLabels)
+{
+    for (const bool labels : {false, true}) {
+        for (const FlowRecord& r : {make_flow(3, 40000), dpi_flow()}) {
+            std::vector<uint8_t> buf(4096);
+            const std::size_t n = ZmqFlowEncoder::encode_json_record(r, labels, buf.data(), buf.size());
+            ASSERT_GT(n, 0u);
+            const std::string text(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+            if (labels) {
+                EXPECT_EQ(text.rfind(R"({"IPV4_SRC_ADDR":"10.0.0.)", 0), 0u) << text;
+                EXPECT_NE(text.find(R"("OUT_BYTES":5000000000)"), std::string::npos) << text;
+            } else {
+                EXPECT_EQ(text.rfind(R"({"8":"10.0.0.)", 0), 0u) << text;
+                EXPECT_NE(text.find(R"("57550":26)"), std::string::npos) << text;
+                EXPECT_EQ(text.find("IPV4"), std::string::npos) << text;
+            }
+            JsonFlowReader rd(1 << 16);
+            MapVisitor v;
+            const JsonWalkResult res = rd.walk({buf.data(), n}, v);
+            EXPECT_TRUE(res.error.empty()) << res.error << " at " << res.offset << ": " << text;
+            ASSERT_EQ(res.records, 1u);
+            auto want = tlv_map(r);
+            auto got = v.records[0];
+            if (r.l7.app) {
+                // TLV carries the raw bytes, JSON the escaped text with U+FFFD.
+                EXPECT_EQ(got["TLS_SERVER_NAME"], "a\"b\\c\x01\xc3\xa9\xef\xbf\xbd.example");
+                want.erase("TLS_SERVER_NAME");
+                got.erase("TLS_SERVER_NAME");
+                EXPECT_EQ(got["L7_PROTO"], "91.126");
+                EXPECT_EQ(got["SRC_VLAN"], "12");
+            }
+            EXPECT_EQ(got, want) << text;
+        }
+    }
+}
+
+TEST(ZmqJson, BatchedArraysUnderTheLimitWithAndWithoutZlib)
+{
+    for (const bool compress : {false, true}) {
+        ZmqEncoderOptions o;
+        o.format = ZmqPayloadFormat::Json;
+        o.compress = compress;
+        o.max_payload = 4096;
+        o.source_id = 7;
+        auto enc = ZmqFlowEncoder::create(o);
+        ASSERT_TRUE(enc) << enc.error().message();
+        CaptureSink sink;
+        const int n = 150;
+        for (int i = 0; i < n; ++i)
+            enc.value()->add(i % 10 == 0 ? dpi_flow() : make_flow(static_cast<uint8_t>(i), 40000), sink);
+        enc.value()->send_event(R"({"time":1})", sink);
+        enc.value()->flush(sink);
+        EXPECT_EQ(enc.value()->stats().records, static_cast<uint64_t>(n));
+        EXPECT_EQ(enc.value()->stats().too_big, 0u);
+        ASSERT_GE(sink.msgs.size(), 5u);
+        auto dec = ZmqPayloadDecoder::create(1 << 20);
+        ASSERT_TRUE(dec);
+        JsonFlowReader rd(1 << 20);
+        MapVisitor v;
+        uint32_t expect_id = 1;
+        for (const auto& m : sink.msgs) {
+            ZmqParsedHeader p;
+            ASSERT_EQ(parse_zmq_header(m.header, p), ZmqError::None);
+            EXPECT_EQ(p.h.msg_id, expect_id++);
+            std::span<const uint8_t> plain;
+            ASSERT_EQ(dec.value()->payload(p, m.payload, plain), ZmqError::None);
+            EXPECT_EQ(p.h.size_field, plain.size());
+            if (p.h.topic_view() == "event")
+                continue;
+            EXPECT_FALSE(p.tlv);
+            EXPECT_EQ(p.h.flags, compress ? kZmqFlagCompressed : 0);
+            EXPECT_LE(plain.size(), o.max_payload);
+            ASSERT_EQ(plain.front(), '[');
+            ASSERT_EQ(plain.back(), ']');
+            const JsonWalkResult r = rd.walk(plain, v);
+            EXPECT_TRUE(r.error.empty()) << r.error;
+            EXPECT_EQ(r.records, m.flows);
+        }
+        ASSERT_EQ(v.records.size(), static_cast<std::size_t>(n));
+        for (int i = 0; i < n; ++i) {
+            if (i % 10 == 0)
+                continue;
+            EXPECT_EQ(v.records[static_cast<std::size_t>(i)]["IPV4_SRC_ADDR"], "10.0.0." + std::to_string(i));
+            EXPECT_EQ(v.records[static_cast<std::size_t>(i)]["OUT_BYTES"], "5000000000");
+        }
+    }
+}
+
+// Every payload size, so some message is filled to its last byte: records
+// are never cut, the closing ']' always fits, nothing is written past the limit.
+TEST(ZmqJson, EveryPayloadLimitFillsExactly)
+{
+    for (uint32_t limit = 1024; limit < 1400; ++limit) {
+        ZmqEncoderOptions o;
+        o.format = limit % 2 ? ZmqPayloadFormat::Json : ZmqPayloadFormat::JsonLabels;
+        o.max_payload = limit;
+        auto enc = ZmqFlowEncoder::create(o);
+        ASSERT_TRUE(enc);
+        CaptureSink sink;
+        for (int i = 0; i < 40; ++i)
+            enc.value()->add(i % 7 == 0 ? dpi_flow() : make_flow(static_cast<uint8_t>(i * 37), static_cast<uint16_t>(i * 1000)), sink);
+        enc.value()->flush(sink);
+        JsonFlowReader rd(1 << 16);
+        MapVisitor v;
+        for (const auto& m : sink.msgs) {
+            ASSERT_LE(m.payload.size(), limit);
+            const JsonWalkResult r = rd.walk(m.payload, v);
+            ASSERT_TRUE(r.error.empty()) << limit << ": " << r.error;
+            ASSERT_EQ(r.records, m.flows);
+        }
+        ASSERT_EQ(v.records.size(), 40u) << limit;
+    }
+}
+
+TEST(ZmqJson, ReaderKeysValuesAndErrors)
+{
+    JsonFlowReader rd(4096);
+    auto walk = [&](std::string_view s, MapVisitor& v) {
+        return rd.walk({reinterpret_cast<const uint8_t*>(s.data()), s.size()}, v);
+    };
+    MapVisitor v;
+    auto r = walk(R"( {"8":"1.2.3.4", "35632.118":"7", "0.7":80, "IN_PKTS":3, "CUSTOM":-5, "F":1.5,)"
+                  R"( "T":true, "N":null, "S":"\u00e9\u20ac\ud83d\ude00\n"} )",
+                  v);
+    ASSERT_TRUE(r.error.empty()) << r.error << " at " << r.offset;
+    ASSERT_EQ(r.records, 1u);
+    auto& m = v.records[0];
+    EXPECT_EQ(m["IPV4_SRC_ADDR"], "1.2.3.4");
+    EXPECT_EQ(m["L7_PROTO"], "7"); // 35632.118 = 57472 + 118
+    EXPECT_EQ(m["L4_SRC_PORT"], "80");
+    EXPECT_EQ(m["IN_PKTS"], "3");
+    EXPECT_EQ(m["CUSTOM"], "-5");
+    EXPECT_EQ(m["F"], std::to_string(1.5f));
+    EXPECT_EQ(m["T"], "1");
+    EXPECT_EQ(m.count("N"), 0u);
+    EXPECT_EQ(m["S"], "\xe9\xe2\x82\xac\xf0\x9f\x98\x80\n"); // \u00XX is a raw byte, as weir escapes them
+
+    MapVisitor e;
+    EXPECT_TRUE(walk("[]", e).error.empty());
+    EXPECT_TRUE(walk("[{}]", e).error.empty());
+    EXPECT_EQ(e.records.size(), 0u);
+    for (std::string_view bad :
+         {"", "x", "[", "[{", R"([{"a":1},)", R"({"a":{"b":1}})", R"({"a":[1]})", R"({"a":1} x)", R"({"a":"b)",
+          R"({"a":"\q"})", R"({"a":"\ud800"})", R"({"a":99999999999999999999})", R"({"a":-})", R"({"a":1.})",
+          R"({"a":tru})", R"({a:1})", "{\"a\":\"\x01\"}", R"([{"a":1} {"b":2}])", R"([1])"}) {
+        MapVisitor b;
+        const auto br = walk(bad, b);
+        EXPECT_FALSE(br.error.empty()) << "accepted: " << bad;
+        EXPECT_LE(br.offset, bad.size());
+    }
+    // Records before an error are delivered, the cut one is not.
+    MapVisitor p;
+    const auto pr = walk(R"([{"a":1},{"b":2},{"c":)", p);
+    EXPECT_FALSE(pr.error.empty());
+    EXPECT_EQ(pr.records, 2u);
+    EXPECT_EQ(p.records.size(), 2u);
+    // Deep nesting is refused at the first level, never recursed into.
+    const std::string deep(100001, '[');
+    MapVisitor d;
+    EXPECT_FALSE(walk(deep, d).error.empty());
+    // Above the reader's limit.
+    std::string big(5002, ' ');
+    big.front() = '[';
+    big.back() = ']';
+    EXPECT_FALSE(walk(big, d).error.empty());
+}

@@ -64,6 +64,8 @@ void append_escaped(std::string& out, std::string_view s)
 struct SourceStats {
     uint64_t messages = 0;
     uint64_t flow_messages = 0;
+    uint64_t tlv_flow_messages = 0;  ///< flow messages by payload format
+    uint64_t json_flow_messages = 0;
     uint64_t event_messages = 0;
     uint64_t other_messages = 0;
     uint64_t flows = 0;
@@ -78,7 +80,7 @@ struct Errors {
     uint64_t tlv[8] = {};
     uint64_t framing = 0;       ///< not exactly two frames
     uint64_t unterminated = 0;  ///< trailing items without end of record
-    uint64_t not_tlv_flows = 0; ///< JSON flow messages (ntopng community ignores them too)
+    uint64_t not_tlv_flows = 0; ///< JSON flow messages skipped (--tlv-only, as community ntopng)
     uint64_t logged = 0;
 };
 
@@ -259,6 +261,7 @@ int main(int argc, char** argv)
     std::string priv_key;
     bool keypair = false;
     bool verbose = false;
+    bool tlv_only = false;
     std::vector<std::string> netflow_in;
     std::vector<std::string> ipfix_tcp_in;
     std::string text_path;
@@ -310,6 +313,7 @@ int main(int argc, char** argv)
         ->check(CLI::Range(1024, 1 << 30))->capture_default_str();
     app.add_option("--zmq-encryption-key-priv", priv_key, "CURVE server secret key (40-char Z85), as ntopng --zmq-encryption");
     app.add_flag("--curve-keypair", keypair, "Print a new CURVE key pair (public secret) and exit");
+    app.add_flag("--tlv-only", tlv_only, "Skip JSON flow messages, as community ntopng does (counted as json_flows)");
     app.add_flag("-v,--verbose", verbose, "Log every bad message (default: the first 20)");
     try {
         app.parse(argc, argv);
@@ -467,6 +471,7 @@ int main(int argc, char** argv)
         return 1;
     }
     ZmqPayloadDecoder& dec = *dec_r.value();
+    JsonFlowReader json_reader(max_decompressed);
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::signal(SIGUSR1, on_usr1);
@@ -492,19 +497,28 @@ int main(int argc, char** argv)
                           errs.not_tlv_flows);
         for (int k = 1; k < static_cast<int>(ZmqError::kCount); ++k)
             js += fmt::format(R"(,"{}":{})", zmq_error_name(static_cast<ZmqError>(k)), errs.by_kind[k]);
-        js += R"(},"sources":[)";
+        uint64_t tlv_msgs = 0, json_msgs = 0;
+        for (const auto& [id, st] : sources) {
+            tlv_msgs += st.tlv_flow_messages;
+            json_msgs += st.json_flow_messages;
+        }
+        js += fmt::format(R"(}},"flow_formats":{{"tlv":{},"json":{}}})", tlv_msgs, json_msgs);
+        js += R"(,"sources":[)";
         bool first = true;
         if (!socks.empty())
             fmt::print(stderr, "weir-collector: zmq: {} messages, {} flows, {} bad messages\n", total_messages,
                        total_flows, bad);
         for (const auto& [id, st] : sources) {
-            fmt::print(stderr, "  source_id {}: {} messages ({} flow, {} event, {} other), {} flows, {} msg_id gaps, {} restarts\n",
-                       id, st.messages, st.flow_messages, st.event_messages, st.other_messages, st.flows, st.msg_id_gaps,
-                       st.restarts);
-            js += fmt::format(R"({}{{"source_id":{},"messages":{},"flow_messages":{},"event_messages":{},)"
+            fmt::print(stderr, "  source_id {}: {} messages ({} flow: {} tlv, {} json; {} event, {} other), {} flows, "
+                               "{} msg_id gaps, {} restarts\n",
+                       id, st.messages, st.flow_messages, st.tlv_flow_messages, st.json_flow_messages,
+                       st.event_messages, st.other_messages, st.flows, st.msg_id_gaps, st.restarts);
+            js += fmt::format(R"({}{{"source_id":{},"messages":{},"flow_messages":{},"tlv_flow_messages":{},)"
+                              R"("json_flow_messages":{},"event_messages":{},)"
                               R"("other_messages":{},"flows":{},"msg_id_gaps":{},"restarts":{},"last_msg_id":{}}})",
-                              first ? "" : ",", id, st.messages, st.flow_messages, st.event_messages, st.other_messages,
-                              st.flows, st.msg_id_gaps, st.restarts, st.last_msg_id);
+                              first ? "" : ",", id, st.messages, st.flow_messages, st.tlv_flow_messages,
+                              st.json_flow_messages, st.event_messages, st.other_messages, st.flows, st.msg_id_gaps,
+                              st.restarts, st.last_msg_id);
             first = false;
         }
         js += "]";
@@ -630,12 +644,26 @@ int main(int argc, char** argv)
                 const std::string_view topic = h.h.topic_view();
                 if (topic.starts_with("f")) {
                     ++src.flow_messages;
+                    JsonFlowWriter w(out, h.h.source_id);
                     if (!h.tlv) {
-                        ++errs.not_tlv_flows;
-                        log_bad(s, "JSON flow message (only TLV flows are decoded, as community ntopng)");
+                        if (tlv_only) {
+                            ++errs.not_tlv_flows;
+                            log_bad(s, "JSON flow message (--tlv-only)");
+                            continue;
+                        }
+                        ++src.json_flow_messages;
+                        const JsonWalkResult r = json_reader.walk(plain, w);
+                        src.flows += r.records;
+                        total_flows += r.records;
+                        if (!r.error.empty()) {
+                            w.discard();
+                            ++errs.by_kind[static_cast<int>(ZmqError::Json)];
+                            log_bad(s, fmt::format("JSON flows: {} at byte {} after {} records", r.error, r.offset,
+                                                   r.records));
+                        }
                         continue;
                     }
-                    JsonFlowWriter w(out, h.h.source_id);
+                    ++src.tlv_flow_messages;
                     const TlvWalkResult r = walk_tlv_records(plain, w);
                     src.flows += r.records;
                     total_flows += r.records;

@@ -81,6 +81,9 @@ inline constexpr uint32_t kJa4cHash = 58048;
 /// the key is not one of the table above.
 std::string_view key_name(uint32_t id) noexcept;
 
+/// The id of one of those names ("IPV4_SRC_ADDR" -> 8), 0 when unknown.
+uint32_t key_id(std::string_view name) noexcept;
+
 /// Writes items into a caller-owned buffer. Every put returns false, and
 /// writes nothing, when the item does not fit. Inline: a flow record is
 /// about twenty puts, and the encoder's rate depends on them.

@@ -1,6 +1,7 @@
 // Receiving side of the ntopng ZMQ format (docs/zmq.md): header frames of
-// every layout ntopng accepts, bounded zlib decompression and a walk over
-// TLV flow records. Used by weir-collector and the fuzz target.
+// every layout ntopng accepts, bounded zlib decompression and walks over
+// TLV flow records and over nProbe JSON flow payloads (one flat object or
+// an array of them). Used by weir-collector and the fuzz target.
 //
 // Everything here takes untrusted bytes: no input makes it read out of
 // bounds, allocate after create(), or decompress past its limit.
@@ -26,6 +27,7 @@ enum class ZmqError : uint8_t {
     Inflate,          ///< not a valid zlib stream
     InflateTooBig,    ///< decompresses past the limit
     Tlv,              ///< bad TLV preamble or item
+    Json,             ///< bad JSON flow payload
     kCount
 };
 
@@ -83,5 +85,31 @@ struct TlvWalkResult {
 
 /// Walks a TLV payload (preamble first). Stops at the first error.
 TlvWalkResult walk_tlv_records(std::span<const uint8_t> payload, TlvRecordVisitor& v) noexcept;
+
+struct JsonWalkResult {
+    uint64_t records = 0;     ///< complete objects delivered
+    std::string_view error;   ///< empty when the whole payload was valid
+    std::size_t offset = 0;   ///< where the error was found
+};
+
+/// nProbe JSON flows: one object, or an array of objects, whose values are
+/// strings, numbers, true/false or null (skipped); a nested value is an
+/// error, so the walk needs no recursion. Keys are mapped back to what a TLV
+/// record would carry: numeric strings ("8") and ntop's "35632.N" become
+/// integer keys (57472 + N), weir's labels ("IPV4_SRC_ADDR") their id, any
+/// other string stays a string key. Integers become U64 (I64 when negative),
+/// other numbers Float, true/false U8. Strings are unescaped (\uXXXX below
+/// 0x100 as that byte, as weir escapes raw bytes; others as UTF-8) into a
+/// buffer owned here, valid until the next walk. Stops at the first error;
+/// the objects before it have been delivered, the one it cut has not.
+class JsonFlowReader {
+public:
+    /// `max_payload` bounds the payloads walk() takes (larger ones fail).
+    explicit JsonFlowReader(std::size_t max_payload) : scratch_(max_payload) {}
+    JsonWalkResult walk(std::span<const uint8_t> payload, TlvRecordVisitor& v) noexcept;
+
+private:
+    std::vector<char> scratch_;
+};
 
 } // namespace weir::exporters

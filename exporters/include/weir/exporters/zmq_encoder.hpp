@@ -1,6 +1,9 @@
 // ntopng-compatible ZMQ messages (docs/zmq.md): the 36-byte "v3" header
-// (version 4) and the flow encoder that batches FlowRecords as nDPI TLV
-// records into one payload, optionally zlib-compressed.
+// (version 4) and the flow encoder that batches FlowRecords into one
+// payload, optionally zlib-compressed: nDPI TLV records (what community
+// ntopng reads), or nProbe's JSON form, an array of flat objects keyed by
+// element id ("8") or by label ("IPV4_SRC_ADDR", nProbe --json-labels),
+// which ntopng Pro and scripts read.
 //
 // Pure, as the NetFlow/IPFIX encoders: records in, (header, payload) pairs
 // out through a ZmqMessageSink; no I/O, no clock of its own, no allocation
@@ -46,13 +49,23 @@ struct ZmqHeader {
 /// Writes `h` as 36 bytes.
 void write_zmq_header(const ZmqHeader& h, std::span<uint8_t, kZmqHeaderSize> out) noexcept;
 
+/// Flow payload encoding.
+enum class ZmqPayloadFormat : uint8_t {
+    Tlv,        ///< nDPI serializer TLV, header flag 0x02
+    Json,       ///< JSON array, numeric string keys ("8", "57590")
+    JsonLabels, ///< JSON array, label keys ("IPV4_SRC_ADDR", "L7_PROTO")
+};
+
+std::string_view zmq_payload_format_name(ZmqPayloadFormat f) noexcept;
+
 struct ZmqEncoderOptions {
     /// Largest uncompressed payload of one flow message (<= 131072). A
     /// compressed payload is never larger than compressBound(this).
     uint32_t max_payload = 65536;
     /// Most flows per message (0 = only the byte limit).
     uint32_t max_flows = 0;
-    bool compress = false;
+    ZmqPayloadFormat format = ZmqPayloadFormat::Tlv;
+    bool compress = false;      ///< flow messages (events stay plain)
     int zlib_level = 1; ///< 1 = fastest: the payload is mostly addresses and small integers
     uint32_t source_id = 0;
 };
@@ -67,6 +80,7 @@ struct ZmqEncoderStats {
     uint64_t payload_bytes = 0;  ///< as sent (compressed when compressed)
     uint64_t raw_bytes = 0;      ///< before compression
     uint64_t compress_errors = 0; ///< sent uncompressed instead
+    uint64_t too_big = 0;        ///< records larger than an empty message (not sent)
     uint64_t packets_total = 0;
     uint64_t bytes_total = 0;
 };
@@ -86,7 +100,7 @@ public:
     static Result<std::unique_ptr<ZmqFlowEncoder>> create(const ZmqEncoderOptions& opts);
     ~ZmqFlowEncoder();
 
-    /// Adds one flow as one TLV record, finishing the message first when the
+    /// Adds one flow as one record (TLV or JSON object), finishing the message first when the
     /// record would not fit. Flows without packets are skipped and counted.
     void add(const FlowRecord& r, ZmqMessageSink& out) noexcept;
     /// Finishes the current flow message, if it holds a record.
@@ -106,15 +120,22 @@ public:
     /// text (L7Info's bounded strings); fits the smallest payload (1 KiB).
     static constexpr std::size_t kMaxRecord = 1016;
 
+    /// The JSON object of `r` (no separator), keys numeric or labels;
+    /// returns its length, 0 when it did not fit. Strings are escaped and
+    /// invalid UTF-8 becomes U+FFFD, so the payload is always valid JSON.
+    static std::size_t encode_json_record(const FlowRecord& r, bool labels, uint8_t* buf, std::size_t cap) noexcept;
+
 private:
     explicit ZmqFlowEncoder(const ZmqEncoderOptions& opts);
-    void finish(std::string_view topic, uint8_t flags, std::span<const uint8_t> payload, uint32_t flows,
-                ZmqMessageSink& out) noexcept;
+    void finish(std::string_view topic, uint8_t flags, bool compress, std::span<const uint8_t> payload,
+                uint32_t flows, ZmqMessageSink& out) noexcept;
+    [[nodiscard]] bool json() const noexcept { return opts_.format != ZmqPayloadFormat::Tlv; }
 
     ZmqEncoderOptions opts_;
     std::vector<uint8_t> payload_;  ///< preamble + records
     std::vector<uint8_t> zbuf_;     ///< compressed payload
     std::size_t used_ = 0;
+    std::size_t preamble_ = 0;      ///< TLV: version + format bytes; JSON: '['
     uint32_t pending_flows_ = 0;
     uint32_t msg_id_ = 1;
     struct Zlib;
