@@ -16,6 +16,14 @@
 // flow without L7 data keeps the plain template, so a template changes only
 // when its field set does.
 //
+// v9 has no variable-length fields, so its L7 template is wide (about 500
+// bytes of NUL-padded strings, two records to a datagram). A flow whose L7
+// data is only the protocol (a port guess, or DPI that found no host, URL
+// or fingerprint) goes out under the compact L7 templates instead (base +
+// 24 / base + 25: L7_PROTO and L7_PROTO_NAME only), announced with their
+// first use like the full ones. IPFIX keeps one L7 template per family:
+// an empty variable-length string costs one byte.
+//
 // Options (EncoderOptions::options_records): every template announcement
 // also carries an options template and one options record with the
 // exporting process statistics and reliability counters (RFC 7011 s.4.1-4.3;
@@ -168,7 +176,7 @@ struct Rec {
     uint8_t tcp_flags;      ///< forward flags, or both ORed in InOut mode
 };
 
-Template build_template(Dialect d, BiflowMode mode, bool v6, uint16_t id, bool l7 = false)
+Template build_template(Dialect d, BiflowMode mode, bool v6, uint16_t id, bool l7 = false, bool compact = false)
 {
     const bool ipfix = d == Dialect::Ipfix;
     Template t;
@@ -220,6 +228,8 @@ Template build_template(Dialect d, BiflowMode mode, bool v6, uint16_t id, bool l
     t.l7 = l7;
     if (l7) {
         for (const NtopField& n : kNtopFields) {
+            if (compact && n.f != F::L7Proto && n.f != F::L7Name)
+                continue;
             if (ipfix)
                 add(n.f, n.n, n.string ? ipfix::kVarLen : n.v9_len, ntop::kPen);
             else
@@ -255,6 +265,8 @@ public:
           t6_(build_template(d, mode, true, static_cast<uint16_t>(base + 1))),
           t4l7_(build_template(d, mode, false, static_cast<uint16_t>(base + kL7Offset), true)),
           t6l7_(build_template(d, mode, true, static_cast<uint16_t>(base + kL7Offset + 1), true)),
+          t4l7c_(build_template(d, mode, false, static_cast<uint16_t>(base + kL7Offset + 8), true, true)),
+          t6l7c_(build_template(d, mode, true, static_cast<uint16_t>(base + kL7Offset + 9), true, true)),
           stats_id_(static_cast<uint16_t>(base + kOptionsOffset)),
           types_id_(static_cast<uint16_t>(base + kOptionsOffset + 1)),
           header_len_(d == Dialect::Ipfix ? ipfix::kHeaderSize : v9::kHeaderSize),
@@ -291,7 +303,14 @@ public:
             const Template& tl = v6 ? t6l7_ : t4l7_;
             l7v = l7_view(r.l7);
             var_len = var_bytes(tl, l7v);
-            if (header_len_ + 4 + tl.record_len + var_len + 3 <= opts_.mtu) {
+            if (!ipfix_dialect() && only_name(l7v)) {
+                t = v6 ? &t6l7c_ : &t4l7c_;
+                if (!l7c_announced_) {
+                    // New templates: announce them before the first record.
+                    l7c_announced_ = true;
+                    force_announce_ = true;
+                }
+            } else if (header_len_ + 4 + tl.record_len + var_len + 3 <= opts_.mtu) {
                 t = &tl;
                 if (!l7_announced_) {
                     // New templates: announce them before the first record.
@@ -374,6 +393,15 @@ private:
         // v9 SHOULD pad flowsets to 32-bit boundaries; IPFIX padding is
         // optional and left out.
         return d_ == Dialect::V9 ? static_cast<uint32_t>((4 - len % 4) % 4) : 0;
+    }
+
+    /// True when the flow's only L7 string is the protocol name.
+    static bool only_name(const L7View& v) noexcept
+    {
+        for (uint32_t i = kName + 1; i < kL7StrCount; ++i)
+            if (v.n[i] != 0)
+                return false;
+        return true;
     }
 
     static uint32_t var_bytes(const Template& t, const L7View& v) noexcept
@@ -471,6 +499,14 @@ private:
             w_.u16(static_cast<uint16_t>(4 + t4l7_.spec_len + t6l7_.spec_len));
             write_template(t4l7_);
             write_template(t6l7_);
+            count_records_ += 2;
+        }
+        if (l7c_announced_) {
+            room(4 + t4l7c_.spec_len + t6l7c_.spec_len, clk, out);
+            w_.u16(tset);
+            w_.u16(static_cast<uint16_t>(4 + t4l7c_.spec_len + t6l7c_.spec_len));
+            write_template(t4l7c_);
+            write_template(t6l7c_);
             count_records_ += 2;
         }
         if (options_ok_) {
@@ -731,6 +767,8 @@ private:
     Template t6_;
     Template t4l7_;
     Template t6l7_;
+    Template t4l7c_; ///< v9 only: L7_PROTO and L7_PROTO_NAME
+    Template t6l7c_;
     uint16_t stats_id_;
     uint16_t types_id_;
     uint32_t header_len_;
@@ -738,6 +776,7 @@ private:
     bool l7_ok_ = false;
     bool options_ok_ = false;
     bool l7_announced_ = false;
+    bool l7c_announced_ = false;
     bool force_announce_ = false;
     bool restart_pending_ = false;
     bool open_ = false;

@@ -268,6 +268,46 @@ TEST(ExportL7, V9FixedWidthStringsCutToTheTemplate)
     EXPECT_STREQ(flows.r[1].l7.ja4, tls4().l7.ja4);
 }
 
+TEST(ExportL7, V9CompactTemplateForFlowsWithOnlyAProtocol)
+{
+    // A port guess or a DPI result without strings: L7_PROTO and
+    // L7_PROTO_NAME only (template base + 24), not ~500 bytes of padding.
+    FlowRecord guess = tcp4(3);
+    guess.l7.app = 91;
+    guess.l7.guessed = 1;
+    put(guess.l7.name, "TLS");
+    auto enc = make(ExportFormat::NetflowV9);
+    Collect out;
+    for (int i = 0; i < 40; ++i)
+        enc->add(guess, kClock, out);
+    enc->add(tls4(), kClock, out); // strings: the full L7 template
+    enc->flush(kClock, out);
+    EXPECT_EQ(enc->stats().l7_records, 41u);
+    // 109-byte compact records: about 12 to a datagram (a full L7 record
+    // is about 620 bytes: two to a datagram, 21 datagrams for these flows).
+    ASSERT_LE(out.d.size(), 6u);
+    const Bytes& m = out.d[0];
+    const auto s = sets(m, 20);
+    ASSERT_GE(s.size(), 3u);
+    EXPECT_EQ(s[1].id, 0);
+    EXPECT_EQ(rd16(m, s[1].at + 4), 258 + 24) << "IPv4 compact L7 template = base + 24";
+    EXPECT_EQ(rd16(m, s[1].at + 6), 23 + 2) << "the flow fields, L7_PROTO, L7_PROTO_NAME";
+    EXPECT_EQ(rd16(m, s[1].at + 8 + 23 * 4), 57590);
+    EXPECT_EQ(rd16(m, s[1].at + 8 + 24 * 4), 57591);
+
+    auto dec = decoder();
+    Flows flows;
+    const FlowSourceStats st = decode_all(*dec, out.d, flows);
+    EXPECT_EQ(st.malformed, 0u);
+    EXPECT_EQ(st.unknown_template, 0u);
+    ASSERT_EQ(flows.r.size(), 41u);
+    EXPECT_EQ(flows.r[0].l7.app, 91);
+    EXPECT_STREQ(flows.r[0].l7.name, "TLS");
+    EXPECT_STREQ(flows.r[0].l7.server_name, "");
+    EXPECT_STREQ(flows.r[40].l7.server_name, "www.google.com");
+    EXPECT_STREQ(flows.r[40].l7.ja4, tls4().l7.ja4);
+}
+
 TEST(ExportL7, L7FieldsOffKeepsPlainTemplates)
 {
     auto enc = make(ExportFormat::Ipfix, EncoderOptions{.l7_fields = false});
