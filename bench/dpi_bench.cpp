@@ -13,7 +13,9 @@
 #include <weir/engine/decoder.hpp>
 #include <weir/engine/dpi_stage.hpp>
 #include <weir/engine/dpi/dns.hpp>
+#include <weir/engine/dpi/dtls.hpp>
 #include <weir/engine/dpi/http.hpp>
+#include <weir/engine/dpi/quic.hpp>
 #include <weir/engine/dpi/tls.hpp>
 
 #include <benchmark/benchmark.h>
@@ -31,6 +33,7 @@ namespace fs = std::filesystem;
 
 struct Corpus {
     std::vector<std::vector<uint8_t>> client_hello, server_hello, http, dns;
+    std::vector<std::vector<uint8_t>> quic_initial, dtls_hello; ///< datagrams holding a whole hello
     std::size_t bytes(const std::vector<std::vector<uint8_t>>& v) const
     {
         std::size_t n = 0;
@@ -75,6 +78,17 @@ const Corpus& corpus()
                     else if (m.key.proto == 17 && (m.key.port_a == 53 || m.key.port_b == 53) &&
                              dpi::parse_dns(p, dns) == dpi::ParseStatus::Ok)
                         c.dns.push_back(std::move(p));
+                    else if (m.key.proto == 17 && dpi::quic_looks_initial(p)) {
+                        auto h = std::make_unique<dpi::HelloAssembler>();
+                        dpi::QuicDatagramInfo qi;
+                        if (dpi::quic_read_initial(p, *h, qi) == dpi::ParseStatus::Ok)
+                            c.quic_initial.push_back(std::move(p));
+                    } else if (m.key.proto == 17 && dpi::dtls_looks_handshake(p)) {
+                        auto h = std::make_unique<dpi::HelloAssembler>();
+                        dpi::DtlsDatagramInfo di;
+                        if (dpi::dtls_read_handshake(p, *h, di) == dpi::ParseStatus::Ok)
+                            c.dtls_hello.push_back(std::move(p));
+                    }
                 }
             }
         }
@@ -123,6 +137,34 @@ void BM_Dpi_HttpRequest(benchmark::State& state)
 void BM_Dpi_Dns(benchmark::State& state)
 {
     run<dpi::DnsMessage>(state, corpus().dns, [](dpi::Bytes b, dpi::DnsMessage& o) { return dpi::parse_dns(b, o); });
+}
+/// One client Initial datagram: keys from the DCID (HKDF), header
+/// protection, AES-GCM, CRYPTO frames, then the ClientHello parser.
+void BM_Dpi_QuicInitial(benchmark::State& state)
+{
+    auto h = std::make_unique<dpi::HelloAssembler>();
+    run<dpi::TlsClientHello>(state, corpus().quic_initial, [&h](dpi::Bytes b, dpi::TlsClientHello& o) {
+        h->reset();
+        dpi::QuicDatagramInfo qi;
+        if (dpi::quic_read_initial(b, *h, qi) != dpi::ParseStatus::Ok)
+            return dpi::ParseStatus::Malformed;
+        return dpi::parse_client_hello_message(h->message(), dpi::TlsTransport::Quic, o);
+    });
+}
+/// One DTLS datagram holding a whole ClientHello or ServerHello.
+void BM_Dpi_DtlsHello(benchmark::State& state)
+{
+    auto h = std::make_unique<dpi::HelloAssembler>();
+    run<dpi::TlsClientHello>(state, corpus().dtls_hello, [&h](dpi::Bytes b, dpi::TlsClientHello& o) {
+        h->reset();
+        dpi::DtlsDatagramInfo di;
+        if (dpi::dtls_read_handshake(b, *h, di) != dpi::ParseStatus::Ok)
+            return dpi::ParseStatus::Malformed;
+        if (h->message()[0] == dpi::kTlsHandshakeClientHello)
+            return dpi::parse_client_hello_message(h->message(), dpi::TlsTransport::Dtls, o);
+        dpi::TlsServerHello sh;
+        return dpi::parse_server_hello_message(h->message(), sh);
+    });
 }
 /// A payload that is none of them, through all four parsers: the cost of
 /// looking at a flow micro-DPI does not recognise.
@@ -226,6 +268,8 @@ BENCHMARK(BM_Dpi_TlsClientHello);
 BENCHMARK(BM_Dpi_TlsServerHello);
 BENCHMARK(BM_Dpi_HttpRequest);
 BENCHMARK(BM_Dpi_Dns);
+BENCHMARK(BM_Dpi_QuicInitial);
+BENCHMARK(BM_Dpi_DtlsHello);
 BENCHMARK(BM_Dpi_RejectAll);
 
 } // namespace

@@ -8,8 +8,10 @@
 #include <weir/engine/dpi_stage.hpp>
 
 #include <weir/engine/dpi/dns.hpp>
+#include <weir/engine/dpi/dtls.hpp>
 #include <weir/engine/dpi/http.hpp>
 #include <weir/engine/dpi/ndpi_compat.hpp>
+#include <weir/engine/dpi/quic.hpp>
 #include <weir/engine/dpi/ssh.hpp>
 #include <weir/engine/dpi/tls.hpp>
 
@@ -46,7 +48,7 @@ void copy_text(char (&dst)[N], std::string_view s) noexcept
 
 /// Parser progress of one flow under inspection.
 struct Inspection {
-    uint32_t tls[2];          ///< TLS buffer per side (A, B), kNone when not taken
+    uint32_t tls[2];          ///< TLS buffer per side (A, B), kNone when not taken; UDP: QUIC/DTLS assembler
     uint8_t tls_done[2];
     uint8_t http_response_seen;
     uint8_t dns_response_seen;
@@ -101,6 +103,8 @@ struct DpiStage::Impl {
     std::unique_ptr<Inspection[]> insps;
     std::unique_ptr<d::TlsStream[]> tls;
     std::vector<uint32_t> tls_free;
+    std::unique_ptr<d::HelloAssembler[]> hellos; ///< QUIC CRYPTO / DTLS fragments spanning datagrams
+    std::vector<uint32_t> hello_free;
     uint32_t entry_free = kNone, insp_free = kNone;
     uint32_t nentries = 0, ninsps = 0;
     uint32_t entries_touched = 0;          ///< entries never used lie past this mark, unmapped
@@ -172,7 +176,8 @@ struct DpiStage::Impl {
 #endif
         for (uint32_t& t : in.tls)
             if (t != kNone) {
-                tls_free.push_back(t); // capacity reserved at create(): no allocation
+                // Capacity reserved at create(): no allocation.
+                (e.key.proto == 17 ? hello_free : tls_free).push_back(t);
                 t = kNone;
             }
         in.next_free = insp_free;
@@ -240,23 +245,105 @@ struct DpiStage::Impl {
         t = kNone;
     }
 
-    static void take_client_hello(Entry& e, const d::TlsClientHello& ch) noexcept
+    static void take_client_hello(Entry& e, const d::TlsClientHello& ch,
+                                  d::AppProtocol p = d::AppProtocol::Tls) noexcept
     {
         set_hostname(e.l7, ch.sni.view(), false);
         if (!e.l7.ja3c[0])
             copy_text(e.l7.ja3c, ch.ja3);
         if (!e.l7.ja4[0])
             copy_text(e.l7.ja4, ch.ja4);
-        set_name(e.l7, d::AppProtocol::Tls);
+        set_name(e.l7, p);
         e.found = 1;
     }
 
-    static void take_server_hello(Entry& e, const d::TlsServerHello& sh) noexcept
+    static void take_server_hello(Entry& e, const d::TlsServerHello& sh,
+                                  d::AppProtocol p = d::AppProtocol::Tls) noexcept
     {
         if (!e.l7.ja3s[0])
             copy_text(e.l7.ja3s, sh.ja3s);
-        set_name(e.l7, d::AppProtocol::Tls);
+        set_name(e.l7, p);
         e.found = 1;
+    }
+
+    // UDP hellos: QUIC client Initials, DTLS ClientHello / ServerHello, and
+    // Google QUIC's clear CHLO. The first datagram is read into a stack
+    // assembler; an assembler from the pool is taken only when the hello
+    // continues in a later datagram (a ClientHello over two Initials).
+    void inspect_udp_hello(Entry& e, Inspection& in, int side, d::Bytes payload) noexcept
+    {
+        if (in.tls_done[side])
+            return;
+        const bool quic = d::quic_looks_initial(payload);
+        uint32_t& t = in.tls[side];
+        if (!quic && !d::dtls_looks_handshake(payload)) {
+            d::GquicChlo chlo;
+            if (t == kNone && d::parse_gquic_chlo(payload, chlo) == d::ParseStatus::Ok) {
+                in.tls_done[side] = 1;
+                set_hostname(e.l7, chlo.sni.view(), false);
+                if (!e.l7.user_agent[0])
+                    copy_text(e.l7.user_agent, chlo.uaid.view());
+                set_name(e.l7, d::AppProtocol::Quic);
+                e.found = 1;
+            }
+            return;
+        }
+        d::HelloAssembler local;
+        d::HelloAssembler* h = &local;
+        if (t != kNone)
+            h = &hellos[t];
+        d::ParseStatus st;
+        if (quic) {
+            d::QuicDatagramInfo info;
+            st = d::quic_read_initial(payload, *h, info);
+            // A server Initial (other keys), a short-header packet: the
+            // client's next datagram may still carry the hello.
+            if (st == d::ParseStatus::NotMatched ||
+                (st == d::ParseStatus::Malformed && info.give_up == d::QuicGiveUp::DecryptFailed)) {
+                if (st == d::ParseStatus::Malformed)
+                    ++stats.hello_gave_up;
+                return;
+            }
+        } else {
+            d::DtlsDatagramInfo info;
+            st = d::dtls_read_handshake(payload, *h, info);
+        }
+        if (st == d::ParseStatus::NeedMore) {
+            if (t != kNone)
+                return;
+            if (hello_free.empty()) {
+                ++stats.tls_stream_full;
+                in.tls_done[side] = 1;
+                return;
+            }
+            t = hello_free.back();
+            hello_free.pop_back();
+            hellos[t] = local;
+            return;
+        }
+        in.tls_done[side] = 1;
+        if (st == d::ParseStatus::Ok) {
+            const d::AppProtocol p = quic ? d::AppProtocol::Quic : d::AppProtocol::Dtls;
+            d::TlsClientHello ch;
+            d::TlsServerHello sh;
+            if (d::parse_client_hello_message(h->message(), quic ? d::TlsTransport::Quic : d::TlsTransport::Dtls,
+                                              ch) == d::ParseStatus::Ok) {
+                take_client_hello(e, ch, p);
+                d::FixedString<256> ua;
+                if (quic && !e.l7.user_agent[0] && d::quic_user_agent(h->message(), ua) == d::ParseStatus::Ok)
+                    copy_text(e.l7.user_agent, ua.view());
+            }
+            else if (d::parse_server_hello_message(h->message(), sh) == d::ParseStatus::Ok)
+                take_server_hello(e, sh, p);
+            else
+                ++stats.hello_gave_up;
+        } else {
+            ++stats.hello_gave_up;
+        }
+        if (t != kNone) {
+            hello_free.push_back(t);
+            t = kNone;
+        }
     }
 
     // nDPI's DNS dissector takes the name from the response when it sees
@@ -317,6 +404,8 @@ struct DpiStage::Impl {
             d::DnsMessage dns;
             if (dns_port && d::parse_dns(payload, dns) == d::ParseStatus::Ok)
                 inspect_dns(e, in, dns);
+            else
+                inspect_udp_hello(e, in, side, payload);
         }
     }
 
@@ -325,6 +414,9 @@ struct DpiStage::Impl {
     {
         if (in.http_response_seen || in.dns_response_seen)
             return true;
+        // QUIC: the server's hello is encrypted; the client's is all there is.
+        if (e.l7.app == static_cast<uint16_t>(d::AppProtocol::Quic))
+            return e.l7.ja3c[0] || e.l7.user_agent[0];
         return e.l7.ja3c[0] && e.l7.ja3s[0];
     }
 
@@ -445,11 +537,15 @@ Result<std::unique_ptr<DpiStage>> DpiStage::create(const DpiConfig& cfg)
         impl->insps = std::make_unique_for_overwrite<Inspection[]>(cfg.max_inspections);
         impl->tls = std::make_unique_for_overwrite<d::TlsStream[]>(cfg.tls_streams);
         impl->tls_free.reserve(cfg.tls_streams);
+        impl->hellos = std::make_unique_for_overwrite<d::HelloAssembler[]>(cfg.tls_streams);
+        impl->hello_free.reserve(cfg.tls_streams);
     } catch (const std::bad_alloc&) {
         return from_errno(ENOMEM, "cannot allocate the DPI stage");
     }
-    for (uint32_t i = cfg.tls_streams; i-- > 0;)
+    for (uint32_t i = cfg.tls_streams; i-- > 0;) {
         impl->tls_free.push_back(i);
+        impl->hello_free.push_back(i);
+    }
     for (uint32_t i = cfg.max_inspections; i-- > 0;) {
         impl->insps[i].ndpi = nullptr;
         impl->insps[i].next_free = impl->insp_free;

@@ -1,11 +1,13 @@
 // libFuzzer targets for micro-DPI's parsers. One source, built once per
-// parser (WEIR_DPI_FUZZ_TLS / _HTTP / _DNS / _SSH, see CMakeLists.txt), so
+// parser (WEIR_DPI_FUZZ_TLS / _HTTP / _DNS / _SSH / _UDP, see CMakeLists.txt), so
 // each target's coverage map follows one parser. Besides ASan/UBSan, the
 // targets check the result invariants: strings within capacity and
 // NUL-terminated, fingerprints of the right shape.
 #include <weir/engine/dpi/dns.hpp>
+#include <weir/engine/dpi/dtls.hpp>
 #include <weir/engine/dpi/http.hpp>
 #include <weir/engine/dpi/ndpi_compat.hpp>
+#include <weir/engine/dpi/quic.hpp>
 #include <weir/engine/dpi/ssh.hpp>
 #include <weir/engine/dpi/tls.hpp>
 
@@ -113,6 +115,40 @@ void check_hex(const char* s, std::size_t n)
     }
 }
 
+/// UDP hellos: the input as one QUIC datagram and as two DTLS datagrams
+/// (split at its first byte's value) into one assembler, gQUIC's CHLO, and
+/// the QUIC User-Agent walk over the input taken as a ClientHello.
+[[maybe_unused]] void fuzz_udp(const uint8_t* data, std::size_t size)
+{
+    dpi::Bytes in(data, size);
+    auto h = std::make_unique<dpi::HelloAssembler>();
+    h->reset();
+    dpi::QuicDatagramInfo qi;
+    if (dpi::quic_read_initial(in, *h, qi) == dpi::ParseStatus::Ok && h->message().size() < 4)
+        std::abort();
+    h->reset();
+    dpi::DtlsDatagramInfo di;
+    const std::size_t cut = size ? std::min<std::size_t>(data[0], size) : 0;
+    dpi::dtls_read_handshake(in.subspan(0, cut), *h, di);
+    if (dpi::dtls_read_handshake(in.subspan(cut), *h, di) == dpi::ParseStatus::Ok) {
+        if (h->message().size() > dpi::HelloAssembler::kCapacity)
+            std::abort();
+        dpi::TlsClientHello ch;
+        if (dpi::parse_client_hello_message(h->message(), dpi::TlsTransport::Dtls, ch) == dpi::ParseStatus::Ok) {
+            check(ch.sni);
+            check_hex(ch.ja3, 32);
+        }
+    }
+    dpi::GquicChlo chlo;
+    if (dpi::parse_gquic_chlo(in, chlo) == dpi::ParseStatus::Ok) {
+        check(chlo.sni);
+        check(chlo.uaid);
+    }
+    dpi::FixedString<256> ua;
+    dpi::quic_user_agent(in, ua);
+    check(ua);
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size)
@@ -125,8 +161,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size)
     fuzz_dns(data, size);
 #elif defined(WEIR_DPI_FUZZ_SSH)
     fuzz_ssh(data, size);
+#elif defined(WEIR_DPI_FUZZ_UDP)
+    fuzz_udp(data, size);
 #else
-#error "define WEIR_DPI_FUZZ_TLS, _HTTP, _DNS or _SSH"
+#error "define WEIR_DPI_FUZZ_TLS, _HTTP, _DNS, _SSH or _UDP"
 #endif
     return 0;
 }

@@ -21,7 +21,7 @@ shared=${WEIR_SHARED_DIR:-$(cd "$src/.." && pwd)/shared}
 CC=clang CXX=clang++ cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DWEIR_BUILD_FUZZ=ON -DWEIR_BUILD_BENCH=OFF -DWEIR_BUILD_TESTS=ON >/dev/null
 ninja -C "$build" -j2 decoder_fuzz fuzz_seeds zmq_fuzz dpi_tls_fuzz dpi_http_fuzz dpi_dns_fuzz dpi_ssh_fuzz \
-  flow_decoder_fuzz
+  dpi_udp_fuzz flow_decoder_fuzz
 
 corpus=$build/tests/fuzz/corpus/decoder
 artifacts=$build/tests/fuzz/artifacts
@@ -96,14 +96,19 @@ dpi_seed() { # corpus, capture, display filter, field
     if [ -n "$hex" ]; then unhex "$hex" > "$dir/$2-$((i++))"; fi
   done || true # head closing the pipe ends tshark with SIGPIPE
 }
-for p in tls http dns ssh; do mkdir -p "$build/tests/fuzz/corpus/dpi_$p"; done
+for p in tls http dns ssh udp; do mkdir -p "$build/tests/fuzz/corpus/dpi_$p"; done
 dpi_seed "$build/tests/fuzz/corpus/dpi_tls" tls_verylong_certificate.pcap "tls.handshake" tcp.payload
 dpi_seed "$build/tests/fuzz/corpus/dpi_tls" 443-chrome.pcap "tls.handshake" tcp.payload
 dpi_seed "$build/tests/fuzz/corpus/dpi_http" 1kxun.pcap "http" tcp.payload
 dpi_seed "$build/tests/fuzz/corpus/dpi_dns" dns_exfiltration.pcap "dns" udp.payload
 dpi_seed "$build/tests/fuzz/corpus/dpi_dns" dns-tunnel-iodine.pcap "dns" udp.payload
 dpi_seed "$build/tests/fuzz/corpus/dpi_ssh" ssh.pcap "ssh.protocol" tcp.payload
-for p in tls http dns ssh; do
+# QUIC Initials (IETF, v2, T051), gQUIC CHLOs, DTLS hellos for dpi_udp_fuzz.
+for cap in quic-29.pcap quic-v2.pcapng quic_frags_different_dcid.pcapng quic_t51.pcap quic046.pcap quic_q50.pcap \
+  dtls2.pcap dtls_certificate_fragments.pcap; do
+  dpi_seed "$build/tests/fuzz/corpus/dpi_udp" "$cap" "udp" udp.payload
+done
+for p in tls http dns ssh udp; do
   echo "run.sh: fuzzing the micro-DPI $p parser for ${dseconds}s"
   "$build/tests/fuzz/dpi_${p}_fuzz" -max_total_time="$dseconds" -print_final_stats=1 \
     -artifact_prefix="$artifacts/dpi-$p-" -max_len=4096 "$build/tests/fuzz/corpus/dpi_$p"

@@ -1,4 +1,4 @@
-// Golden test of micro-DPI: the TLS, HTTP and DNS parsers on nDPI's
+// Golden test of micro-DPI: the TLS, HTTP, DNS, QUIC Initial and DTLS parsers on nDPI's
 // regression captures, field by field against what nDPI 4.11-dev's
 // ndpiReader printed for each flow (../shared/pcaps/ndpi/result). See
 // docs/dpi.md.
@@ -17,8 +17,10 @@
 #include <weir/dataplane/packet_source.hpp>
 #include <weir/engine/decoder.hpp>
 #include <weir/engine/dpi/dns.hpp>
+#include <weir/engine/dpi/dtls.hpp>
 #include <weir/engine/dpi/http.hpp>
 #include <weir/engine/dpi/ndpi_compat.hpp>
+#include <weir/engine/dpi/quic.hpp>
 #include <weir/engine/dpi/ssh.hpp>
 #include <weir/engine/dpi/tls.hpp>
 
@@ -48,6 +50,7 @@ struct FlowDpi {
     uint8_t proto = 0;
     std::array<int, 2> payloads{};                   ///< payloads seen per side (A, B)
     std::array<std::unique_ptr<dpi::TlsStream>, 2> tls;
+    std::array<std::unique_ptr<dpi::HelloAssembler>, 2> hello; ///< UDP: QUIC CRYPTO / DTLS fragments
     std::array<bool, 2> tls_done{};
     bool http_response_seen = false;
     bool dns_response_seen = false;
@@ -119,6 +122,62 @@ void inspect_tls(FlowDpi& f, int side, dpi::Bytes payload)
     s.reset(); // the buffer is only needed until the message is complete
 }
 
+void take_hello(FlowDpi& f, dpi::Bytes msg, dpi::TlsTransport transport)
+{
+    dpi::TlsClientHello ch;
+    dpi::TlsServerHello sh;
+    if (dpi::parse_client_hello_message(msg, transport, ch) == dpi::ParseStatus::Ok) {
+        set_hostname(f, ch.sni.view(), false);
+        set_field(f, "JA3C", ch.ja3);
+        set_field(f, "JA4", ch.ja4);
+        dpi::FixedString<256> ua;
+        if (transport == dpi::TlsTransport::Quic && dpi::quic_user_agent(msg, ua) == dpi::ParseStatus::Ok)
+            set_field(f, "User-Agent", ua.view());
+    } else if (dpi::parse_server_hello_message(msg, sh) == dpi::ParseStatus::Ok) {
+        set_field(f, "JA3S", sh.ja3s);
+    }
+}
+
+/// QUIC Initial (client side), DTLS hellos, gQUIC's clear CHLO.
+void inspect_udp_hello(FlowDpi& f, int side, dpi::Bytes payload)
+{
+    if (f.tls_done[side])
+        return;
+    const bool quic = dpi::quic_looks_initial(payload);
+    if (!quic && !dpi::dtls_looks_handshake(payload)) {
+        dpi::GquicChlo chlo;
+        if (!f.hello[side] && dpi::parse_gquic_chlo(payload, chlo) == dpi::ParseStatus::Ok) {
+            set_hostname(f, chlo.sni.view(), false);
+            set_field(f, "User-Agent", chlo.uaid.view());
+            f.tls_done[side] = true;
+        }
+        return;
+    }
+    auto& h = f.hello[side];
+    if (!h) {
+        h = std::make_unique<dpi::HelloAssembler>();
+        h->reset();
+    }
+    dpi::ParseStatus st;
+    if (quic) {
+        dpi::QuicDatagramInfo info;
+        st = dpi::quic_read_initial(payload, *h, info);
+        // A server Initial (other keys) or a corrupt one: the next may do.
+        if (st == dpi::ParseStatus::NotMatched ||
+            (st == dpi::ParseStatus::Malformed && info.give_up == dpi::QuicGiveUp::DecryptFailed))
+            return;
+    } else {
+        dpi::DtlsDatagramInfo info;
+        st = dpi::dtls_read_handshake(payload, *h, info);
+    }
+    if (st == dpi::ParseStatus::NeedMore)
+        return;
+    f.tls_done[side] = true;
+    if (st == dpi::ParseStatus::Ok)
+        take_hello(f, h->message(), quic ? dpi::TlsTransport::Quic : dpi::TlsTransport::Dtls);
+    h.reset();
+}
+
 void inspect(FlowDpi& f, int side, dpi::Bytes payload, uint16_t sport, uint16_t dport)
 {
     if (f.proto == 6) {
@@ -148,6 +207,8 @@ void inspect(FlowDpi& f, int side, dpi::Bytes payload, uint16_t sport, uint16_t 
         dpi::DnsMessage dns;
         if ((sport == 53 || dport == 53) && dpi::parse_dns(payload, dns) == dpi::ParseStatus::Ok)
             inspect_dns(f, dns);
+        else
+            inspect_udp_hello(f, side, payload);
     }
 }
 

@@ -10,7 +10,7 @@ PKGS=(
   # toolchain and build
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   # libraries
-  libpcap-dev libboost-dev libfmt-dev libcli11-dev nlohmann-json3-dev libzmq3-dev zlib1g-dev
+  libpcap-dev libboost-dev libfmt-dev libcli11-dev nlohmann-json3-dev libzmq3-dev zlib1g-dev libssl-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # live capture: XDP/AF_XDP (BPF programs built with clang + bpftool), DPDK with virtual devices
   libbpf-dev libxdp-dev bpftool linux-libc-dev libdpdk-dev dpdk-dev librte-net-af-xdp23 librte-net-pcap23 librte-net-null23 librte-net-ring23 librte-net-af-packet23

@@ -244,6 +244,8 @@ ParseStatus parse_client_hello_message(Bytes msg, TlsTransport transport, TlsCli
     out.legacy_version = r.u16();
     r.take(32); // random
     r.take(r.u8()); // session id
+    if (transport == TlsTransport::Dtls)
+        r.take(r.u8()); // cookie (RFC 6347 §4.2.1)
     Bytes ciphers = r.take(r.u16());
     r.take(r.u8()); // compression methods
     if (r.bad || (ciphers.size() & 1))
@@ -407,11 +409,18 @@ ParseStatus parse_client_hello_message(Bytes msg, TlsTransport transport, TlsCli
     // nDPI hashes the empty list (sha256("")) where FoxIO writes zeros.
     if (n_ext_sorted == 0)
         ja4_hash(ext_v, 0, sig_algs, out.ja4 + 24, false);
-    // Non-alphanumeric ALPN bytes keep FoxIO's hex pair, so the string
-    // stays printable and NUL-free.
-    if (alpn.size() >= 2 && is_alnum(static_cast<uint8_t>(alpn[0])) && is_alnum(static_cast<uint8_t>(alpn[1]))) {
-        out.ja4[8] = alpn[0];
-        out.ja4[9] = alpn[1];
+    // nDPI copies the whole offered list ("h2,http/1.1") less its last
+    // character and prints its first two characters, '0' for a missing one:
+    // a lone "h3" or "h2" gives "h0". Non-alphanumeric bytes keep FoxIO's
+    // hex pair, so the string stays printable and NUL-free.
+    std::string_view list = out.alpn.view();
+    if (!list.empty()) {
+        list.remove_suffix(1);
+        const char a = list.size() >= 1 ? list[0] : '0', b = list.size() >= 2 ? list[1] : '0';
+        if (is_alnum(static_cast<uint8_t>(a)) && is_alnum(static_cast<uint8_t>(b))) {
+            out.ja4[8] = a;
+            out.ja4[9] = b;
+        }
     }
     return ParseStatus::Ok;
 }

@@ -19,7 +19,9 @@
 // at once, up to max_flows; 16 KB per TLS buffer; little else.
 //
 // Level 0 inspects nothing: finish() only sets the port guess (marked
-// guessed). Level 1 is micro-DPI (TLS, HTTP, DNS, SSH parsers).
+// guessed). Level 1 is micro-DPI (TLS, HTTP, DNS, SSH, QUIC Initial, DTLS
+// parsers; QUIC/DTLS hellos spanning datagrams take one of tls_streams
+// 4.6 KB assemblers).
 //
 // Level 2 is nDPI (libndpi, when the build found it; otherwise create()
 // fails with ENOTSUP): one nDPI detection module per stage, all protocols
@@ -64,7 +66,8 @@ struct DpiStats {
     uint64_t inspected = 0;     ///< flows that got an inspection
     uint64_t detected = 0;      ///< inspections that found a protocol
     uint64_t not_inspected = 0; ///< flows skipped because the map or the pool was full (about once per flow)
-    uint64_t tls_stream_full = 0; ///< split handshakes not reassembled: no free TLS buffer
+    uint64_t tls_stream_full = 0; ///< split handshakes not reassembled: no free TLS (or QUIC/DTLS) buffer
+    uint64_t hello_gave_up = 0; ///< QUIC Initials / DTLS hellos given up: undecryptable, bad frames, too large
     uint64_t payloads = 0;      ///< payloads given to the parsers (level 2: packets given to nDPI)
     uint64_t gave_up = 0;       ///< level 2: detections ended by the packet bound with nothing found
 };
