@@ -1,6 +1,8 @@
 // JSON-lines form of a flow record (nProbe/IPFIX field names).
 #include <weir/exporters/flow_format.hpp>
 
+#include "l7_fields.hpp"
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -63,14 +65,13 @@ void append_l7(const L7Info& l7, std::string& out)
     append_string(out, "L7_PROTO_NAME", l7.name);
     if (l7.guessed)
         out += R"(,"L7_PROTO_GUESSED":true)";
-    // The server name goes under the field nProbe uses for the protocol
-    // (nDPI ids: DNS 5, MDNS 8, LLMNR 154, TLS 91), master or app.
-    auto is = [&l7](uint16_t id) { return l7.master == id || l7.app == id; };
-    if (is(5) || is(8) || is(154)) {
+    // The server name goes under the field nProbe uses for the protocol.
+    const detail::ServerNameField sf = detail::server_name_field(l7);
+    if (sf == detail::ServerNameField::DnsQuery) {
         append_string(out, "DNS_QUERY", l7.server_name);
         if (l7.server_name[0])
             fmt::format_to(it, R"(,"DNS_QUERY_TYPE":{},"DNS_RET_CODE":{})", l7.dns_qtype, l7.dns_rcode);
-    } else if (is(91)) {
+    } else if (sf == detail::ServerNameField::TlsServerName) {
         append_string(out, "TLS_SERVER_NAME", l7.server_name);
     } else {
         append_string(out, "HTTP_HOST", l7.server_name);

@@ -36,6 +36,7 @@
 #include "template_encoder.hpp"
 
 #include "encode_util.hpp"
+#include "l7_fields.hpp"
 
 #include <weir/exporters/ipfix.hpp>
 #include <weir/exporters/netflow.hpp>
@@ -72,9 +73,8 @@ uint16_t cstrlen(const char* p, std::size_t cap) noexcept
     return static_cast<uint16_t>(strnlen(p, cap));
 }
 
-/// Which L7 fields a flow fills: the server name goes to DNS_QUERY (DNS,
-/// MDNS, LLMNR), TLS_SERVER_NAME (TLS) or HTTP_HOST (anything else), as
-/// nProbe does.
+/// Which L7 fields a flow fills: the server name goes where
+/// server_name_field() says (l7_fields.hpp), as nProbe does.
 L7View l7_view(const L7Info& l) noexcept
 {
     L7View v{};
@@ -86,10 +86,10 @@ L7View l7_view(const L7Info& l) noexcept
     for (auto& p : v.s)
         p = kEmpty;
     set(kName, l.name, sizeof(l.name));
-    auto is = [&l](uint16_t id) { return l.master == id || l.app == id; };
-    if (is(5) || is(8) || is(154))
+    const ServerNameField sf = server_name_field(l);
+    if (sf == ServerNameField::DnsQuery)
         set(kDns, l.server_name, sizeof(l.server_name));
-    else if (is(91))
+    else if (sf == ServerNameField::TlsServerName)
         set(kTls, l.server_name, sizeof(l.server_name));
     else
         set(kHost, l.server_name, sizeof(l.server_name));

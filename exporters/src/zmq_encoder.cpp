@@ -6,6 +6,8 @@
 #include <weir/exporters/tlv.hpp>
 #include <weir/exporters/zmq_encoder.hpp>
 
+#include "l7_fields.hpp"
+
 #include <zlib.h>
 
 #include <arpa/inet.h>
@@ -442,14 +444,14 @@ std::size_t put_fields(const FlowRecord& r, W& w) noexcept
         ok &= w.put_string(k::kL7Proto, std::string_view(text, static_cast<std::size_t>(p - text)));
         ok &= w.put_string(k::kL7ProtoName, std::string_view(l7.name));
         const std::string_view server(l7.server_name);
-        auto is = [&l7](uint16_t id) { return l7.master == id || l7.app == id; };
-        if (is(5) || is(8) || is(154)) { // DNS, MDNS, LLMNR
+        const detail::ServerNameField sf = detail::server_name_field(l7);
+        if (sf == detail::ServerNameField::DnsQuery) {
             if (!server.empty()) {
                 ok &= w.put_string(k::kDnsQuery, server);
                 ok &= w.put_uint(k::kDnsQueryType, l7.dns_qtype);
                 ok &= w.put_uint(k::kDnsRetCode, l7.dns_rcode);
             }
-        } else if (is(91)) { // TLS
+        } else if (sf == detail::ServerNameField::TlsServerName) {
             if (!server.empty())
                 ok &= w.put_string(k::kTlsServerName, server);
         } else if (!server.empty()) {
