@@ -25,6 +25,10 @@ ip netns del "$NS" 2>/dev/null || true
 ip netns add "$NS"
 ip link add "$OUT" type veth peer name "$IN"
 ip link set "$IN" netns "$NS"
+# No IPv6 on the pair: a link coming up sends neighbour discovery and MLD
+# frames that the sink would count beside the generator's.
+sysctl -qw "net.ipv6.conf.$OUT.disable_ipv6=1" 2>/dev/null || true
+ip netns exec "$NS" sysctl -qw "net.ipv6.conf.$IN.disable_ipv6=1" 2>/dev/null || true
 ip link set "$OUT" up
 ip netns exec "$NS" ip link set "$IN" up
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
