@@ -575,4 +575,105 @@ Result<std::vector<SubnetVerdict>> VerdictMap::list_subnets() const { return uns
 
 #endif
 
+// ---------------------------------------------------------------------------
+// VerdictAccounting: no libbpf needed except for poll()'s dump.
+
+bool VerdictAccounting::diff(const FlowVerdict& fv, Seen& s, UndeliveredDelta& out) const noexcept
+{
+    const Verdict& v = fv.verdict;
+    if (v.installed_ns != s.installed_ns) {
+        // A new entry, or a reinstall (its counters start again at zero).
+        s = Seen{};
+        s.installed_ns = v.installed_ns;
+    }
+    s.missing = 0;
+    // The counters are read one by one while XDP may be adding to them, and
+    // ba_* lie after the totals: a packet may show in ba_* but not yet in
+    // the total. Direction A (total - ba) is clamped, and what was reported
+    // never goes back, so nothing is counted twice; the final values (after
+    // removal, when nothing writes) settle the exact sums.
+    const std::array<uint64_t, 2> pk{v.undelivered > v.ba_undelivered ? v.undelivered - v.ba_undelivered : 0,
+                                     v.ba_undelivered};
+    const std::array<uint64_t, 2> by{
+        v.undelivered_bytes > v.ba_undelivered_bytes ? v.undelivered_bytes - v.ba_undelivered_bytes : 0,
+        v.ba_undelivered_bytes};
+    bool any = false;
+    out.key = fv.key;
+    out.last_ns = v.last_ns;
+    for (int d = 0; d < 2; ++d) {
+        out.packets[d] = pk[d] > s.packets[d] ? pk[d] - s.packets[d] : 0;
+        out.bytes[d] = by[d] > s.bytes[d] ? by[d] - s.bytes[d] : 0;
+        s.packets[d] = std::max(s.packets[d], pk[d]);
+        s.bytes[d] = std::max(s.bytes[d], by[d]);
+        any = any || out.packets[d] || out.bytes[d];
+    }
+    return any;
+}
+
+std::vector<UndeliveredDelta> VerdictAccounting::update_locked(std::span<const FlowVerdict> entries)
+{
+    std::vector<UndeliveredDelta> out;
+    for (auto& [k, s] : seen_)
+        ++s.missing;
+    for (const FlowVerdict& fv : entries) {
+        UndeliveredDelta d;
+        if (diff(fv, seen_[fv.key], d))
+            out.push_back(d);
+    }
+    std::erase_if(seen_, [](const auto& kv) { return kv.second.missing >= 3; });
+    return out;
+}
+
+std::vector<UndeliveredDelta> VerdictAccounting::update(std::span<const FlowVerdict> entries)
+{
+    std::lock_guard g(mu_);
+    return update_locked(entries);
+}
+
+Result<std::vector<UndeliveredDelta>> VerdictAccounting::poll(const VerdictMap& map)
+{
+    // Held across the dump: a removal reported meanwhile waits, so it sees
+    // what this poll reported (see the class comment).
+    std::lock_guard g(mu_);
+    auto entries = map.list();
+    if (!entries)
+        return entries.error();
+    return update_locked(*entries);
+}
+
+std::vector<UndeliveredDelta> VerdictAccounting::removed(std::span<const FlowVerdict> entries)
+{
+    std::lock_guard g(mu_);
+    std::vector<UndeliveredDelta> out;
+    for (const FlowVerdict& fv : entries) {
+        auto it = seen_.find(fv.key);
+        Seen s = it != seen_.end() ? it->second : Seen{fv.verdict.installed_ns};
+        UndeliveredDelta d;
+        if (diff(fv, s, d))
+            out.push_back(d);
+        if (it != seen_.end())
+            seen_.erase(it);
+    }
+    return out;
+}
+
+size_t VerdictAccounting::tracked() const
+{
+    std::lock_guard g(mu_);
+    return seen_.size();
+}
+
+uint64_t VerdictAccounting::wall_ns(uint64_t mono_ns) noexcept
+{
+    timespec m{}, r{};
+    ::clock_gettime(CLOCK_MONOTONIC, &m);
+    ::clock_gettime(CLOCK_REALTIME, &r);
+    const uint64_t mono_now = uint64_t(m.tv_sec) * 1000000000ULL + uint64_t(m.tv_nsec);
+    const uint64_t wall_now = uint64_t(r.tv_sec) * 1000000000ULL + uint64_t(r.tv_nsec);
+    if (mono_ns == 0 || mono_ns >= mono_now)
+        return wall_now;
+    const uint64_t ago = mono_now - mono_ns;
+    return wall_now > ago ? wall_now - ago : 0;
+}
+
 } // namespace weir::dataplane

@@ -278,8 +278,10 @@ static __always_inline int weir_parse_ipv6(const void *data, const void *data_en
 }
 
 /* Side a = the numerically lower (address, port) endpoint, addresses
- * compared as big-endian byte strings (as the decoder's write_key). */
-static __always_inline void weir_canonical_key(const struct weir_parse_state *s, __u16 vlan, __u8 version,
+ * compared as big-endian byte strings (as the decoder's write_key).
+ * Returns 1 when the packet's source became side a, 0 when the key was
+ * swapped (the packet goes from side b to side a). */
+static __always_inline int weir_canonical_key(const struct weir_parse_state *s, __u16 vlan, __u8 version,
 					       struct weir_flow_key *key)
 {
 	int src_is_a;
@@ -307,13 +309,16 @@ static __always_inline void weir_canonical_key(const struct weir_parse_state *s,
 	key->ip_version = version;
 	key->tunnel_type = 0;
 	key->pad[0] = key->pad[1] = key->pad[2] = 0;
+	return src_is_a;
 }
 
 /* The frame [data, data_end) into *key; WEIR_DROP_NONE when *key is valid.
  * tcp_flags (may be NULL) gets the TCP flag byte, 0 for anything else and
- * for non-first fragments. */
-static __always_inline int weir_parse_flow_flags(const void *data, const void *data_end, struct weir_flow_key *key,
-						 __u8 *tcp_flags)
+ * for non-first fragments. src_is_a (may be NULL) gets 1 when the frame's
+ * source is side a of the key, 0 when it is side b (the decoder's
+ * PacketMeta::src_is_a). */
+static __always_inline int weir_parse_flow_dir(const void *data, const void *data_end, struct weir_flow_key *key,
+					       __u8 *tcp_flags, int *src_is_a)
 {
 	struct weir_parse_state s = {};
 	const __u32 cap = (__u32)((const __u8 *)data_end - (const __u8 *)data);
@@ -351,10 +356,18 @@ static __always_inline int weir_parse_flow_flags(const void *data, const void *d
 	}
 	if (rc != WEIR_DROP_NONE)
 		return rc;
-	weir_canonical_key(&s, vlan, version, key);
+	rc = weir_canonical_key(&s, vlan, version, key);
+	if (src_is_a)
+		*src_is_a = rc;
 	if (tcp_flags)
 		*tcp_flags = s.tcp_flags;
 	return WEIR_DROP_NONE;
+}
+
+static __always_inline int weir_parse_flow_flags(const void *data, const void *data_end, struct weir_flow_key *key,
+						 __u8 *tcp_flags)
+{
+	return weir_parse_flow_dir(data, data_end, key, tcp_flags, NULL);
 }
 
 static __always_inline int weir_parse_flow(const void *data, const void *data_end, struct weir_flow_key *key)

@@ -27,6 +27,9 @@
  *                             as usual, so a missing egress never loses
  *                             traffic silently
  *   FORWARD, expired, miss    captured as usual
+ * DROP, SHUNT past shunt_after and a successful DIVERT are counted in the
+ * entry's undelivered counters by direction (the frame's source side of
+ * the canonical key), so weir can add them back to the exported flow.
  * Frames without a key (non-IP, truncated) are captured as usual. A
  * non-first IPv4/IPv6 fragment has ports 0 (flow_parse.h): it matches a
  * verdict installed for the ports-0 key of its addresses and protocol, or a
@@ -141,8 +144,9 @@ int weir_xdp(struct xdp_md *ctx)
 	if (spq > 1 || weir_verdicts_on) {
 		struct weir_flow_key key __attribute__((aligned(8))) = {};
 		__u8 tcp_flags = 0;
+		int src_is_a = 1;
 
-		if (weir_parse_flow_flags(data, data_end, &key, &tcp_flags) != WEIR_DROP_NONE) {
+		if (weir_parse_flow_dir(data, data_end, &key, &tcp_flags, &src_is_a) != WEIR_DROP_NONE) {
 			st->unparsed++;
 			goto redirect;
 		}
@@ -160,7 +164,8 @@ int weir_xdp(struct xdp_md *ctx)
 			}
 			act = weir_verdict_apply(v, (__u64)(data_end - data), bpf_ktime_get_ns(),
 						 key.proto == WEIR_IPPROTO_TCP &&
-							 (tcp_flags & (WEIR_TCP_FIN | WEIR_TCP_SYN | WEIR_TCP_RST)));
+							 (tcp_flags & (WEIR_TCP_FIN | WEIR_TCP_SYN | WEIR_TCP_RST)),
+						 !src_is_a);
 			switch (act) {
 			case WEIR_VERDICT_DROP:
 				st->verdict_drop++;
@@ -171,6 +176,8 @@ int weir_xdp(struct xdp_md *ctx)
 			case WEIR_VERDICT_DIVERT:
 				rc = bpf_redirect_map(&weir_egress, v->egress, 0);
 				if (rc == XDP_REDIRECT) {
+					/* Not captured: weir's flow export adds it back. */
+					weir_verdict_count_undelivered(v, (__u64)(data_end - data), !src_is_a);
 					st->verdict_divert++;
 					return XDP_REDIRECT;
 				}

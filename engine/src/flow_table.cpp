@@ -504,6 +504,84 @@ struct FlowTable::Impl {
             update_found(e, p, sink);
     }
 
+    /// Starts entry `e` as a flow known only from a bulk delta: its sender
+    /// is the client until a packet says otherwise; no MACs yet.
+    void init_delta_flow(uint32_t e, const PacketMeta& p) noexcept
+    {
+        FlowEntry& x = entries[e];
+        x.client_is_a = p.src_is_a != 0 ? 1 : 0;
+        x.client_mac = {};
+        server_mac[e] = {};
+        x.state = 0;
+        std::memset(static_cast<void*>(x.dir), 0, sizeof(x.dir));
+        x.fragments = 0;
+        ++stats.flows_created;
+    }
+
+    /// Adds a bulk delta (PacketMeta::control == kCtlDelta) to its flow:
+    /// the timeouts apply as for a packet at the delta's time, the packets
+    /// are counted in the delta's direction, and the flow's last activity
+    /// moves on (it stays live while XDP keeps its packets from us).
+    void add_delta(const PacketMeta& p, const FlowSink& sink) noexcept
+    {
+        const uint32_t np = delta_packets(p);
+        const uint64_t wire = delta_bytes(p);
+        if (np == 0 && wire == 0)
+            return;
+        uint32_t slot;
+        uint32_t e = find(p.key, p.hash, slot);
+        if (e == kNil) {
+            if (active == cap) {
+                evict(sink);
+                slot = find_empty(p.hash);
+            }
+            e = alloc_entry();
+            entries[e].key = p.key;
+            entries[e].hash = p.hash;
+            index[slot] = detail::make_slot(p.hash, e);
+            ++active;
+            init_delta_flow(e, p);
+            push_head(lru, e);
+        } else {
+            FlowEntry& x = entries[e];
+            const bool is_ended = (x.state & detail::kStEnded) != 0;
+            const bool timed_out = is_ended ? elapsed(flow_last(x), p.ts_ns, cfg.tcp_end_linger_ns)
+                                            : elapsed(flow_last(x), p.ts_ns, cfg.idle_timeout_ns);
+            if (timed_out) {
+                emit(e, is_ended ? EndReason::EndOfFlow : EndReason::IdleTimeout, sink);
+                unlink(list_of(x), e);
+                init_delta_flow(e, p);
+                push_head(lru, e);
+            } else {
+                const uint32_t d = (p.src_is_a != 0) == (x.client_is_a != 0) ? 0 : 1;
+                if (elapsed(flow_first(x), p.ts_ns, cfg.active_timeout_ns) || x.dir[d].packets > UINT32_MAX - np) {
+                    emit(e, EndReason::ActiveTimeout, sink);
+                    reset_counters(e);
+                }
+                touch(list_of(x), e);
+            }
+        }
+        FlowEntry& x = entries[e];
+        const uint32_t d = (p.src_is_a != 0) == (x.client_is_a != 0) ? 0 : 1;
+        DirState& s = x.dir[d];
+        // IP byte count: the frames' Ethernet headers (14 bytes, untagged)
+        // taken off, as nothing else is known about them.
+        const uint64_t len = count_wire ? wire : (wire > 14ULL * np ? wire - 14ULL * np : 0);
+        if (s.packets == 0) {
+            s.first_ns = p.ts_ns;
+            s.last_ns = p.ts_ns;
+        } else {
+            s.first_ns = std::min(s.first_ns, p.ts_ns);
+            s.last_ns = std::max(s.last_ns, p.ts_ns);
+        }
+        s.packets += np;
+        s.bytes += len;
+        stats.packets += np;
+        stats.bytes += len;
+        stats.delta_packets += np;
+        stats.delta_bytes += len;
+    }
+
     /// Pipeline for one round of at most kBurst packets: the hash of every
     /// packet is known, so fetch all index slots, then all candidate entries
     /// and their LRU neighbours, and only then update. A candidate is the
@@ -624,6 +702,11 @@ uint32_t FlowTable::update_burst(const PacketMeta* pkts, uint32_t n, const FlowS
 void FlowTable::update(const PacketMeta& pkt, const FlowSink& sink) noexcept
 {
     impl_->update(pkt, sink);
+}
+
+void FlowTable::add_delta(const PacketMeta& delta, const FlowSink& sink) noexcept
+{
+    impl_->add_delta(delta, sink);
 }
 
 uint32_t FlowTable::expire(uint64_t now_ns, const FlowSink& sink, uint32_t budget) noexcept

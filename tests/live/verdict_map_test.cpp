@@ -25,8 +25,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
+#include <map>
+#include <mutex>
+#include <span>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -335,6 +339,79 @@ TEST(VerdictMap, ExpiryReturnsFinalCounters)
     EXPECT_TRUE((*e)[0].key == nth_key(2));
     EXPECT_TRUE(m.lookup(nth_key(3))->has_value());
     EXPECT_TRUE(m.expire(UINT64_MAX - 1)->empty());
+}
+
+// Undelivered counters as the XDP program adds them: a packets from side
+// A, b from side B, `bytes` each.
+void xdp_keep(const VerdictMap& m, const FlowKey& k, uint64_t a, uint64_t b, uint64_t bytes)
+{
+    Verdict v{};
+    ASSERT_EQ(bpf_map_lookup_elem(m.fd(), &k, &v), 0);
+    v.undelivered += a + b;
+    v.undelivered_bytes += (a + b) * bytes;
+    v.ba_undelivered += b;
+    v.ba_undelivered_bytes += b * bytes;
+    v.last_ns = VerdictMap::now_ns();
+    ASSERT_EQ(bpf_map_update_elem(m.fd(), &k, &v, BPF_EXIST), 0);
+}
+
+TEST(VerdictAccounting, PollDeleteAndExpiryReportEveryPacketOnce)
+{
+    NEED_VERDICT_MAPS();
+    VerdictMap m = make_map(128);
+    TempDir tmp;
+    VerdictAccounting acct;
+    std::mutex mu;
+    std::map<uint32_t, std::array<uint64_t, 4>> sum;  // by nth_key: A packets, A bytes, B packets, B bytes
+    auto add = [&](const std::vector<UndeliveredDelta>& ds) {
+        std::lock_guard g(mu);
+        for (const auto& d : ds) {
+            auto& s = sum[(uint32_t(d.key.addr_a[2]) << 8) | d.key.addr_a[3]];
+            s[0] += d.packets[0];
+            s[1] += d.bytes[0];
+            s[2] += d.packets[1];
+            s[3] += d.bytes[1];
+            EXPECT_GT(d.last_ns, 0u);
+        }
+    };
+    VerdictServerOptions o;
+    o.unix_path = tmp.path + "/verdict.sock";
+    o.sweep_interval_ms = 50;
+    o.on_removed = [&](std::span<const FlowVerdict> fv) { add(acct.removed(fv)); };
+    o.on_expired = [&](std::vector<FlowVerdict>&& fv, std::vector<SubnetVerdict>&&) { add(acct.removed(fv)); };
+    auto srv = VerdictServer::start(m, o);
+    ASSERT_TRUE(srv.ok()) << srv.error().message();
+
+    Verdict ttl = drop_verdict();
+    ttl.installed_ns = VerdictMap::now_ns();
+    ttl.expires_ns = ttl.installed_ns + 300'000'000ULL;
+    Verdict keep = drop_verdict();
+    keep.installed_ns = ttl.installed_ns;
+    ASSERT_TRUE(m.install(nth_key(1), keep).ok());
+    ASSERT_TRUE(m.install(nth_key(2), keep).ok());
+    ASSERT_TRUE(m.install(nth_key(3), ttl).ok());
+    xdp_keep(m, nth_key(1), 5, 2, 100);
+    xdp_keep(m, nth_key(2), 1, 0, 60);
+    xdp_keep(m, nth_key(3), 0, 4, 70);
+    auto p = acct.poll(m);
+    ASSERT_TRUE(p.ok()) << p.error().message();
+    add(*p);
+    xdp_keep(m, nth_key(1), 1, 1, 100);  // after the poll, before the delete
+    xdp_keep(m, nth_key(3), 3, 0, 70);   // after the poll, before the expiry
+    json r = request(o.unix_path, R"({"op":"del","flow":{"src":"10.0.0.1","dst":"192.168.0.1","sport":1025,"dport":443,"proto":"tcp"}})");
+    ASSERT_EQ(r["removed"], 1) << r.dump();
+    EXPECT_EQ(r["entries"][0]["undelivered"], 9);
+    EXPECT_EQ(r["entries"][0]["ba_undelivered"], 3);
+    for (int i = 0; i < 100 && acct.tracked() > 1; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    p = acct.poll(m);
+    ASSERT_TRUE(p.ok());
+    add(*p);
+    std::lock_guard g(mu);
+    EXPECT_EQ(sum[1], (std::array<uint64_t, 4>{6, 600, 3, 300})) << "deleted: poll + final counters";
+    EXPECT_EQ(sum[2], (std::array<uint64_t, 4>{1, 60, 0, 0}));
+    EXPECT_EQ(sum[3], (std::array<uint64_t, 4>{3, 210, 4, 280})) << "expired: poll + final counters";
+    EXPECT_EQ(acct.tracked(), 1u) << "only the live entry is remembered";
 }
 
 TEST(VerdictMap, SubnetVerdictsAsXdpLooksThemUp)

@@ -227,6 +227,24 @@ TEST(XdpVerdict, EveryActionAndItsCounters)
     EXPECT_EQ(c.packets, 2u);
     EXPECT_EQ(c.bypassed, 1u);
 
+    // Kept from the capture, by direction (10.0.0.1 is side A of each key):
+    // DROP and SHUNT past its threshold, and a DIVERT only when the
+    // redirect worked.
+    EXPECT_EQ(f.undelivered, 0u);
+    EXPECT_EQ(d.undelivered, uint64_t(2 * kN));
+    EXPECT_EQ(d.undelivered_bytes, uint64_t(kN) * (drop.size() + drop_rev.size()));
+    EXPECT_EQ(d.ba_undelivered, uint64_t(kN)) << "drop_rev goes from side B to side A";
+    EXPECT_EQ(d.ba_undelivered_bytes, uint64_t(kN) * drop_rev.size());
+    EXPECT_EQ(s.undelivered, uint64_t(kN - kShuntAfter));
+    EXPECT_EQ(s.undelivered_bytes, uint64_t(kN - kShuntAfter) * shunt.size());
+    EXPECT_EQ(s.ba_undelivered, 0u);
+    EXPECT_EQ(dv.undelivered, uint64_t(kN)) << "a diverted frame is not captured";
+    EXPECT_EQ(dv.undelivered_bytes, uint64_t(kN) * divert.size());
+    EXPECT_EQ(entry(r, key_of(divert_empty)).undelivered, 0u) << "a failed divert is captured as usual";
+    EXPECT_EQ(c.undelivered, 1u);
+    EXPECT_EQ(c.undelivered_bytes, uint64_t(ack.size()));
+    EXPECT_EQ(e.undelivered, 0u);
+
     const auto q = r.prog->counters(0);
     const uint64_t keyed = 8 * kN + 2;
     EXPECT_EQ(q.packets, keyed + 1);
@@ -336,6 +354,13 @@ TEST(XdpVerdict, VlanIpv6AndFragments)
     ASSERT_TRUE(r.vm->install(key_of(v6), verdict(WEIR_VERDICT_SHUNT, 1)));
     EXPECT_EQ(run(*r.prog, v6), uint32_t(XDP_PASS));
     EXPECT_EQ(run(*r.prog, v6r), uint32_t(XDP_DROP));
+    EXPECT_EQ(run(*r.prog, v6), uint32_t(XDP_DROP));
+    // 2001:db8::2 is side A: v6 goes B->A, v6r A->B.
+    const Verdict v6e = entry(r, key_of(v6));
+    EXPECT_EQ(v6e.undelivered, 2u);
+    EXPECT_EQ(v6e.undelivered_bytes, uint64_t(v6r.size() + v6.size()));
+    EXPECT_EQ(v6e.ba_undelivered, 1u);
+    EXPECT_EQ(v6e.ba_undelivered_bytes, uint64_t(v6.size()));
 
     // IPv4 fragments: the first carries the ports and matches the 5-tuple
     // verdict; later fragments have ports 0 and match only a verdict for the

@@ -27,15 +27,20 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace weir::dataplane {
 
 using Verdict = weir_verdict;
-static_assert(sizeof(Verdict) == 64, "weir_verdict layout");
+static_assert(sizeof(Verdict) == 96, "weir_verdict layout");
+static_assert(offsetof(Verdict, last_ns) == 56 && offsetof(Verdict, undelivered) == 64 &&
+                  offsetof(Verdict, ba_undelivered_bytes) == 88,
+              "weir_verdict: append only");
 static_assert(sizeof(weir_subnet_key) == 24, "weir_subnet_key layout");
 
 /// True when this build has libbpf and the verdict maps (WEIR_HAVE_VERDICTS).
@@ -142,6 +147,62 @@ private:
     size_t subnets_ = 0;
     bool exact_ = true;  ///< flows_ is the exact count (else an upper bound)
     uint64_t next_expiry_ = UINT64_MAX;  ///< no entry expires before this
+};
+
+/// Packets of one flow that the XDP program kept from weir's capture
+/// (DROP, SHUNT past its threshold, DIVERT) since the previous report.
+struct UndeliveredDelta {
+    FlowKey key;
+    std::array<uint64_t, 2> packets{}; ///< [0] sent by side A of the key, [1] by side B
+    std::array<uint64_t, 2> bytes{};   ///< wire bytes, same directions
+    uint64_t last_ns = 0;              ///< CLOCK_MONOTONIC of the entry's last matched packet (0 = none)
+};
+
+/// Turns the undelivered counters of flow verdict entries into deltas for
+/// the flow engine (Pipeline::account): it remembers, per key, what it
+/// has already reported. Subnet and host verdicts have no flow key and are
+/// not reported (their counters stay in the entry).
+///
+/// poll() (a timer thread) and removed() (the verdict server's thread, on
+/// "del" and on the expiry sweep) may run concurrently: poll() dumps the
+/// map under the lock, so an entry is reported by exactly one of them for
+/// every packet. A reinstall (installed_ns changed) restarts the counters
+/// from zero: what the old entry counted after the last poll is lost. A
+/// key missing from three polls in a row (removed by someone who did not
+/// report it) is forgotten.
+class VerdictAccounting {
+public:
+    /// Every flow entry of `map` (one batch dump) compared with what was
+    /// reported before; returns the flows that grew.
+    Result<std::vector<UndeliveredDelta>> poll(const VerdictMap& map);
+    /// The same for a list of entries read elsewhere (tests, poll()).
+    std::vector<UndeliveredDelta> update(std::span<const FlowVerdict> entries);
+    /// Entries removed from the map, with their final values: what they
+    /// gained since the last report; the keys are then forgotten.
+    std::vector<UndeliveredDelta> removed(std::span<const FlowVerdict> entries);
+    /// Keys remembered.
+    [[nodiscard]] size_t tracked() const;
+
+    /// A CLOCK_MONOTONIC time (bpf_ktime_get_ns) as wall-clock ns since the
+    /// epoch (the packet time of a live capture), by the current offset
+    /// between the two clocks; 0 maps to now.
+    static uint64_t wall_ns(uint64_t mono_ns) noexcept;
+
+private:
+    struct Seen {
+        uint64_t installed_ns = 0;
+        std::array<uint64_t, 2> packets{}; ///< reported so far, per direction
+        std::array<uint64_t, 2> bytes{};
+        uint32_t missing = 0;              ///< polls in a row without the key
+    };
+    struct KeyHash {
+        size_t operator()(const FlowKey& k) const noexcept { return flow_hash(k); }
+    };
+    bool diff(const FlowVerdict& fv, Seen& s, UndeliveredDelta& out) const noexcept;
+    std::vector<UndeliveredDelta> update_locked(std::span<const FlowVerdict> entries);
+
+    mutable std::mutex mu_;
+    std::unordered_map<FlowKey, Seen, KeyHash> seen_;
 };
 
 } // namespace weir::dataplane

@@ -44,15 +44,20 @@
  *    creates or removes one (an expired entry is a miss and stays until
  *    user space sweeps it, so its final counters reach the flow export).
  *    User space refuses new flows before the LRU would evict anything.
- *  - The XDP program updates packets, bytes, bypassed with
- *    __sync_fetch_and_add (atomic on every CPU) and last_ns with a plain
- *    store; every other field is written by user space only, when the
- *    entry is installed (a reinstall replaces the whole value and zeroes
- *    the counters). User space reads the counters without locks: each
+ *  - The XDP program updates packets, bytes, bypassed and the counters
+ *    after last_ns with __sync_fetch_and_add (atomic on every CPU) and
+ *    last_ns with a plain store; every other field is written by user
+ *    space only, when the entry is installed (a reinstall replaces the
+ *    whole value and zeroes the counters). User space reads the counters without locks: each
  *    64-bit counter is read whole, the set of them is not a snapshot.
  *  - All times are CLOCK_MONOTONIC nanoseconds, as bpf_ktime_get_ns().
  *
- * Layout: 64 bytes, every field naturally aligned, no holes; append only.
+ * Direction: side A and side B as in the canonical key (flow_key.h); a
+ * packet whose source is side B goes "B->A". The ba_* counters are the B->A
+ * part of their totals, so A->B = total - ba_*.
+ *
+ * Layout: 96 bytes, every field naturally aligned, no holes; append only
+ * (the first 64 bytes are the original layout).
  */
 #ifndef WEIR_ABI_VERDICT_H
 #define WEIR_ABI_VERDICT_H
@@ -106,6 +111,13 @@ struct weir_verdict {
 	WEIR_U64 bytes;        /* their wire bytes */
 	WEIR_U64 bypassed;     /* of those, packets not delivered to the IDS */
 	WEIR_U64 last_ns;      /* time of the last matched packet, 0 = none */
+	/* Packets the program kept from weir's own capture (DROP, SHUNT past
+	 * shunt_after, successful DIVERT): weir's flow export adds them back
+	 * (docs/ids.md, "Flow accounting"). Both directions, then B->A. */
+	WEIR_U64 undelivered;          /* packets */
+	WEIR_U64 undelivered_bytes;    /* their wire bytes */
+	WEIR_U64 ba_undelivered;       /* of undelivered, sent by side B */
+	WEIR_U64 ba_undelivered_bytes; /* their wire bytes */
 };
 
 /* LPM key: prefixlen counts the version byte too (prefixlen = 8 + CIDR
@@ -121,6 +133,19 @@ struct weir_subnet_key {
 #define WEIR_SUBNET_KEY_PREFIX(bits) (8u + (bits))
 
 #if defined(__bpf__) && !defined(__cplusplus)
+/* A packet of `len` bytes (direction ba: 1 = sent by side B) that weir's
+ * capture does not get. */
+static __attribute__((always_inline)) inline void
+weir_verdict_count_undelivered(struct weir_verdict *v, __u64 len, int ba)
+{
+	__sync_fetch_and_add(&v->undelivered, 1);
+	__sync_fetch_and_add(&v->undelivered_bytes, len);
+	if (ba) {
+		__sync_fetch_and_add(&v->ba_undelivered, 1);
+		__sync_fetch_and_add(&v->ba_undelivered_bytes, len);
+	}
+}
+
 /*
  * XDP helper: account one packet of `len` wire bytes against a verdict hit
  * and say what to do with it. Returns:
@@ -130,12 +155,17 @@ struct weir_subnet_key {
  *   WEIR_VERDICT_DIVERT     redirect to v->egress
  *   WEIR_VERDICT_SHUNT      bypass (count only, do not deliver)
  * tcp_control: the packet is TCP with SYN, FIN or RST set.
+ * ba: 1 when the packet's source is side B of the canonical key
+ * (weir_parse_flow_dir() in flow_parse.h says so), else 0.
+ * DROP and SHUNT packets are counted as undelivered here; a DIVERT is
+ * counted only by the caller, with weir_verdict_count_undelivered(), once
+ * its redirect succeeded (a failed one is captured as usual).
  * The shunt threshold reads `packets` before adding this packet, so with
  * several CPUs hitting one flow at once a few packets more than
  * shunt_after may be delivered (never fewer).
  */
 static __attribute__((always_inline)) inline int
-weir_verdict_apply(struct weir_verdict *v, __u64 len, __u64 now, int tcp_control)
+weir_verdict_apply(struct weir_verdict *v, __u64 len, __u64 now, int tcp_control, int ba)
 {
 	__u64 seen;
 	int act;
@@ -152,8 +182,10 @@ weir_verdict_apply(struct weir_verdict *v, __u64 len, __u64 now, int tcp_control
 	if ((act == WEIR_VERDICT_SHUNT || act == WEIR_VERDICT_DROP) && tcp_control &&
 	    (v->flags & WEIR_VERDICT_F_TCP_CONTROL))
 		act = WEIR_VERDICT_FORWARD;
-	if (act == WEIR_VERDICT_SHUNT || act == WEIR_VERDICT_DROP)
+	if (act == WEIR_VERDICT_SHUNT || act == WEIR_VERDICT_DROP) {
 		__sync_fetch_and_add(&v->bypassed, 1);
+		weir_verdict_count_undelivered(v, len, ba);
+	}
 	return act;
 }
 #endif

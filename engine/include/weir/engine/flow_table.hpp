@@ -59,6 +59,8 @@ struct FlowTableStats {
     uint64_t flows_created = 0;
     uint64_t exported[6] = {};   ///< flows handed to the sink, indexed by EndReason
     DropCounters drops;          ///< TableFull only, when capacity is 0-evictable
+    uint64_t delta_packets = 0;  ///< of packets: added by bulk deltas (add_delta)
+    uint64_t delta_bytes = 0;    ///< of bytes: added by bulk deltas
 };
 
 /// Receives every flow record the table ends. Called on the owning thread.
@@ -78,6 +80,15 @@ public:
 
     /// Accounts one packet; same rules as update_burst.
     void update(const PacketMeta& pkt, const FlowSink& sink) noexcept;
+
+    /// Adds a bulk delta (PacketMeta::control == kCtlDelta, see make_delta;
+    /// hash set): packets counted outside the capture, e.g. by the XDP
+    /// program for a verdict that keeps them from it. Creates the flow when
+    /// absent (its client is the delta's sender), applies the idle and
+    /// active timeouts as a packet at the delta's time would, and refreshes
+    /// the flow's last activity so idle expiry does not end a flow whose
+    /// packets are being bypassed. TCP flags, TTL and MACs stay as they are.
+    void add_delta(const PacketMeta& delta, const FlowSink& sink) noexcept;
 
     /// Ends flows idle at packet time now_ns and ended TCP flows past their
     /// linger, at most `budget` of them. Returns how many were ended.

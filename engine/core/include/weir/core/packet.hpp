@@ -35,13 +35,40 @@ struct PacketMeta {
     uint8_t ttl = 0;        ///< IPv4 TTL / IPv6 hop limit (inner header for tunnels)
     uint8_t tos = 0;        ///< IPv4 ToS / IPv6 traffic class
     uint8_t is_fragment = 0;///< 1 for any IP fragment (first or later)
-    uint8_t control = 0;    ///< 0: a packet; 1: a packet-time clock tick (pipeline-internal, ts_ns only)
+    uint8_t control = 0;    ///< kCtlPacket, kCtlTick (pipeline-internal, ts_ns only) or kCtlDelta (see make_delta)
     uint8_t dpi_copy = 0;   ///< pipeline-internal: a copy of the payload follows in the worker's DPI ring
     uint8_t pad_[1]{};
     uint16_t l3_offset = 0; ///< offset of the flow's IP header in the frame (inner one for tunnels); nDPI reads from there
 };
 static_assert(std::is_trivially_copyable_v<PacketMeta>);
 static_assert(sizeof(PacketMeta) == 96, "PacketMeta travels through every reader->worker ring");
+
+/// PacketMeta::control values.
+inline constexpr uint8_t kCtlPacket = 0; ///< a decoded packet
+inline constexpr uint8_t kCtlTick = 1;   ///< a packet-time clock tick
+inline constexpr uint8_t kCtlDelta = 2;  ///< packets counted elsewhere (XDP), added in bulk
+
+/// A bulk delta: `packets` packets of `bytes` wire bytes of flow `key`, all
+/// in one direction (src_is_a), the last of them at ts_ns (packet time).
+/// They were counted outside weir's capture (the XDP program kept them from
+/// it), so nothing else is known: no TCP flags, TTL, MACs. The counts ride
+/// in the fields a delta has no use for: wire_len holds the bytes, ip_len
+/// the packets (32 bits each; split larger deltas). The hash is set by the
+/// pipeline from the key.
+[[nodiscard]] inline PacketMeta make_delta(const FlowKey& key, bool src_is_a, uint32_t packets, uint32_t bytes,
+                                           uint64_t ts_ns) noexcept
+{
+    PacketMeta m{};
+    m.key = key;
+    m.ts_ns = ts_ns;
+    m.src_is_a = src_is_a ? 1 : 0;
+    m.control = kCtlDelta;
+    m.wire_len = bytes;
+    m.ip_len = packets;
+    return m;
+}
+[[nodiscard]] inline uint32_t delta_packets(const PacketMeta& m) noexcept { return m.ip_len; }
+[[nodiscard]] inline uint32_t delta_bytes(const PacketMeta& m) noexcept { return m.wire_len; }
 
 inline constexpr uint8_t kTcpFin = 0x01;
 inline constexpr uint8_t kTcpSyn = 0x02;
