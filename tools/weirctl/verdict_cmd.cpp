@@ -8,13 +8,20 @@
 //   weirctl verdict del --socket S --subnet 10.0.0.0/8
 //   weirctl verdict list|stats|expire --socket S
 //   weirctl verdict raw --socket S '{"op":"add","items":[...]}'
+//   weirctl verdict raw --socket S - < batch.json   (the request from stdin)
+//   weirctl verdict list --redis redis://127.0.0.1:6379/weir.verdicts
+//       (Redis pub/sub instead of the socket: the request gets an "id",
+//       the reply with the same id is awaited on <channel>.reply; password
+//       from --redis-password-file or $WEIR_REDIS_PASSWORD)
 #include "commands.hpp"
 
+#include <weir/dataplane/verdict_redis.hpp>
 #include <weir/dataplane/verdict_server.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,6 +37,7 @@ struct TargetArgs {
 
 struct VerdictArgs {
     std::string socket = "/run/weir/verdict.sock";
+    std::string redis, redis_channel, redis_password_file;
     int timeout_ms = 10000;
     TargetArgs target;
     std::string verdict, reason;
@@ -81,9 +89,29 @@ std::string put_target(json& j, const TargetArgs& t)
     return {};
 }
 
+weir::Result<std::string> request(const VerdictArgs& a, const std::string& line)
+{
+    if (a.redis.empty())
+        return weir::dataplane::verdict_request(a.socket, line, a.timeout_ms);
+#if WEIR_HAVE_VERDICT_REDIS
+    auto ep = weir::dataplane::parse_redis_url(a.redis);
+    if (!ep)
+        return ep.error();
+    if (!a.redis_channel.empty())
+        ep->channel = a.redis_channel;
+    auto pw = weir::dataplane::load_redis_password(a.redis_password_file);
+    if (!pw)
+        return pw.error();
+    ep->password = std::move(pw.value());
+    return weir::dataplane::redis_verdict_request(ep.value(), line, a.timeout_ms);
+#else
+    return weir::from_errno(ENOTSUP, "--redis: weirctl was built without hiredis");
+#endif
+}
+
 int send(const VerdictArgs& a, const std::string& line)
 {
-    auto r = weir::dataplane::verdict_request(a.socket, line, a.timeout_ms);
+    auto r = request(a, line);
     if (!r) {
         std::fprintf(stderr, "weirctl verdict: %s\n", r.error().message().c_str());
         return 2;
@@ -102,6 +130,9 @@ weirctl::Runner setup(CLI::App& app)
     cmd->require_subcommand(1);
     cmd->add_option("--socket", args->socket, "verdict channel Unix socket")->capture_default_str();
     cmd->add_option("--timeout-ms", args->timeout_ms, "reply timeout")->capture_default_str();
+    cmd->add_option("--redis", args->redis, "send through Redis pub/sub instead: redis://[user@]host:port/channel");
+    cmd->add_option("--redis-channel", args->redis_channel, "Redis request channel (overrides the URL's)");
+    cmd->add_option("--redis-password-file", args->redis_password_file, "file holding the Redis password");
 
     auto* add = cmd->add_subcommand("add", "install a verdict for a flow, host or subnet");
     add_target_options(add, args->target);
@@ -119,16 +150,25 @@ weirctl::Runner setup(CLI::App& app)
     auto* stats = cmd->add_subcommand("stats", "table occupancy and request counters");
     auto* expire = cmd->add_subcommand("expire", "sweep expired verdicts and print their final counters");
     auto* raw = cmd->add_subcommand("raw", "send one JSON request as given");
-    raw->add_option("request", args->raw, "the JSON request")->required();
+    raw->add_option("request", args->raw, "the JSON request, or - to read it from stdin (large batches)")->required();
     for (auto* s : {add, del, list, stats, expire, raw}) {
         // Accept --socket after the action too.
         s->add_option("--socket", args->socket, "verdict channel Unix socket");
+        s->add_option("--redis", args->redis, "send through Redis pub/sub: redis://[user@]host:port/channel");
     }
 
     return [args, add, del, list, stats, expire, raw]() -> int {
         json j;
-        if (raw->parsed())
-            return send(*args, args->raw);
+        if (raw->parsed()) {
+            if (args->raw != "-")
+                return send(*args, args->raw);
+            // A batch can be far larger than one command-line argument
+            // (128 KiB): read it from stdin, one line.
+            std::string line, all;
+            while (std::getline(std::cin, line))
+                all += line;
+            return send(*args, all);
+        }
         if (list->parsed() || stats->parsed() || expire->parsed()) {
             j["op"] = list->parsed() ? "list" : stats->parsed() ? "stats" : "expire";
             return send(*args, j.dump());
