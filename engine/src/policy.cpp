@@ -579,7 +579,7 @@ Result<void> PolicyStore::reload(const std::string& path)
     auto next = std::make_shared<const Policy>(std::move(*p));
     std::lock_guard<std::mutex> g(mu_);
     cur_ = std::move(next);
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
     return {};
 }
 
@@ -591,14 +591,8 @@ Result<void> PolicyStore::reload_text(std::string_view text, std::string_view or
     auto next = std::make_shared<const Policy>(std::move(*p));
     std::lock_guard<std::mutex> g(mu_);
     cur_ = std::move(next);
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
     return {};
-}
-
-uint64_t PolicyStore::generation() const
-{
-    std::lock_guard<std::mutex> g(mu_);
-    return generation_;
 }
 
 } // namespace weir::engine

@@ -25,6 +25,7 @@
 #include <weir/core/result.hpp>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -156,13 +157,14 @@ public:
     /// Loads and installs the file; on error the running policy stays.
     Result<void> reload(const std::string& path);
     Result<void> reload_text(std::string_view text, std::string_view origin = "policy");
-    /// Number of successful installs (the initial one is 0).
-    [[nodiscard]] uint64_t generation() const;
+    /// Number of successful installs (the initial one is 0). Lock-free, so
+    /// a packet path can poll it and call current() only when it moved.
+    [[nodiscard]] uint64_t generation() const noexcept { return generation_.load(std::memory_order_acquire); }
 
 private:
     mutable std::mutex mu_;
     std::shared_ptr<const Policy> cur_;
-    uint64_t generation_ = 0;
+    std::atomic<uint64_t> generation_{0}; ///< bumped after cur_ is replaced
 };
 
 } // namespace weir::engine
