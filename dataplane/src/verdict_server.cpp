@@ -856,6 +856,10 @@ Result<VerdictRequest> parse_verdict_request(std::string_view line, size_t max_i
             return bad("missing \"op\"");
         const std::string_view o = op->str();
         VerdictRequest r;
+        if (o == "policy_reload") {
+            r.op = VerdictOp::PolicyReload;
+            return r;
+        }
         if (o == "list" || o == "stats" || o == "expire") {
             r.op = o == "list" ? VerdictOp::List : o == "stats" ? VerdictOp::Stats : VerdictOp::Expire;
             return r;
@@ -865,7 +869,7 @@ Result<VerdictRequest> parse_verdict_request(std::string_view line, size_t max_i
         else if (o == "del")
             r.op = VerdictOp::Del;
         else
-            return bad("unknown op '" + std::string(o.substr(0, 32)) + "' (add, del, list, stats, expire)");
+            return bad("unknown op '" + std::string(o.substr(0, 32)) + "' (add, del, list, stats, expire, policy_reload)");
         const bool add = r.op == VerdictOp::Add;
         if (auto items = j.find("items"); items) {
             if (!items->is_array())
@@ -967,6 +971,12 @@ struct VerdictServer::Impl {
         j["packets"] = v.packets;
         j["bytes"] = v.bytes;
         j["bypassed"] = v.bypassed;
+        // Kept from weir's own capture (DROP, SHUNT, DIVERT): weir adds
+        // them back to the exported flow; "ba_" is the part sent by side B.
+        j["undelivered"] = v.undelivered;
+        j["undelivered_bytes"] = v.undelivered_bytes;
+        j["ba_undelivered"] = v.ba_undelivered;
+        j["ba_undelivered_bytes"] = v.ba_undelivered_bytes;
         return j;
     }
 
@@ -1072,7 +1082,10 @@ struct VerdictServer::Impl {
                     return fail(r.error().message());
                 if (r->has_value()) {
                     ++removed;
-                    entries.push_back(flow_entry(FlowVerdict{it.target.key, **r}, now));
+                    const FlowVerdict fv{it.target.key, **r};
+                    if (opts.on_removed)
+                        opts.on_removed(std::span<const FlowVerdict>(&fv, 1));
+                    entries.push_back(flow_entry(fv, now));
                 }
             } else {
                 auto r = map.del_subnet(it.target.subnet);
@@ -1191,6 +1204,17 @@ struct VerdictServer::Impl {
                 return apply_stats();
             case VerdictOp::Expire:
                 return apply_expire();
+            case VerdictOp::PolicyReload: {
+                if (!opts.on_policy_reload)
+                    return fail("no egress policy to reload (weir runs without --egress-conf)");
+                auto r = opts.on_policy_reload();
+                if (!r)
+                    return fail(r.error().message());
+                json j;
+                j["ok"] = true;
+                j["policy"] = *r;
+                return dump(j);
+            }
             }
         } catch (const std::exception& e) {
             return fail(std::string("internal error: ") + e.what());
@@ -1506,7 +1530,7 @@ VerdictServer::~VerdictServer()
 
 Result<std::unique_ptr<VerdictServer>> VerdictServer::start(VerdictMap& map, VerdictServerOptions opts)
 {
-    if (opts.unix_path.empty() && opts.zmq_endpoint.empty())
+    if (opts.unix_path.empty() && opts.zmq_endpoint.empty() && !opts.external_transport)
         return invalid("verdict server: no transport (give a Unix socket path or a ZMQ endpoint)");
     auto impl = std::make_unique<Impl>(map, std::move(opts));
     impl->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

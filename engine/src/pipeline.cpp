@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <pthread.h>
 #include <sched.h>
 #include <thread>
@@ -202,6 +203,62 @@ struct Pipeline::Impl {
     std::atomic<uint64_t> first_ts{0};
     std::atomic<uint64_t> last_ts{0};
 
+    // Bulk deltas from account(), any thread -> reader. The flag keeps the
+    // reader's per-burst check to one relaxed load.
+    std::mutex delta_mu;
+    std::vector<PacketMeta> delta_q;   ///< guarded by delta_mu
+    bool deltas_closed = false;        ///< guarded by delta_mu: run() has flushed
+    std::atomic<bool> delta_pending{false};
+    std::atomic<uint64_t> deltas_late{0};
+    std::vector<PacketMeta> delta_work; ///< reader only
+    std::function<void()> before_flush;
+
+    /// Takes the queued deltas into delta_work (reader thread).
+    void take_deltas()
+    {
+        std::lock_guard g(delta_mu);
+        delta_work.insert(delta_work.end(), delta_q.begin(), delta_q.end());
+        delta_q.clear();
+        delta_pending.store(false, std::memory_order_relaxed);
+    }
+    /// Inline mode: applies queued deltas to the one table.
+    void drain_deltas_inline(FlowTable& table, const FlowSink& fsink)
+    {
+        take_deltas();
+        for (const PacketMeta& d : delta_work)
+            table.add_delta(d, fsink);
+        delta_work.clear();
+    }
+    /// Threaded mode: pushes queued deltas to their workers' rings; what
+    /// does not fit waits for the next burst (or, with wait, is waited for).
+    void drain_deltas_threaded(bool wait)
+    {
+        take_deltas();
+        size_t kept = 0;
+        for (const PacketMeta& d : delta_work) {
+            PacketRing& ring = *in_rings[worker_of(d.hash)];
+            bool ok = ring.push(d);
+            if (!ok && wait) {
+                Backoff b;
+                while (!(ok = ring.push(d)))
+                    b.wait();
+            }
+            if (!ok)
+                delta_work[kept++] = d;
+        }
+        delta_work.resize(kept);
+        if (kept)
+            delta_pending.store(true, std::memory_order_relaxed);
+    }
+    /// Reading is over: last call for deltas, then no more.
+    void close_deltas()
+    {
+        if (before_flush)
+            before_flush();
+        std::lock_guard g(delta_mu);
+        deltas_closed = true;
+    }
+
     explicit Impl(const PipelineConfig& c, Sink s) : cfg(c), sink(std::move(s)), decoder(c.decoder) {}
 
     uint32_t nworkers() const noexcept { return cfg.workers; }
@@ -286,6 +343,37 @@ PipelineStats Pipeline::run(PacketSource& source)
     return st;
 }
 
+void Pipeline::account(const FlowKey& key, const std::array<uint64_t, 2>& packets,
+                       const std::array<uint64_t, 2>& bytes, uint64_t last_ns)
+{
+    Impl& m = *impl_;
+    const uint32_t hash = flow_hash(key);
+    std::lock_guard g(m.delta_mu);
+    if (m.deltas_closed) {
+        m.deltas_late.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    for (int d = 0; d < 2; ++d) {
+        // A delta carries 32-bit counts: split larger ones (same sums).
+        uint64_t np = packets[d], nb = bytes[d];
+        while (np || nb) {
+            const uint32_t p32 = static_cast<uint32_t>(std::min<uint64_t>(np, UINT32_MAX));
+            const uint32_t b32 = static_cast<uint32_t>(std::min<uint64_t>(nb, UINT32_MAX));
+            PacketMeta pm = make_delta(key, d == 0, p32, b32, last_ns);
+            pm.hash = hash;
+            m.delta_q.push_back(pm);
+            np -= p32;
+            nb -= b32;
+        }
+    }
+    m.delta_pending.store(true, std::memory_order_relaxed);
+}
+
+void Pipeline::set_before_flush(std::function<void()> fn)
+{
+    impl_->before_flush = std::move(fn);
+}
+
 PipelineStats Pipeline::snapshot() const
 {
     PipelineStats st;
@@ -327,7 +415,12 @@ void Pipeline::Impl::collect(PipelineStats& st) const
             st.dpi.gave_up += ds.gave_up;
         }
         st.dpi_copies_dropped = rd_copies_dropped;
+        for (const auto& t : tables) {
+            st.delta_packets += t->stats().delta_packets;
+            st.delta_bytes += t->stats().delta_bytes;
+        }
     }
+    st.deltas_late = deltas_late.load(std::memory_order_relaxed);
     st.drops.n[static_cast<size_t>(DropReason::RingFull)] = rd_ring_full.load(std::memory_order_relaxed);
     uint64_t erf = 0;
     for (uint32_t w = 0; w < cfg.workers; ++w)
@@ -357,6 +450,8 @@ void Pipeline::Impl::run_inline(PacketSource& source, PipelineStats&)
 
     const bool live = source.live();
     while (!stop_requested.load(std::memory_order_relaxed)) {
+        if (delta_pending.load(std::memory_order_relaxed))
+            drain_deltas_inline(table, fsink);
         const uint32_t n = source.rx_burst(raw.data(), cfg.burst);
         if (n == 0) {
             if (source.finished())
@@ -378,11 +473,17 @@ void Pipeline::Impl::run_inline(PacketSource& source, PipelineStats&)
             if (decoder.decode(raw[i], metas[m])) {
                 now = std::max(now, metas[m].ts_ns);
                 raw_of[m] = i;
+                if (cfg.tap)
+                    cfg.tap->packet(raw[i], &metas[m]);
                 ++m;
+            } else if (cfg.tap) {
+                cfg.tap->packet(raw[i], nullptr);
             }
         }
         packets += n;
         decoded += m;
+        if (cfg.tap)
+            cfg.tap->burst_end();
         if (m) {
             note_time(metas[0].ts_ns);
             if (!inspect) {
@@ -408,6 +509,8 @@ void Pipeline::Impl::run_inline(PacketSource& source, PipelineStats&)
         pub.active.store(table.active(), std::memory_order_relaxed);
         pub.flows_created.store(table.stats().flows_created, std::memory_order_relaxed);
     }
+    close_deltas();
+    drain_deltas_inline(table, fsink);
     table.flush(fsink, EndReason::ForcedEnd);
     pub.active.store(table.active(), std::memory_order_relaxed);
     pub.flows_created.store(table.stats().flows_created, std::memory_order_relaxed);
@@ -470,7 +573,10 @@ void Pipeline::Impl::worker_main(uint32_t w)
                 const PacketMeta& it = items[i];
                 now = std::max(now, it.ts_ns);
                 if (it.control) {
-                    table.expire(now, fsink);
+                    if (it.control == kCtlDelta)
+                        table.add_delta(it, fsink);
+                    else
+                        table.expire(now, fsink);
                     continue;
                 }
                 table.update(it, fsink);
@@ -513,13 +619,17 @@ void Pipeline::Impl::worker_main(uint32_t w)
             const PacketMeta& it = items[i];
             now = std::max(now, it.ts_ns);
             if (it.control) {
-                // A clock tick: account what came before it, then expire.
+                // A clock tick or a bulk delta: account what came before
+                // it, then expire or add the delta.
                 if (i > run) {
                     table.update_burst(items.data() + run, static_cast<uint32_t>(i - run), fsink);
                     packets += i - run;
                 }
                 run = i + 1;
-                table.expire(now, fsink);
+                if (it.control == kCtlDelta)
+                    table.add_delta(it, fsink);
+                else
+                    table.expire(now, fsink);
             }
         }
         if (n > run) {
@@ -675,6 +785,8 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
     };
     const bool live = source.live();
     while (!stop_requested.load(std::memory_order_relaxed)) {
+        if (delta_pending.load(std::memory_order_relaxed))
+            drain_deltas_threaded(cfg.lossless);
         const uint32_t n = source.rx_burst(raw.data(), cfg.burst);
         if (n == 0) {
             if (source.finished())
@@ -700,7 +812,11 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
                     now = std::max(now, out[m].ts_ns);
                     if (filter)
                         copy_payload(raw[i], out[m], 0);
+                    if (cfg.tap)
+                        cfg.tap->packet(raw[i], &out[m]);
                     ++m;
+                } else if (cfg.tap) {
+                    cfg.tap->packet(raw[i], nullptr);
                 }
             }
             staged[0] = m;
@@ -712,8 +828,13 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
                 // packets (stage blocks hold burst + 1), and move it only
                 // when the packet belongs to another worker.
                 PacketMeta& tmp = stage[nw - 1][staged[nw - 1]];
-                if (!decoder.decode(raw[i], tmp))
+                if (!decoder.decode(raw[i], tmp)) {
+                    if (cfg.tap)
+                        cfg.tap->packet(raw[i], nullptr);
                     continue;
+                }
+                if (cfg.tap)
+                    cfg.tap->packet(raw[i], &tmp);
                 const uint32_t w = worker_of(tmp.hash);
                 now = std::max(now, tmp.ts_ns);
                 if (filter)
@@ -726,6 +847,9 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
             }
         }
         packets += n;
+        // The egress tap sends before the next read invalidates the frames.
+        if (cfg.tap)
+            cfg.tap->burst_end();
         for (uint32_t w = 0; w < nw; ++w) {
             if (staged[w]) {
                 push_all(w, stage[w].data(), staged[w]);
@@ -743,6 +867,8 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
         rd_ring_full.store(ring_full, std::memory_order_relaxed);
     }
     rd_copies_dropped = copies_dropped;
+    close_deltas();
+    drain_deltas_threaded(true);
     for (uint32_t w = 0; w < nw; ++w)
         shared[w].input_done.store(true, std::memory_order_release);
     for (auto& t : workers)

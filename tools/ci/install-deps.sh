@@ -19,6 +19,8 @@ PKGS=(
   # peers and oracles used by tests and benchmarks
   softflowd tshark wireshark-common tcpdump nfdump pmacct
   libndpi-bin tcpreplay iproute2 ethtool redis-server
+  # inline bridge e2e test (ping across the bridge)
+  iputils-ping
 )
 
 missing=()

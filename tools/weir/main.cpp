@@ -1,10 +1,17 @@
 // weir: the flow probe. Wires a packet source, the engine pipeline and the
 // flow outputs together; all logic lives in the libraries.
+#include <weir/dataplane/egress.hpp>
 #include <weir/dataplane/live.hpp>
 #include <weir/dataplane/verdict_map.hpp>
 #include <weir/dataplane/verdict_server.hpp>
+#include "verdict_redis_cli.hpp"
+#if WEIR_HAVE_BRIDGE
+#include <weir/dataplane/bridge.hpp>
+#endif
 #include <weir/dataplane/packet_source.hpp>
 #include <weir/engine/decoder.hpp>
+#include <weir/engine/egress_stage.hpp>
+#include <weir/engine/policy.hpp>
 #include <weir/engine/pipeline.hpp>
 #include <weir/exporters/exporter.hpp>
 #include <weir/exporters/flow_file_writer.hpp>
@@ -13,8 +20,11 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <array>
+#include <algorithm>
 #include <atomic>
 #include <optional>
+#include <span>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -73,14 +83,20 @@ struct Options {
     // IDS verdicts (AF_XDP)
     std::string verdict_socket;
     std::string verdict_zmq;
+    weir::tools::VerdictRedisCli verdict_redis;
     std::string verdict_pin;
     uint32_t verdict_max = 1u << 20;
     std::vector<std::string> egress;
+    uint32_t egress_hash = 5;
+    std::string egress_conf;
     bool no_promisc = false;
     double duration_s = 0;
     double stats_interval_s = -1; ///< -1: 1 s for live capture, off for files
     std::string stats_json;
     bool capture_only = false;
+    // inline bridge
+    std::string bridge;
+    std::string bridge_fail = "open";
 };
 
 /// Splits "a b  c" on blanks (EAL arguments).
@@ -197,6 +213,40 @@ int run_capture_only(weir::PacketSource& source, const Options& o)
 }
 
 
+/// Hands the verdict entries' undelivered counters to the pipeline
+/// (poll thread, verdict server thread, reader thread at the end).
+struct XdpAccounting {
+    weir::dataplane::VerdictAccounting acct;
+    std::mutex mu;               ///< guards pipe: the pipeline ends before the server
+    Pipeline* pipe = nullptr;
+    uint64_t poll_errors = 0;    ///< guarded by mu
+
+    void attach(Pipeline* p)
+    {
+        std::lock_guard g(mu);
+        pipe = p;
+    }
+    void hand(const std::vector<weir::dataplane::UndeliveredDelta>& ds)
+    {
+        std::lock_guard g(mu);
+        if (!pipe)
+            return;
+        for (const auto& d : ds)
+            pipe->account(d.key, d.packets, d.bytes, weir::dataplane::VerdictAccounting::wall_ns(d.last_ns));
+    }
+    void poll(const weir::dataplane::VerdictMap& vm)
+    {
+        auto ds = acct.poll(vm);
+        if (ds) {
+            hand(*ds);
+            return;
+        }
+        std::lock_guard g(mu);
+        if (poll_errors++ == 0)
+            fmt::print(stderr, "weir: warning: reading verdict counters: {}\n", ds.error().message());
+    }
+};
+
 void print_summary(std::FILE* out, const weir::engine::PipelineStats& st, const weir::PacketSource& src)
 {
     const double pps = st.elapsed_s > 0 ? static_cast<double>(st.packets) / st.elapsed_s : 0;
@@ -225,13 +275,44 @@ void print_summary(std::FILE* out, const weir::engine::PipelineStats& st, const 
         for (const auto& q : src.queue_stats())
             fmt::print(out, "    {:<22} {:>10} packets {:>10} drops\n", q.name, q.packets, q.drops);
     }
+    if (st.delta_packets || st.deltas_late)
+        fmt::print(out, "  XDP verdicts {:>14}   packets ({} bytes) kept from the capture, added to their flows\n",
+                   st.delta_packets, st.delta_bytes);
     fmt::print(out, "  not accounted{:>14}\n", total_drops);
     for (size_t i = 1; i < weir::kDropReasonCount; ++i)
         if (st.drops.n[i])
             fmt::print(out, "    {:<22} {:>10}\n", weir::drop_reason_name(static_cast<weir::DropReason>(i)), st.drops.n[i]);
 }
 
-void write_summary_json(const std::string& path, const weir::engine::PipelineStats& st, const weir::PacketSource& src)
+/// IDS egress lines of the summary; returns the same as JSON members.
+std::string print_egress_summary(std::FILE* out, const weir::engine::EgressStage& stage,
+                                 const std::vector<std::unique_ptr<weir::dataplane::EgressPort>>& ports)
+{
+    const auto es = stage.stats();
+    fmt::print(out, "  IDS egress   {:>14}   frames delivered of {} ({} unkeyed to egress 0, {} not Ethernet)\n",
+               es.delivered, es.packets, es.unkeyed, es.not_ethernet);
+    fmt::print(out, "    policy: {} flows, {} discarded, {} shunted, {} sliced, {} steered, {} redecided (generation {}), "
+                    "{} bad egress, {} table full\n",
+               es.flows, es.discarded, es.shunted, es.sliced, es.steered, es.redecided, es.policy_generation,
+               es.bad_egress, es.table_full);
+    std::string j = fmt::format(R"(,"egress":{{"packets":{},"delivered":{},"unkeyed":{},"not_ethernet":{},"flows":{},)"
+                                R"("discarded":{},"shunted":{},"sliced":{},"steered":{},"bad_egress":{},"table_full":{},)"
+                                R"("redecided":{},"policy_generation":{},"ports":[)",
+                                es.packets, es.delivered, es.unkeyed, es.not_ethernet, es.flows, es.discarded, es.shunted,
+                                es.sliced, es.steered, es.bad_egress, es.table_full, es.redecided, es.policy_generation);
+    for (size_t i = 0; i < ports.size(); ++i) {
+        const auto c = ports[i]->counters();
+        fmt::print(out, "    egress {} {:<12} {:>10} frames {:>12} bytes sent, {} dropped (TX full), {} errors{}\n", i,
+                   ports[i]->ifname(), c.packets, c.bytes, c.dropped, c.errors,
+                   ports[i]->first_error() ? fmt::format(" (first: {})", std::strerror(ports[i]->first_error())) : "");
+        j += fmt::format(R"({}{{"interface":"{}","queued":{},"packets":{},"bytes":{},"dropped":{},"errors":{}}})",
+                         i ? "," : "", ports[i]->ifname(), es.egress_packets[i], c.packets, c.bytes, c.dropped, c.errors);
+    }
+    return j + "]}";
+}
+
+void write_summary_json(const std::string& path, const weir::engine::PipelineStats& st, const weir::PacketSource& src,
+                        const std::string& extra = {})
 {
     std::FILE* f = path == "-" ? stdout : std::fopen(path.c_str(), "w");
     if (!f) {
@@ -239,14 +320,219 @@ void write_summary_json(const std::string& path, const weir::engine::PipelineSta
         return;
     }
     fmt::print(f, R"({{"packets":{},"bytes":{},"decoded":{},"flows":{},"exported":{},"elapsed_s":{:.6f},)"
-                  R"("pps":{:.0f},"capture_drops":{},"drops":{{)",
+                  R"("pps":{:.0f},"capture_drops":{},"xdp_undelivered_packets":{},"xdp_undelivered_bytes":{},"drops":{{)",
         st.packets, st.bytes, st.decoded, st.flows_created, st.flows_exported, st.elapsed_s,
-        st.elapsed_s > 0 ? static_cast<double>(st.packets) / st.elapsed_s : 0.0, src.stats().drops);
+        st.elapsed_s > 0 ? static_cast<double>(st.packets) / st.elapsed_s : 0.0, src.stats().drops,
+        st.delta_packets, st.delta_bytes);
     for (size_t i = 1; i < weir::kDropReasonCount; ++i)
         fmt::print(f, R"({}"{}":{})", i > 1 ? "," : "", weir::drop_reason_name(static_cast<weir::DropReason>(i)), st.drops.n[i]);
-    fmt::print(f, "}}}}\n");
+    fmt::print(f, "}}{}}}\n", extra); // extra: more members, each starting with ','
     if (f != stdout)
         std::fclose(f);
+}
+
+// --bridge ifA:ifB: the XDP program forwards in the kernel; weir only keeps
+// the verdict channel, the fail-closed heartbeat and the statistics, and
+// decides what the bridge does once weir stops (docs/ids.md, Inline bridge).
+int run_bridge(const Options& o, weir::dataplane::VerdictMap* verdicts)
+{
+#if WEIR_HAVE_BRIDGE
+    namespace dp = weir::dataplane;
+    auto ports = dp::parse_bridge_ports(o.bridge);
+    if (!ports) {
+        fmt::print(stderr, "weir: {}\n", ports.error().message());
+        return 2;
+    }
+    dp::Bridge::Config bc;
+    bc.if_a = ports.value()[0];
+    bc.if_b = ports.value()[1];
+    bc.fail = o.bridge_fail == "closed" ? dp::BridgeFail::Closed : dp::BridgeFail::Open;
+    bc.mode = o.live.xdp_mode;
+    if (verdicts) {
+        bc.verdict_map_fd = verdicts->fd();
+        bc.subnet_verdict_map_fd = verdicts->subnet_fd();
+        bc.egress_ifaces = o.egress;
+    } else if (!o.egress.empty()) {
+        fmt::print(stderr, "weir: --egress needs verdicts (--verdict-socket, --verdict-zmq or --verdict-pin)\n");
+        return 2;
+    }
+    // Flow records from the program's per-flow map, to the same outputs as
+    // a capture (files and NetFlow/IPFIX; not ZMQ yet).
+    if (!o.exp.zmq.empty()) {
+        fmt::print(stderr, "weir: --zmq is not supported with --bridge yet\n");
+        return 2;
+    }
+    std::vector<std::unique_ptr<weir::exporters::FlowFileWriter>> writers;
+    for (const auto& [path, fmt_] : {std::pair{o.json, weir::exporters::FlowFileWriter::Format::Json},
+                                     std::pair{o.text, weir::exporters::FlowFileWriter::Format::Text}}) {
+        if (path.empty())
+            continue;
+        auto w = weir::exporters::FlowFileWriter::open(path, fmt_);
+        if (!w) {
+            fmt::print(stderr, "weir: {}\n", w.error().message());
+            return 1;
+        }
+        writers.push_back(std::move(w.value()));
+    }
+    auto exps = weir::exporters::make_exporters(o.exp);
+    if (!exps) {
+        fmt::print(stderr, "weir: {}\n", exps.error().message());
+        return 2;
+    }
+    std::vector<std::unique_ptr<weir::exporters::Exporter>> exporters = std::move(exps.value());
+    const bool flows_on = !writers.empty() || !exporters.empty();
+    bc.max_flows = flows_on ? o.max_flows : 0;
+    {
+        timespec rt{};
+        clock_gettime(CLOCK_REALTIME, &rt);
+        for (auto& e : exporters)
+            e->set_boot_ns(uint64_t(rt.tv_sec) * 1000000000ULL + uint64_t(rt.tv_nsec));
+    }
+    auto loaded = dp::Bridge::load(bc);
+    if (!loaded) {
+        fmt::print(stderr, "weir: {}\n", loaded.error().message());
+        return 1;
+    }
+    dp::Bridge& br = *loaded.value();
+    uint64_t flows_out = 0;
+    std::vector<weir::FlowRecord> recs;
+    auto export_flows = [&](bool all) {
+        recs.clear();
+        auto n = br.collect_flows(uint64_t{o.idle_s} * 1000000000ULL, uint64_t{o.active_s} * 1000000000ULL, all, recs);
+        if (!n) {
+            fmt::print(stderr, "weir: bridge flows: {}\n", n.error().message());
+            return;
+        }
+        for (const auto& r : recs) {
+            for (auto& w : writers)
+                w->write(r);
+            for (auto& e : exporters)
+                e->export_flow(r);
+        }
+        flows_out += recs.size();
+    };
+    std::vector<std::string> notes;
+    auto attached = br.attach(&notes);
+    for (const auto& n : notes)
+        fmt::print(stderr, "weir: bridge: {}\n", n);
+    if (!attached) {
+        fmt::print(stderr, "weir: {}\n", attached.error().message());
+        (void)br.detach(); // a port attached before the failure
+        return 1;
+    }
+    fmt::print(stderr, "weir: bridging {} <-> {} (fail {}, verdicts {})\n", bc.if_a, bc.if_b, o.bridge_fail,
+               verdicts ? "on" : "off");
+    std::unique_ptr<dp::VerdictServer> verdict_server;
+    std::unique_ptr<dp::VerdictRedis> verdict_redis; // feeds verdict_server: destroyed first
+    if (verdicts && (!o.verdict_socket.empty() || !o.verdict_zmq.empty() || !o.verdict_redis.url.empty())) {
+        dp::VerdictServerOptions so;
+        so.unix_path = o.verdict_socket;
+        so.zmq_endpoint = o.verdict_zmq;
+        so.external_transport = !o.verdict_redis.url.empty();
+        auto vs = dp::VerdictServer::start(*verdicts, so);
+        if (!vs) {
+            fmt::print(stderr, "weir: verdict server: {}\n", vs.error().message());
+            (void)br.stop();
+            return 1;
+        }
+        verdict_server = std::move(vs.value());
+        auto vr = weir::tools::start_verdict_redis(o.verdict_redis, *verdict_server);
+        if (!vr) {
+            fmt::print(stderr, "weir: {}\n", vr.error().message());
+            (void)br.stop();
+            return 2;
+        }
+        verdict_redis = std::move(vr.value());
+    }
+    std::FILE* stats_json = nullptr;
+    if (!o.stats_json.empty()) {
+        stats_json = o.stats_json == "-" ? stdout : std::fopen(o.stats_json.c_str(), "w");
+        if (!stats_json) {
+            fmt::print(stderr, "weir: cannot write {}: {}\n", o.stats_json, std::strerror(errno));
+            (void)br.stop();
+            return 1;
+        }
+    }
+    const double interval = o.stats_interval_s >= 0 ? o.stats_interval_s : 1.0;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto last_print = t0, last_beat = t0, last_flows = t0;
+    std::array<dp::BridgeCounters, 2> prev{};
+    auto print = [&](double dt) {
+        const std::array<dp::BridgeCounters, 2> c{br.counters(0), br.counters(1)};
+        for (int p = 0; p < 2; ++p)
+            fmt::print(stderr, "bridge {} -> {}: {}pps {}\n", p ? bc.if_b : bc.if_a, p ? bc.if_a : bc.if_b,
+                       human(dt > 0 ? double(c[p].packets - prev[p].packets) / dt : 0.0),
+                       dp::bridge_counters_text(c[p]));
+        if (stats_json) {
+            fmt::print(stats_json, "{{\"bridge\":{{\"ports\":[\"{}\",\"{}\"],\"a_to_b\":{},\"b_to_a\":{}}}}}\n", bc.if_a,
+                       bc.if_b, dp::bridge_counters_json(c[0]), dp::bridge_counters_json(c[1]));
+            std::fflush(stats_json);
+        }
+        prev = c;
+    };
+    while (!g_stop.load(std::memory_order_relaxed)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_beat >= std::chrono::milliseconds(500)) {
+            br.heartbeat();
+            last_beat = now;
+        }
+        if (flows_on && now - last_flows >= std::chrono::seconds(1)) {
+            export_flows(false);
+            last_flows = now;
+        }
+        const double since = std::chrono::duration<double>(now - last_print).count();
+        if (interval > 0 && since >= interval) {
+            print(since);
+            last_print = now;
+        }
+        if (o.duration_s > 0 && std::chrono::duration<double>(now - t0).count() >= o.duration_s)
+            break;
+    }
+    verdict_redis.reset();
+    verdict_server.reset();
+    print(std::chrono::duration<double>(std::chrono::steady_clock::now() - last_print).count());
+    int rc = 0;
+    if (flows_on) {
+        // Every flow still in the map ends here (the program, if left
+        // forwarding, starts new entries that the next weir exports).
+        export_flows(true);
+        for (auto& w : writers) {
+            if (auto r = w->close(); !r) {
+                fmt::print(stderr, "weir: {}\n", r.error().message());
+                rc = 1;
+            }
+        }
+        for (auto& e : exporters) {
+            e->flush();
+            const auto xs = e->stats();
+            fmt::print(stderr, "export {}: {} records, {} datagrams, {} bytes, {} skipped, {} send errors\n",
+                       e->describe(), xs.records, xs.datagrams, xs.bytes, xs.skipped, xs.send_errors);
+            if (xs.send_errors != 0 && rc == 0)
+                rc = 4;
+        }
+        fmt::print(stderr, "weir: bridge: {} flow records\n", flows_out);
+    }
+    if (stats_json && stats_json != stdout)
+        std::fclose(stats_json);
+    if (auto r = br.stop(); !r) {
+        fmt::print(stderr, "weir: {}\n", r.error().message());
+        return 1;
+    }
+    if (bc.fail == dp::BridgeFail::Open)
+        fmt::print(stderr, "weir: bridge left forwarding (fail open); remove it with 'weirctl bridge detach {}'\n",
+                   o.bridge);
+    else
+        fmt::print(stderr, "weir: bridge replaced by the drop program (fail closed); remove it with 'weirctl bridge "
+                           "detach {}'\n",
+                   o.bridge);
+    return rc;
+#else
+    (void)o;
+    (void)verdicts;
+    fmt::print(stderr, "weir: --bridge: built without the BPF toolchain (clang, bpftool, libbpf)\n");
+    return 1;
+#endif
 }
 
 } // namespace
@@ -259,8 +545,7 @@ int main(int argc, char** argv)
     app.add_option("-i,--input", o.input,
                    "Capture file(s) a.pcap[,b.pcap] (merged by time), or interfaces: eth1 (AF_XDP, else AF_PACKET), "
                    "xdp:eth1@0-3 (AF_XDP on RX queues 0-3), afpacket:eth1, pcap:eth1, dpdk:<device args>, "
-                   "eth1,eth2 (two halves of a tap)")
-        ->required();
+                   "eth1,eth2 (two halves of a tap)");
     app.add_option("-w,--workers", o.workers, "Worker threads, each with its own flow table (0 = all inline)")
         ->check(CLI::Range(0, 64));
     app.add_option("-d,--idle-timeout", o.idle_s, "Idle timeout in seconds")->check(CLI::Range(1, 86400));
@@ -330,9 +615,18 @@ int main(int argc, char** argv)
     auto* vg = app.add_option_group("IDS verdicts", "Per-flow drop / shunt / divert decided in XDP (AF_XDP capture; see docs/ids.md)");
     vg->add_option("--verdict-socket", o.verdict_socket, "Unix socket for verdict requests (JSON lines; weirctl verdict)");
     vg->add_option("--verdict-zmq", o.verdict_zmq, "ZMQ REP endpoint for verdict requests, e.g. tcp://127.0.0.1:5600");
+    vg->add_option("--verdict-redis", o.verdict_redis.url, "Redis pub/sub for verdict requests: redis://[user@]host:port/channel "
+                                                           "(replies on <channel>.reply; password from --verdict-redis-password-file or $WEIR_REDIS_PASSWORD)");
+    vg->add_option("--verdict-redis-channel", o.verdict_redis.channel, "Redis channel (overrides the URL's; default weir.verdicts)");
+    vg->add_option("--verdict-redis-password-file", o.verdict_redis.password_file, "File holding the Redis password (AUTH)");
     vg->add_option("--verdict-pin", o.verdict_pin, "bpffs directory to pin (or reuse) the verdict maps in");
     vg->add_option("--verdict-max", o.verdict_max, "Flow verdicts held at most")->check(CLI::Range(16u, 1u << 26))->capture_default_str();
-    vg->add_option("--egress", o.egress, "Interfaces a DIVERT verdict sends to, egress 0, 1, ... in this order")->delimiter(',');
+    vg->add_option("--egress", o.egress, "IDS mode: interfaces every flow is balanced over (whole, both directions), "
+                                         "egress 0, 1, ... in this order; with verdicts also the DIVERT targets")->delimiter(',');
+    vg->add_option("--egress-hash", o.egress_hash, "IDS mode: balance by the 5-tuple (5) or by the two addresses (2)")
+        ->check(CLI::IsMember({2u, 5u}))->capture_default_str();
+    vg->add_option("--egress-conf", o.egress_conf, "IDS mode: egress policy file (docs/ids.md); reloaded on SIGHUP")
+        ->check(CLI::ExistingFile);
     auto* xg = app.add_option_group("Flow export", "NetFlow v5/v9 and IPFIX to collectors (see docs/export.md)");
     xg->add_option("--v5", o.exp.v5, "NetFlow v5 collectors: host:port[,host:port] (IPv4 flows only)");
     xg->add_option("--v9", o.exp.v9, "NetFlow v9 collectors: host:port[,host:port]");
@@ -361,11 +655,19 @@ int main(int argc, char** argv)
     zg->add_option("--zmq-format", o.exp.zmq_format, "Flow payload: tlv (nDPI TLV, read by community ntopng) or json (nProbe's JSON, ntopng Pro)")
         ->check(CLI::IsMember({"tlv", "json"}))->capture_default_str();
     zg->add_flag("--zmq-json-labels", o.exp.zmq_json_labels, "With --zmq-format json: keys as labels (IPV4_SRC_ADDR) instead of element ids (\"8\"), as nProbe --json-labels");
+    auto* bg = app.add_option_group("Inline bridge", "Forward between two interfaces in XDP, applying IDS verdicts (see docs/ids.md)");
+    bg->add_option("--bridge", o.bridge, "Bridge IFACE_A:IFACE_B (instead of -i): frames cross in the kernel, verdicts drop or divert them");
+    bg->add_option("--fail", o.bridge_fail, "When weir stops or dies: open (keep forwarding) or closed (drop everything)")
+        ->check(CLI::IsMember({"open", "closed"}))->capture_default_str();
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         // --help and --version exit 0; any bad option exits 2.
         return app.exit(e) == 0 ? 0 : 2;
+    }
+    if (o.input.empty() == o.bridge.empty()) {
+        fmt::print(stderr, "weir: give either -i/--input or --bridge IFACE_A:IFACE_B\n");
+        return 2;
     }
 
     const bool exporting = !o.exp.v5.empty() || !o.exp.v9.empty() || !o.exp.ipfix.empty() || !o.exp.zmq.empty();
@@ -381,10 +683,15 @@ int main(int argc, char** argv)
                                                   : weir::dataplane::LiveOptions::ZeroCopy::Auto;
     o.live.eal_args = split_blanks(o.dpdk_args);
 
+    // Packets a verdict keeps from the capture go back into their flows
+    // (docs/ids.md, "Flow accounting"): declared before the verdict server,
+    // whose hooks use it, so that it outlives the server.
+    XdpAccounting xdp_acct;
     // Verdict maps first: the XDP program is loaded with them.
     std::optional<weir::dataplane::VerdictMap> verdicts;
     std::unique_ptr<weir::dataplane::VerdictServer> verdict_server;
-    const bool want_verdicts = !o.verdict_socket.empty() || !o.verdict_zmq.empty() || !o.verdict_pin.empty() || !o.egress.empty();
+    std::unique_ptr<weir::dataplane::VerdictRedis> verdict_redis; // feeds verdict_server: destroyed first
+    const bool want_verdicts = !o.verdict_socket.empty() || !o.verdict_zmq.empty() || !o.verdict_redis.url.empty() || !o.verdict_pin.empty();
     if (want_verdicts) {
         weir::dataplane::VerdictMapOptions vo;
         vo.max_flows = o.verdict_max;
@@ -402,6 +709,46 @@ int main(int argc, char** argv)
     // Signals from here on: a live capture may take a while to open.
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
+    if (!o.bridge.empty() && !o.egress_conf.empty()) {
+        fmt::print(stderr, "weir: --egress-conf applies to captured traffic (-i), not to --bridge\n");
+        return 2;
+    }
+    if (!o.bridge.empty())
+        return run_bridge(o, verdicts ? &*verdicts : nullptr);
+    // SIGHUP reloads the egress policy: blocked here, before any thread is
+    // started (they inherit the mask), and taken by sigtimedwait() below.
+    sigset_t hup_set;
+    sigemptyset(&hup_set);
+    sigaddset(&hup_set, SIGHUP);
+    if (!o.egress_conf.empty())
+        pthread_sigmask(SIG_BLOCK, &hup_set, nullptr);
+    // The egress policy, before the verdict server that can reload it.
+    std::unique_ptr<weir::engine::PolicyStore> policy_store;
+    if (!o.egress_conf.empty()) {
+        if (o.egress.empty()) {
+            fmt::print(stderr, "weir: --egress-conf needs --egress interfaces\n");
+            return 2;
+        }
+        auto pol = weir::engine::Policy::load(o.egress_conf);
+        if (!pol) {
+            fmt::print(stderr, "weir: {}\n", pol.error().message());
+            return 2;
+        }
+        policy_store = std::make_unique<weir::engine::PolicyStore>(std::move(*pol));
+    }
+    // SIGHUP and weirctl policy reload: a bad file keeps the running policy.
+    auto reload_policy = [&]() -> weir::Result<std::string> {
+        if (auto r = policy_store->reload(o.egress_conf); !r) {
+            fmt::print(stderr, "weir: policy reload failed, keeping generation {}: {}\n", policy_store->generation(),
+                       r.error().message());
+            return r.error();
+        }
+        const auto p = policy_store->current();
+        std::string msg = fmt::format("policy reloaded from {} (generation {}, {} subnet rules, {} protocol rules)",
+                                      o.egress_conf, policy_store->generation(), p->subnet_rules(), p->protocol_rules());
+        fmt::print(stderr, "weir: {}\n", msg);
+        return msg;
+    };
     auto src = weir::dataplane::open_input(o.input, o.live);
     if (!src) {
         fmt::print(stderr, "weir: {}\n", src.error().message());
@@ -416,16 +763,34 @@ int main(int argc, char** argv)
             fmt::print(stderr, "weir: verdicts need AF_XDP capture (-i xdp:IFACE); {} has none\n", source.describe());
             return 2;
         }
-        if (!o.verdict_socket.empty() || !o.verdict_zmq.empty()) {
+        if (!o.verdict_socket.empty() || !o.verdict_zmq.empty() || !o.verdict_redis.url.empty()) {
             weir::dataplane::VerdictServerOptions so;
             so.unix_path = o.verdict_socket;
             so.zmq_endpoint = o.verdict_zmq;
+            if (policy_store)
+                so.on_policy_reload = reload_policy;
+            so.external_transport = !o.verdict_redis.url.empty();
+            // Final counters of removed and expired flow entries complete
+            // their flows (expired entries are then not kept for "expire").
+            so.on_removed = [&xdp_acct](std::span<const weir::dataplane::FlowVerdict> fv) {
+                xdp_acct.hand(xdp_acct.acct.removed(fv));
+            };
+            so.on_expired = [&xdp_acct](std::vector<weir::dataplane::FlowVerdict>&& fv,
+                                        std::vector<weir::dataplane::SubnetVerdict>&&) {
+                xdp_acct.hand(xdp_acct.acct.removed(fv));
+            };
             auto vs = weir::dataplane::VerdictServer::start(*verdicts, so);
             if (!vs) {
                 fmt::print(stderr, "weir: verdict server: {}\n", vs.error().message());
                 return 1;
             }
             verdict_server = std::move(vs.value());
+            auto vr = weir::tools::start_verdict_redis(o.verdict_redis, *verdict_server);
+            if (!vr) {
+                fmt::print(stderr, "weir: {}\n", vr.error().message());
+                return 2;
+            }
+            verdict_redis = std::move(vr.value());
         }
     }
     if (o.capture_only)
@@ -489,6 +854,57 @@ int main(int argc, char** argv)
     // let a slow exporter stall capture; count what is lost instead.
     cfg.lossless = !live;
 
+    // IDS mode: every frame goes whole to one egress interface, per flow.
+    std::vector<std::unique_ptr<weir::dataplane::EgressPort>> egress_ports;
+    std::unique_ptr<weir::engine::EgressStage> egress_stage;
+    if (!o.egress.empty()) {
+        weir::dataplane::EgressPortOptions eo;
+        eo.lossless = !live; // files: wait (bounded) for TX room; interfaces: count drops
+        std::vector<weir::EgressOutput*> outs;
+        // An egress that is also an input would send every frame back to itself.
+        for (size_t pos = 0; pos <= o.input.size();) {
+            size_t end = o.input.find(',', pos);
+            if (end == std::string::npos)
+                end = o.input.size();
+            std::string in = o.input.substr(pos, end - pos);
+            if (auto c = in.find(':'); c != std::string::npos)
+                in = in.substr(c + 1);
+            if (auto at = in.find('@'); at != std::string::npos)
+                in = in.substr(0, at);
+            if (std::find(o.egress.begin(), o.egress.end(), in) != o.egress.end()) {
+                fmt::print(stderr, "weir: {} is both an input and an egress\n", in);
+                return 2;
+            }
+            pos = end + 1;
+        }
+        for (const std::string& name : o.egress) {
+            auto p = weir::dataplane::EgressPort::open(name, eo);
+            if (!p) {
+                fmt::print(stderr, "weir: {}\n", p.error().message());
+                return 1;
+            }
+            outs.push_back(p.value().get());
+            egress_ports.push_back(std::move(p.value()));
+        }
+        weir::engine::EgressStageConfig ec;
+        ec.hash_tuple = static_cast<uint8_t>(o.egress_hash);
+        ec.names = o.egress;
+        ec.max_flows = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{o.max_flows} * std::max(1u, o.workers), 1u << 22));
+        ec.idle_timeout_ns = cfg.table.idle_timeout_ns;
+        auto es = weir::engine::EgressStage::create(ec, outs, policy_store.get());
+        if (!es) {
+            fmt::print(stderr, "weir: {}\n", es.error().message());
+            return 2;
+        }
+        egress_stage = std::move(es.value());
+        cfg.tap = egress_stage.get();
+        std::string names;
+        for (const auto& p : egress_ports)
+            names += (names.empty() ? "" : ", ") + p->describe();
+        fmt::print(stderr, "weir: IDS egress by {}, {} egress: {}{}\n", o.egress_hash == 2 ? "address pair" : "5-tuple",
+                   egress_ports.size(), names, o.egress_conf.empty() ? "" : ", policy " + o.egress_conf);
+    }
+
     // The sink runs on the export thread: the exporters live there until run() returns.
     Pipeline* boot_src = nullptr;
     bool booted = false;
@@ -516,6 +932,22 @@ int main(int argc, char** argv)
     Pipeline& pipeline = *pipe.value();
     boot_src = &pipeline;
     g_pipeline.store(&pipeline);
+    // Once a second, what XDP kept from the capture since the last poll; a
+    // last poll once reading stops, before the flows are flushed.
+    std::thread xdp_poller;
+    std::mutex xdp_mu;
+    std::condition_variable xdp_cv;
+    bool xdp_done = false;
+    if (verdicts) {
+        xdp_acct.attach(&pipeline);
+        weir::dataplane::VerdictMap* vm = &*verdicts;
+        pipeline.set_before_flush([&xdp_acct, vm] { xdp_acct.poll(*vm); });
+        xdp_poller = std::thread([&xdp_acct, vm, &xdp_mu, &xdp_cv, &xdp_done] {
+            std::unique_lock lk(xdp_mu);
+            while (!xdp_cv.wait_for(lk, std::chrono::seconds(1), [&] { return xdp_done; }))
+                xdp_acct.poll(*vm);
+        });
+    }
     if (g_stop.load())
         pipeline.stop();
     if (zmq) {
@@ -591,7 +1023,34 @@ int main(int argc, char** argv)
         });
     }
 
+    // SIGHUP: reload the egress policy; a bad file keeps the running one.
+    std::atomic<bool> reload_stop{false};
+    std::thread reloader;
+    if (policy_store) {
+        reloader = std::thread([&] {
+            while (!reload_stop.load()) {
+                const timespec wait{0, 200000000};
+                if (sigtimedwait(&hup_set, nullptr, &wait) == SIGHUP)
+                    (void)reload_policy();
+            }
+        });
+    }
     const auto st = pipeline.run(source);
+    if (xdp_poller.joinable()) {
+        {
+            std::lock_guard lk(xdp_mu);
+            xdp_done = true;
+        }
+        xdp_cv.notify_one();
+        xdp_poller.join();
+    }
+    xdp_acct.attach(nullptr);
+    if (reloader.joinable()) {
+        reload_stop.store(true);
+        reloader.join();
+    }
+    for (auto& p : egress_ports)
+        p->flush();
     if (progress.joinable()) {
         {
             std::lock_guard lk(mu);
@@ -631,8 +1090,11 @@ int main(int argc, char** argv)
             rc = 4;
     }
     print_summary(stderr, st, source);
+    std::string egress_json;
+    if (egress_stage)
+        egress_json = print_egress_summary(stderr, *egress_stage, egress_ports);
     if (!o.summary_json.empty())
-        write_summary_json(o.summary_json, st, source);
+        write_summary_json(o.summary_json, st, source, egress_json);
     if (auto err = source.error()) {
         fmt::print(stderr, "weir: warning: input ended early: {}\n", err->message());
         if (rc == 0)

@@ -12,6 +12,7 @@
 //   {"op":"add","items":[{...target + verdict...}, ...]}        (batch)
 //   {"op":"del","flow":{...}} / "host" / "subnet" / "items"
 //   {"op":"list"}  {"op":"stats"}  {"op":"expire"}
+//   {"op":"policy_reload"}       (IDS mode: reload the --egress-conf file)
 //
 //   -> {"ok":true,"installed":N}
 //   -> {"ok":true,"removed":N,"entries":[{..., "packets":P,"bytes":B,...}]}
@@ -48,7 +49,7 @@
 
 namespace weir::dataplane {
 
-enum class VerdictOp : uint8_t { Add, Del, List, Stats, Expire };
+enum class VerdictOp : uint8_t { Add, Del, List, Stats, Expire, PolicyReload };
 
 struct VerdictTarget {
     enum class Kind : uint8_t { Flow, Subnet };  ///< a host is a /32 or /128 subnet
@@ -89,11 +90,21 @@ struct VerdictServerOptions {
     std::vector<gid_t> allowed_gids;      ///< peer's primary gid
     std::string zmq_endpoint;             ///< ZMQ REP bind endpoint ("" = none)
     std::string zmq_curve_secret_key;     ///< Z85 server secret key: enables CURVE
+    /// No socket of its own: requests come only through handle() (the
+    /// Redis subscriber, verdict_redis.hpp); the thread still sweeps expiry.
+    bool external_transport = false;
     uint32_t sweep_interval_ms = 1000;    ///< expiry sweep period (0 = no sweeping)
     size_t max_request_bytes = size_t{256} << 20;
     size_t max_pending_expired = 1u << 20;  ///< expired entries kept for "expire"
+    /// Runs a {"op":"policy_reload"} request (server thread): reloads the
+    /// egress policy; the text goes back in "policy", an error (with the
+    /// file's line) in "error". Unset: the op is answered with an error.
+    std::function<Result<std::string>()> on_policy_reload;
     /// Receives expired entries (server thread). Unset: kept for "expire".
     std::function<void(std::vector<FlowVerdict>&&, std::vector<SubnetVerdict>&&)> on_expired;
+    /// Receives each flow entry a "del" request removed, with its final
+    /// counters (server thread), e.g. to complete the exported flow.
+    std::function<void(std::span<const FlowVerdict>)> on_removed;
 };
 
 struct VerdictServerStats {

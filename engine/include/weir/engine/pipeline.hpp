@@ -37,6 +37,7 @@
 #include <weir/engine/dpi_stage.hpp>
 #include <weir/engine/flow_table.hpp>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -47,6 +48,18 @@ namespace weir::engine {
 
 /// Payload (level 2: IP packet) bytes a worker's DPI gets per packet in threaded mode.
 inline constexpr uint32_t kDpiCopyMax = 2040;
+
+/// Reader-side tap: sees every frame the reader reads, on the reader thread,
+/// while the frame's bytes are valid (the IDS egress stage). Must not block.
+class ReaderTap {
+public:
+    virtual ~ReaderTap() = default;
+    /// One frame; meta is its decoded form, nullptr when the decoder could
+    /// not key it (non-IP, malformed).
+    virtual void packet(const RawPacket& raw, const PacketMeta* meta) noexcept = 0;
+    /// After each burst's frames, before the source is read again.
+    virtual void burst_end() noexcept = 0;
+};
 
 struct PipelineConfig {
     uint16_t workers = 1;          ///< 0 = inline on the calling thread
@@ -59,6 +72,7 @@ struct PipelineConfig {
     uint64_t tick_ns = 1000000000ULL; ///< packet-time clock broadcast period
     uint32_t burst = 32;           ///< rx burst size
     std::vector<int> cpus;         ///< optional: pin worker i to cpus[i]
+    ReaderTap* tap = nullptr;      ///< optional, not owned: every frame read, reader thread
 };
 
 struct PipelineStats {
@@ -75,6 +89,9 @@ struct PipelineStats {
     DropCounters drops;            ///< decoder + rings + tables
     DpiStats dpi;                  ///< all workers, once run() has returned
     uint64_t dpi_copies_dropped = 0; ///< payloads not handed to a worker's DPI (lossy mode, ring full)
+    uint64_t delta_packets = 0;    ///< packets added by account() (counted in XDP, not captured); after run()
+    uint64_t delta_bytes = 0;      ///< their bytes (per the table's byte count); after run()
+    uint64_t deltas_late = 0;      ///< account() calls that came after the final flush (lost)
 };
 
 class Pipeline {
@@ -98,6 +115,22 @@ public:
 
     /// A consistent-enough snapshot for progress lines, from any thread.
     [[nodiscard]] PipelineStats snapshot() const;
+
+    /// Adds packets counted outside the capture (by the XDP program for a
+    /// verdict that kept them from it) to flow `key`: packets[0]/bytes[0]
+    /// were sent by side A of the canonical key, [1] by side B; last_ns is
+    /// the packet time (ns since the epoch) of the last of them.
+    /// Thread-safe and cheap: queued, then handed by the reader thread (the
+    /// only producer of the worker rings) to the flow's worker once per
+    /// burst, as bulk deltas (FlowTable::add_delta). Calls after run() has
+    /// flushed are counted in deltas_late.
+    void account(const FlowKey& key, const std::array<uint64_t, 2>& packets, const std::array<uint64_t, 2>& bytes,
+                 uint64_t last_ns);
+
+    /// Called on the reader thread once reading has stopped, before the
+    /// last queued deltas are handed over and every flow is flushed: the
+    /// place for a final account(). Set before run().
+    void set_before_flush(std::function<void()> fn);
 
 private:
     struct Impl;
