@@ -10,6 +10,8 @@
 // overwritten. Programs are recognised by their kernel names (bridge.h).
 #include <weir/dataplane/bridge.hpp>
 
+#include "xdp_loader.hpp"
+
 #include <weir/abi/bridge.h>
 #include <weir/abi/verdict.h>
 #include <weir/abi/xdp.h>
@@ -46,11 +48,7 @@ uint64_t monotonic_ns()
 
 Result<uint32_t> ifindex_of(const std::string& name)
 {
-    const uint32_t ix = name.empty() || name.size() >= IFNAMSIZ ? 0 : if_nametoindex(name.c_str());
-    if (ix == 0)
-        return Error{std::make_error_code(std::errc::no_such_device),
-                     fmt::format("bridge: interface '{}' does not exist", name)};
-    return ix;
+    return xdp_loader::ifindex_of(name, "bridge: interface");
 }
 
 std::string ifname_of(uint32_t ix)
@@ -129,18 +127,6 @@ uint32_t iflink_of(const std::string& ifname)
     uint32_t v = 0;
     f >> v;
     return v;
-}
-
-Result<void> check_map_fd(int fd, bpf_map_type type, uint32_t key_size, uint32_t value_size, const char* what)
-{
-    bpf_map_info info{};
-    uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
-        return from_errno(errno, fmt::format("bridge: {} map fd {}", what, fd));
-    if (info.type != uint32_t(type) || info.key_size != key_size || info.value_size != value_size)
-        return invalid(fmt::format("bridge: fd {} is not a {} map (type {}, key {} bytes, value {} bytes)", fd, what,
-                                   info.type, info.key_size, info.value_size));
-    return {};
 }
 
 Result<void> detach_weir(uint32_t ifindex, bool* found)
@@ -281,14 +267,11 @@ Result<std::unique_ptr<Bridge>> Bridge::load(const Config& cfg)
 {
     if (cfg.if_a == cfg.if_b)
         return invalid(fmt::format("bridge: '{}' named twice", cfg.if_a));
-    const bool verdicts = cfg.verdict_map_fd >= 0 || cfg.subnet_verdict_map_fd >= 0;
-    if (verdicts && (cfg.verdict_map_fd < 0 || cfg.subnet_verdict_map_fd < 0))
-        return invalid("bridge: verdicts need both the flow and the subnet verdict map");
-    if (!verdicts && !cfg.egress_ifaces.empty())
-        return invalid("bridge: egress interfaces without verdict maps (only a DIVERT verdict uses them)");
-    if (cfg.egress_ifaces.size() > WEIR_XDP_MAX_EGRESS)
-        return invalid(fmt::format("bridge: {} egress interfaces (at most {})", cfg.egress_ifaces.size(),
-                                   WEIR_XDP_MAX_EGRESS));
+    auto vc = xdp_loader::check_verdict_config(cfg.verdict_map_fd, cfg.subnet_verdict_map_fd,
+                                               cfg.egress_ifaces.size(), "bridge");
+    if (!vc)
+        return vc.error();
+    const bool verdicts = vc.value();
     if (cfg.watchdog_ns == 0)
         return invalid("bridge: watchdog 0");
     auto impl = std::make_unique<Impl>();
@@ -300,23 +283,13 @@ Result<std::unique_ptr<Bridge>> Bridge::load(const Config& cfg)
             return ix.error();
         impl->ifindex[p] = ix.value();
     }
-    std::vector<uint32_t> egress;
-    for (const std::string& name : cfg.egress_ifaces) {
-        auto ix = ifindex_of(name);
-        if (!ix)
-            return ix.error();
-        egress.push_back(ix.value());
-    }
-    if (verdicts) {
-        if (auto r = check_map_fd(cfg.verdict_map_fd, BPF_MAP_TYPE_LRU_HASH, sizeof(weir_flow_key),
-                                  sizeof(weir_verdict), "flow verdict");
-            !r)
+    auto eg = xdp_loader::egress_ifindexes(cfg.egress_ifaces, "bridge: interface");
+    if (!eg)
+        return eg.error();
+    const std::vector<uint32_t> egress = std::move(eg.value());
+    if (verdicts)
+        if (auto r = xdp_loader::check_verdict_maps(cfg.verdict_map_fd, cfg.subnet_verdict_map_fd, "bridge"); !r)
             return r.error();
-        if (auto r = check_map_fd(cfg.subnet_verdict_map_fd, BPF_MAP_TYPE_LPM_TRIE, sizeof(weir_subnet_key),
-                                  sizeof(weir_verdict), "subnet verdict");
-            !r)
-            return r.error();
-    }
 
     impl->skel = weir_bridge__open();
     if (!impl->skel)
@@ -348,11 +321,8 @@ Result<std::unique_ptr<Bridge>> Bridge::load(const Config& cfg)
         if (rc != 0)
             return from_errno(rc, fmt::format("bridge: port {} into the DEVMAP", p));
     }
-    for (uint32_t i = 0; i < egress.size(); ++i) {
-        rc = bpf_map__update_elem(s->maps.weir_egress, &i, sizeof(i), &egress[i], sizeof(egress[i]), BPF_ANY);
-        if (rc != 0)
-            return from_errno(rc, fmt::format("bridge: egress {} ({}) into the DEVMAP", i, cfg.egress_ifaces[i]));
-    }
+    if (auto r = xdp_loader::fill_egress(s->maps.weir_egress, egress, cfg.egress_ifaces, "bridge"); !r)
+        return r.error();
     auto b = std::unique_ptr<Bridge>(new Bridge(std::move(impl)));
     b->heartbeat();
     return b;

@@ -12,6 +12,8 @@
 // one, so the kernel leaves a program that replaced ours in place.
 #include <weir/dataplane/xdp_program.hpp>
 
+#include "xdp_loader.hpp"
+
 #include <weir/abi/verdict.h>
 #include <weir/abi/xdp.h>
 #include <weir/bpf/weir_xdp.skel.h>
@@ -55,25 +57,6 @@ struct XdpProgram::Impl {
     }
 };
 
-namespace {
-
-// The descriptor is a map of the given type, key and value sizes.
-Result<void> check_map_fd(int fd, bpf_map_type type, uint32_t key_size, uint32_t value_size, const char* what)
-{
-    bpf_map_info info{};
-    uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
-        return from_errno(errno, fmt::format("XDP program: {} map fd {}", what, fd));
-    if (info.type != uint32_t(type) || info.key_size != key_size || info.value_size != value_size)
-        return invalid(fmt::format("XDP program: fd {} is not a {} map (type {}, key {} bytes, value {} bytes; "
-                                   "want type {}, key {}, value {})",
-                                   fd, what, info.type, info.key_size, info.value_size, uint32_t(type), key_size,
-                                   value_size));
-    return {};
-}
-
-} // namespace
-
 XdpProgram::XdpProgram(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 XdpProgram::~XdpProgram()
@@ -88,32 +71,18 @@ Result<std::unique_ptr<XdpProgram>> XdpProgram::load(const Config& cfg)
     if (cfg.sockets_per_queue == 0 || cfg.sockets_per_queue > WEIR_XDP_MAX_SOCKETS_PER_QUEUE)
         return invalid(fmt::format("XDP program: {} sockets per queue (1..{} supported)", cfg.sockets_per_queue,
                                    WEIR_XDP_MAX_SOCKETS_PER_QUEUE));
-    const bool verdicts = cfg.verdict_map_fd >= 0 || cfg.subnet_verdict_map_fd >= 0;
-    if (verdicts && (cfg.verdict_map_fd < 0 || cfg.subnet_verdict_map_fd < 0))
-        return invalid("XDP program: verdicts need both the flow and the subnet verdict map");
-    if (!verdicts && !cfg.egress_ifaces.empty())
-        return invalid("XDP program: egress interfaces without verdict maps (only a DIVERT verdict uses them)");
-    if (cfg.egress_ifaces.size() > WEIR_XDP_MAX_EGRESS)
-        return invalid(fmt::format("XDP program: {} egress interfaces (at most {})", cfg.egress_ifaces.size(),
-                                   WEIR_XDP_MAX_EGRESS));
-    std::vector<uint32_t> egress;
-    for (const std::string& name : cfg.egress_ifaces) {
-        const uint32_t ix = name.empty() || name.size() >= IFNAMSIZ ? 0 : if_nametoindex(name.c_str());
-        if (ix == 0)
-            return Error{std::make_error_code(std::errc::no_such_device),
-                         fmt::format("XDP program: egress interface '{}' does not exist", name)};
-        egress.push_back(ix);
-    }
-    if (verdicts) {
-        if (auto r = check_map_fd(cfg.verdict_map_fd, BPF_MAP_TYPE_LRU_HASH, sizeof(weir_flow_key),
-                                  sizeof(weir_verdict), "flow verdict");
-            !r)
+    auto vc = xdp_loader::check_verdict_config(cfg.verdict_map_fd, cfg.subnet_verdict_map_fd,
+                                               cfg.egress_ifaces.size(), "XDP program");
+    if (!vc)
+        return vc.error();
+    const bool verdicts = vc.value();
+    auto eg = xdp_loader::egress_ifindexes(cfg.egress_ifaces, "XDP program: egress interface");
+    if (!eg)
+        return eg.error();
+    const std::vector<uint32_t> egress = std::move(eg.value());
+    if (verdicts)
+        if (auto r = xdp_loader::check_verdict_maps(cfg.verdict_map_fd, cfg.subnet_verdict_map_fd, "XDP program"); !r)
             return r.error();
-        if (auto r = check_map_fd(cfg.subnet_verdict_map_fd, BPF_MAP_TYPE_LPM_TRIE, sizeof(weir_subnet_key),
-                                  sizeof(weir_verdict), "subnet verdict");
-            !r)
-            return r.error();
-    }
     auto impl = std::make_unique<Impl>();
     impl->cfg = cfg;
     const int ncpus = libbpf_num_possible_cpus();
@@ -151,11 +120,8 @@ Result<std::unique_ptr<XdpProgram>> XdpProgram::load(const Config& cfg)
     if (rc != 0)
         return from_errno(errno, "XDP program: program info");
     impl->prog_id = info.id;
-    for (uint32_t i = 0; i < egress.size(); ++i) {
-        rc = bpf_map__update_elem(s->maps.weir_egress, &i, sizeof(i), &egress[i], sizeof(egress[i]), BPF_ANY);
-        if (rc != 0)
-            return from_errno(rc, fmt::format("XDP program: egress {} ({}) into the DEVMAP", i, cfg.egress_ifaces[i]));
-    }
+    if (auto r = xdp_loader::fill_egress(s->maps.weir_egress, egress, cfg.egress_ifaces, "XDP program"); !r)
+        return r.error();
     return std::unique_ptr<XdpProgram>(new XdpProgram(std::move(impl)));
 }
 

@@ -45,15 +45,12 @@
 #include <weir/abi/xdp.h>
 
 #include "flow_parse.h"
+#include "verdict_lookup.h"
 
 /* Sockets per RX queue (>= 1), set by the loader before load. */
 const volatile __u32 weir_sockets_per_queue = 1;
 /* 1: look every frame up in the verdict maps, set by the loader before load. */
 const volatile __u32 weir_verdicts_on = 0;
-
-#define WEIR_TCP_FIN 0x01
-#define WEIR_TCP_SYN 0x02
-#define WEIR_TCP_RST 0x04
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -68,58 +65,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct weir_xdp_queue_stats);
 } weir_qstats SEC(".maps");
-
-/* Placeholders sized 1: with verdicts on, the loader replaces both by the
- * user-space maps (bpf_map__reuse_fd), whose sizes then apply. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1);
-	__type(key, struct weir_flow_key);
-	__type(value, struct weir_verdict);
-} weir_verdicts SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct weir_subnet_key);
-	__type(value, struct weir_verdict);
-} weir_subnet_verdicts SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_DEVMAP);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} weir_egress SEC(".maps");
-
-/* The subnet verdict covering one address of the key, or NULL. */
-static __always_inline struct weir_verdict *weir_subnet_lookup(const __u8 *addr, __u8 version)
-{
-	struct weir_subnet_key sk __attribute__((aligned(8))) = {};
-
-	sk.prefixlen = WEIR_SUBNET_KEY_PREFIX(version == 4 ? 32 : 128);
-	sk.ip_version = version;
-	__builtin_memcpy(sk.addr, addr, 16);
-	return bpf_map_lookup_elem(&weir_subnet_verdicts, &sk);
-}
-
-/* The verdict for a key: flow entry first, then the longer subnet match. */
-static __always_inline struct weir_verdict *weir_verdict_find(const struct weir_flow_key *key)
-{
-	struct weir_verdict *v, *b;
-
-	v = bpf_map_lookup_elem(&weir_verdicts, key);
-	if (v)
-		return v;
-	v = weir_subnet_lookup(key->addr_a, key->ip_version);
-	b = weir_subnet_lookup(key->addr_b, key->ip_version);
-	if (!v)
-		return b;
-	if (b && b->prefix_len > v->prefix_len)
-		return b;
-	return v;
-}
 
 SEC("xdp")
 int weir_xdp(struct xdp_md *ctx)
@@ -162,10 +107,7 @@ int weir_xdp(struct xdp_md *ctx)
 				st->verdict_miss++;
 				goto redirect;
 			}
-			act = weir_verdict_apply(v, (__u64)(data_end - data), bpf_ktime_get_ns(),
-						 key.proto == WEIR_IPPROTO_TCP &&
-							 (tcp_flags & (WEIR_TCP_FIN | WEIR_TCP_SYN | WEIR_TCP_RST)),
-						 !src_is_a);
+			act = weir_verdict_apply_frame(v, &key, (__u64)(data_end - data), tcp_flags, src_is_a);
 			switch (act) {
 			case WEIR_VERDICT_DROP:
 				st->verdict_drop++;
@@ -174,10 +116,7 @@ int weir_xdp(struct xdp_md *ctx)
 				st->verdict_shunt++;
 				return XDP_DROP;
 			case WEIR_VERDICT_DIVERT:
-				rc = bpf_redirect_map(&weir_egress, v->egress, 0);
-				if (rc == XDP_REDIRECT) {
-					/* Not captured: weir's flow export adds it back. */
-					weir_verdict_count_undelivered(v, (__u64)(data_end - data), !src_is_a);
+				if (weir_verdict_divert(v, (__u64)(data_end - data), src_is_a)) {
 					st->verdict_divert++;
 					return XDP_REDIRECT;
 				}

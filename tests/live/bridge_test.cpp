@@ -30,6 +30,9 @@
 
 #include "netns.hpp"
 #include "packet_builder.hpp"
+#if WEIR_HAVE_BRIDGE
+#include "xdp_verdict_rig.hpp"
+#endif
 
 #include <arpa/inet.h>
 #include <net/if.h>
@@ -57,58 +60,13 @@ using weir::dataplane::BridgeFail;
 using weir::dataplane::Verdict;
 using weir::dataplane::VerdictMap;
 
-std::string why_cant_run()
-{
-    if (geteuid() != 0)
-        return "needs root (CAP_BPF, CAP_NET_ADMIN) to load BPF programs";
-    if (!weir::dataplane::verdicts_supported())
-        return "built without the verdict maps (WEIR_HAVE_VERDICTS)";
-    return {};
-}
-
-weir::FlowKey key_of(const Bytes& frame)
-{
-    weir::engine::Decoder dec;
-    weir::PacketMeta m{};
-    EXPECT_TRUE(dec.decode(raw(frame), m));
-    return m.key;
-}
-
-Verdict verdict(uint8_t action, uint32_t shunt_after = 0, uint64_t expires_ns = 0, uint32_t egress = 0)
-{
-    Verdict v{};
-    v.action = action;
-    v.source = WEIR_VERDICT_SRC_API;
-    v.shunt_after = shunt_after;
-    v.expires_ns = expires_ns;
-    v.egress = egress;
-    v.installed_ns = VerdictMap::now_ns();
-    return v;
-}
-
-Bytes udp4(const char* s, const char* d, uint16_t sp, uint16_t dp)
-{
-    return PacketBuilder().eth().ipv4(s, d).udp(sp, dp).payload(std::string(18, 'u')).build();
-}
-
-Bytes tcp4(const char* s, const char* d, uint16_t sp, uint16_t dp, uint8_t flags)
-{
-    return PacketBuilder().eth().ipv4(s, d).tcp(sp, dp, flags).payload("abc").build();
-}
-
 // Runs the bridge program once on a frame as if it arrived on ifindex.
 uint32_t run(const Bridge& b, const Bytes& frame, uint32_t ifindex, uint32_t repeat = 1, double* ns = nullptr)
 {
     xdp_md ctx{};
     ctx.data_end = uint32_t(frame.size());  // no metadata before the frame
     ctx.ingress_ifindex = ifindex;
-    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_size_in = uint32_t(frame.size()),
-                .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = int(repeat));
-    const int rc = bpf_prog_test_run_opts(b.prog_fd(), &o);
-    EXPECT_EQ(rc, 0) << std::strerror(errno);
-    if (ns)
-        *ns = double(o.duration);  // the kernel reports the mean per run
-    return o.retval;
+    return xdp_run(b.prog_fd(), frame, &ctx, repeat, ns);
 }
 
 // Two veth pairs whose outer ends are the ports, one more as a DIVERT egress.
@@ -122,6 +80,21 @@ struct Ports {
         e = b && egress ? VethPair::create("wbrte", 1, &why) : nullptr;
         return a && b && (!egress || e);
     }
+    // "" when the test can run (root, the verdict maps, the ports made), else why not.
+    std::string ready(bool egress = true)
+    {
+        if (auto w = why_cant_run(); !w.empty())
+            return w;
+        return make(egress) ? std::string() : why;
+    }
+    // A bridge between the two ports, defaults otherwise.
+    Bridge::Config config() const
+    {
+        Bridge::Config c;
+        c.if_a = a->outer;
+        c.if_b = b->outer;
+        return c;
+    }
 };
 
 struct Rig {
@@ -132,16 +105,9 @@ struct Rig {
 std::string make_rig(Rig& r, const Ports& p, uint32_t max_flows, BridgeFail fail = BridgeFail::Open,
                      uint64_t watchdog_ns = 3'000'000'000ULL, uint32_t bridge_flows = 0)
 {
-    weir::dataplane::VerdictMapOptions vo;
-    vo.max_flows = max_flows;
-    vo.max_subnets = 1024;
-    auto vm = VerdictMap::create(vo);
-    if (!vm)
-        return "VerdictMap::create: " + vm.error().message();
-    r.vm.emplace(std::move(vm.value()));
-    Bridge::Config c;
-    c.if_a = p.a->outer;
-    c.if_b = p.b->outer;
+    if (auto w = make_verdict_maps(r.vm, max_flows); !w.empty())
+        return w;
+    Bridge::Config c = p.config();
     c.fail = fail;
     c.watchdog_ns = watchdog_ns;
     c.max_flows = bridge_flows;
@@ -156,13 +122,6 @@ std::string make_rig(Rig& r, const Ports& p, uint32_t max_flows, BridgeFail fail
     return {};
 }
 
-Verdict entry(const Rig& r, const weir::FlowKey& k)
-{
-    auto v = r.vm->lookup(k);
-    EXPECT_TRUE(v && v.value().has_value()) << "no verdict entry";
-    return v && v.value() ? *v.value() : Verdict{};
-}
-
 void expect_balanced(const BridgeCounters& c, const char* what)
 {
     EXPECT_EQ(c.packets, c.forwarded + c.diverted + c.dropped + c.redirect_errors)
@@ -172,11 +131,9 @@ void expect_balanced(const BridgeCounters& c, const char* what)
 
 TEST(Bridge, VerdictTable)
 {
-    if (auto w = why_cant_run(); !w.empty())
-        GTEST_SKIP() << w;
     Ports p;
-    if (!p.make())
-        GTEST_SKIP() << p.why;
+    if (auto w = p.ready(); !w.empty())
+        GTEST_SKIP() << w;
     Rig r;
     ASSERT_EQ(make_rig(r, p, 1024), "");
     const uint32_t A = r.br->ifindex(0), B = r.br->ifindex(1);
@@ -247,15 +204,15 @@ TEST(Bridge, VerdictTable)
     EXPECT_EQ(b.forwarded, uint64_t(2 * kN));
     expect_balanced(b, "port B");
 
-    EXPECT_EQ(entry(r, key_of(fwd)).packets, uint64_t(kN));
-    const Verdict d = entry(r, key_of(drop));
+    EXPECT_EQ(entry(*r.vm, key_of(fwd)).packets, uint64_t(kN));
+    const Verdict d = entry(*r.vm, key_of(drop));
     EXPECT_EQ(d.packets, uint64_t(2 * kN));
     EXPECT_EQ(d.bypassed, uint64_t(2 * kN));
-    const Verdict s = entry(r, key_of(shunt));
+    const Verdict s = entry(*r.vm, key_of(shunt));
     EXPECT_EQ(s.packets, uint64_t(kN));
     EXPECT_EQ(s.bypassed, uint64_t(kN - kShuntAfter));
-    EXPECT_EQ(entry(r, key_of(expired)).packets, 0u) << "an expired entry is a miss";
-    EXPECT_EQ(entry(r, key_of(syn)).packets, 2u);
+    EXPECT_EQ(entry(*r.vm, key_of(expired)).packets, 0u) << "an expired entry is a miss";
+    EXPECT_EQ(entry(*r.vm, key_of(syn)).packets, 2u);
 
     // Removing the DROP makes the flow a miss: bridged again.
     ASSERT_TRUE(r.vm->remove(key_of(drop)));
@@ -279,11 +236,9 @@ const weir::FlowRecord* find(const std::vector<weir::FlowRecord>& v, const weir:
 
 TEST(Bridge, FlowAccounting)
 {
-    if (auto w = why_cant_run(); !w.empty())
-        GTEST_SKIP() << w;
     Ports p;
-    if (!p.make(false))
-        GTEST_SKIP() << p.why;
+    if (auto w = p.ready(false); !w.empty())
+        GTEST_SKIP() << w;
     Rig r;
     ASSERT_EQ(make_rig(r, p, 64, BridgeFail::Open, 3'000'000'000ULL, 1024), "");
     const uint32_t A = r.br->ifindex(0), B = r.br->ifindex(1);
@@ -362,14 +317,10 @@ TEST(Bridge, FlowAccounting)
 
 TEST(Bridge, WithoutVerdictsEverythingCrosses)
 {
-    if (auto w = why_cant_run(); !w.empty())
-        GTEST_SKIP() << w;
     Ports p;
-    if (!p.make(false))
-        GTEST_SKIP() << p.why;
-    Bridge::Config c;
-    c.if_a = p.a->outer;
-    c.if_b = p.b->outer;
+    if (auto w = p.ready(false); !w.empty())
+        GTEST_SKIP() << w;
+    Bridge::Config c = p.config();
     auto b = Bridge::load(c);
     ASSERT_TRUE(b) << b.error().message();
     const Bytes f = udp4("10.0.0.1", "10.0.0.2", 1, 2);
@@ -383,11 +334,9 @@ TEST(Bridge, WithoutVerdictsEverythingCrosses)
 
 TEST(Bridge, FailClosedWatchdog)
 {
-    if (auto w = why_cant_run(); !w.empty())
-        GTEST_SKIP() << w;
     Ports p;
-    if (!p.make(false))
-        GTEST_SKIP() << p.why;
+    if (auto w = p.ready(false); !w.empty())
+        GTEST_SKIP() << w;
     Rig r;
     ASSERT_EQ(make_rig(r, p, 64, BridgeFail::Closed, 200'000'000ULL), "");
     const Bytes f = udp4("10.0.0.1", "10.0.0.2", 1, 2);
@@ -423,14 +372,10 @@ std::pair<uint32_t, std::string> xdp_on(const std::string& ifname)
 
 TEST(Bridge, AttachReplaceStopDetach)
 {
-    if (auto w = why_cant_run(); !w.empty())
-        GTEST_SKIP() << w;
     Ports p;
-    if (!p.make(false))
-        GTEST_SKIP() << p.why;
-    Bridge::Config c;
-    c.if_a = p.a->outer;
-    c.if_b = p.b->outer;
+    if (auto w = p.ready(false); !w.empty())
+        GTEST_SKIP() << w;
+    Bridge::Config c = p.config();
     c.fail = BridgeFail::Closed;
     auto first = Bridge::load(c);
     ASSERT_TRUE(first) << first.error().message();
@@ -493,20 +438,16 @@ TEST(Bridge, AttachReplaceStopDetach)
 
 TEST(Bridge, LeavesForeignProgramsAlone)
 {
-    if (auto w = why_cant_run(); !w.empty())
-        GTEST_SKIP() << w;
     Ports p;
-    if (!p.make(false))
-        GTEST_SKIP() << p.why;
+    if (auto w = p.ready(false); !w.empty())
+        GTEST_SKIP() << w;
     // Someone else's program on port B: a minimal XDP_PASS (BPF_MOV64_IMM r0, 2; BPF_EXIT).
     const bpf_insn insns[] = {{BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, XDP_PASS}, {BPF_JMP | BPF_EXIT, 0, 0, 0, 0}};
     const int foreign = bpf_prog_load(BPF_PROG_TYPE_XDP, "other_prog", "GPL", insns, 2, nullptr);
     ASSERT_GE(foreign, 0) << std::strerror(errno);
     const int ixb = int(if_nametoindex(p.b->outer.c_str()));
     ASSERT_EQ(bpf_xdp_attach(ixb, foreign, XDP_FLAGS_DRV_MODE, nullptr), 0);
-    Bridge::Config c;
-    c.if_a = p.a->outer;
-    c.if_b = p.b->outer;
+    Bridge::Config c = p.config();
     auto b = Bridge::load(c);
     ASSERT_TRUE(b);
     auto r = b.value()->attach();
@@ -553,35 +494,23 @@ TEST(Bridge, LoaderErrors)
 
 TEST(Bridge, CostWithAMillionVerdicts)
 {
-    if (auto w = why_cant_run(); !w.empty())
-        GTEST_SKIP() << w;
     Ports p;
-    if (!p.make(false))
-        GTEST_SKIP() << p.why;
+    if (auto w = p.ready(false); !w.empty())
+        GTEST_SKIP() << w;
     constexpr uint32_t kFlows = 1u << 20;
     Rig r;
     ASSERT_EQ(make_rig(r, p, kFlows), "");
     const Bytes hit_fwd = udp4("10.0.0.1", "10.0.0.2", 1000, 53);
     const Bytes hit_drop = udp4("10.0.0.1", "10.0.0.3", 1000, 53);
     const Bytes miss = udp4("10.9.9.9", "10.0.0.2", 1000, 53);
-    std::vector<weir::FlowKey> keys(kFlows);
-    std::vector<Verdict> vals(kFlows, verdict(WEIR_VERDICT_FORWARD));
-    keys[0] = key_of(hit_fwd);
-    keys[1] = key_of(hit_drop);
-    vals[1] = verdict(WEIR_VERDICT_DROP);
-    for (uint32_t i = 2; i < kFlows; ++i) {
-        weir::FlowKey k = keys[0];
-        k.addr_b = {172, 16, uint8_t(i >> 16), uint8_t(i >> 8)};
-        k.port_b = uint16_t(i);
-        keys[i] = k;
-    }
+    std::vector<weir::FlowKey> keys;
+    std::vector<Verdict> vals;
+    cost_verdicts(hit_fwd, hit_drop, kFlows, keys, vals);
     auto n = r.vm->install_batch(keys, vals);
     ASSERT_TRUE(n) << n.error().message();
     ASSERT_EQ(n.value(), size_t(kFlows));
 
-    Bridge::Config c;
-    c.if_a = p.a->outer;
-    c.if_b = p.b->outer;
+    Bridge::Config c = p.config();
     auto off = Bridge::load(c);
     ASSERT_TRUE(off);
     c.fail = BridgeFail::Closed;
@@ -607,7 +536,7 @@ TEST(Bridge, CostWithAMillionVerdicts)
                 "verdicts off %.1f, hit FORWARD %.1f, hit DROP %.1f, miss (flow + 2 subnet lookups) %.1f, "
                 "miss + fail-closed watchdog %.1f, hit FORWARD + flow accounting %.1f\n",
                 kRepeat, kFlows, base, fwd, drop, m, fc, fl);
-    EXPECT_EQ(entry(r, keys[0]).packets, uint64_t(2) * kRepeat) << "hit FORWARD, with and without flow accounting";
+    EXPECT_EQ(entry(*r.vm, keys[0]).packets, uint64_t(2) * kRepeat) << "hit FORWARD, with and without flow accounting";
     EXPECT_EQ(r.br->counters(0).packets, uint64_t(3) * kRepeat);
     std::vector<weir::FlowRecord> recs;
     ASSERT_TRUE(flows.value()->collect_flows(0, 0, true, recs));

@@ -70,6 +70,10 @@ class RedisServer {
 public:
     RedisServer(uint16_t port, std::string password = {}) : port_(port), password_(std::move(password)) {}
     ~RedisServer() { kill(); }
+    RedisServer(const RedisServer&) = delete;
+    RedisServer& operator=(const RedisServer&) = delete;
+
+    uint16_t port() const { return port_; }
 
     bool start()
     {
@@ -185,22 +189,38 @@ VerdictRedisStats stats_after_replies(const VerdictRedis& r, uint64_t replies)
     return r.stats();
 }
 
+// A private Redis on a free port and weir's verdict stack subscribed to
+// `channel` on it. start() is true once weir is connected.
+struct RedisRig {
+    RedisServer rs;
+    RedisEndpoint ep;
+    std::unique_ptr<Stack> st;
+
+    explicit RedisRig(const char* channel) : rs(free_port())
+    {
+        ep.port = rs.port();
+        ep.channel = channel;
+    }
+    bool start()
+    {
+        if (ep.port == 0 || !rs.start())
+            return false;
+        st = make_stack(ep);
+        return wait_connected(*st->redis, 1);
+    }
+};
+
 const char* kAdd =
     R"({"op":"add","flow":{"src":"10.1.0.1","dst":"10.1.0.2","sport":40000,"dport":443,"proto":"tcp"},"verdict":"drop","reason":"via redis"})";
 
 TEST(VerdictRedis, AddListDelThroughRedis)
 {
     NEED_ROOT_AND_REDIS();
-    const uint16_t port = free_port();
-    ASSERT_NE(port, 0);
-    ASSERT_NE(port, 6379);
-    RedisServer rs(port);
-    ASSERT_TRUE(rs.start());
-    RedisEndpoint ep;
-    ep.port = port;
-    ep.channel = "wrd.verdicts";
-    auto st = make_stack(ep);
-    ASSERT_TRUE(wait_connected(*st->redis, 1));
+    RedisRig g("wrd.verdicts");
+    ASSERT_TRUE(g.start());
+    ASSERT_NE(g.ep.port, 6379);
+    const RedisEndpoint& ep = g.ep;
+    auto& st = g.st;
 
     auto add = redis_verdict_request(ep, kAdd, 5000);
     ASSERT_TRUE(add.ok()) << add.error().message();
@@ -259,18 +279,13 @@ TEST(VerdictRedis, AddListDelThroughRedis)
 TEST(VerdictRedis, ReconnectsAfterRedisRestart)
 {
     NEED_ROOT_AND_REDIS();
-    const uint16_t port = free_port();
-    ASSERT_NE(port, 0);
-    RedisServer rs(port);
-    ASSERT_TRUE(rs.start());
-    RedisEndpoint ep;
-    ep.port = port;
-    ep.channel = "wrd.restart";
-    auto st = make_stack(ep);
-    ASSERT_TRUE(wait_connected(*st->redis, 1));
+    RedisRig g("wrd.restart");
+    ASSERT_TRUE(g.start());
+    const RedisEndpoint& ep = g.ep;
+    auto& st = g.st;
     ASSERT_TRUE(redis_verdict_request(ep, kAdd, 5000).ok());
 
-    rs.kill();
+    g.rs.kill();
     // While Redis is away the client fails fast and weir keeps retrying.
     EXPECT_FALSE(redis_verdict_request(ep, R"({"op":"list"})", 1000).ok());
     std::this_thread::sleep_for(std::chrono::milliseconds(600));
@@ -279,7 +294,7 @@ TEST(VerdictRedis, ReconnectsAfterRedisRestart)
     EXPECT_EQ(mid.outages, 1u);  // one outage, however many attempts
     EXPECT_GE(mid.connect_failures, 1u);
 
-    RedisServer rs2(port);
+    RedisServer rs2(ep.port);
     ASSERT_TRUE(rs2.start());
     ASSERT_TRUE(wait_connected(*st->redis, 2)) << "no reconnection";
     auto list = redis_verdict_request(ep, R"({"op":"list"})", 5000);
@@ -294,19 +309,14 @@ TEST(VerdictRedis, ReconnectsAfterRedisRestart)
 TEST(VerdictRedis, ReplyConnectionClosedByRedis)
 {
     NEED_ROOT_AND_REDIS();
-    const uint16_t port = free_port();
-    ASSERT_NE(port, 0);
-    RedisServer rs(port);
-    ASSERT_TRUE(rs.start());
-    RedisEndpoint ep;
-    ep.port = port;
-    ep.channel = "wrd.idle";
-    auto st = make_stack(ep);
-    ASSERT_TRUE(wait_connected(*st->redis, 1));
+    RedisRig g("wrd.idle");
+    ASSERT_TRUE(g.start());
+    const RedisEndpoint& ep = g.ep;
+    auto& st = g.st;
     // What Redis' "timeout" does to an idle client: the reply connection
     // is closed, the subscriber stays.
     timeval tv{2, 0};
-    redisContext* c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    redisContext* c = redisConnectWithTimeout("127.0.0.1", ep.port, tv);
     ASSERT_TRUE(c && !c->err);
     auto* killed = static_cast<redisReply*>(redisCommand(c, "CLIENT KILL TYPE normal SKIPME yes"));
     ASSERT_NE(killed, nullptr);
@@ -372,16 +382,10 @@ TEST(VerdictRedis, WeirctlClient)
     const std::string weirctl = std::string(WEIR_BINARY_DIR) + "/tools/weirctl/weirctl";
     if (::access(weirctl.c_str(), X_OK) != 0)
         GTEST_SKIP() << weirctl << " not built";
-    const uint16_t port = free_port();
-    ASSERT_NE(port, 0);
-    RedisServer rs(port);
-    ASSERT_TRUE(rs.start());
-    RedisEndpoint ep;
-    ep.port = port;
-    ep.channel = "wrd.ctl";
-    auto st = make_stack(ep);
-    ASSERT_TRUE(wait_connected(*st->redis, 1));
-    const std::string url = "redis://127.0.0.1:" + std::to_string(port) + "/wrd.ctl";
+    RedisRig g("wrd.ctl");
+    ASSERT_TRUE(g.start());
+    const RedisEndpoint& ep = g.ep;
+    const std::string url = "redis://127.0.0.1:" + std::to_string(ep.port) + "/wrd.ctl";
     auto run = [&](const std::string& args, std::string* out) {
         std::string cmd = weirctl + " verdict --redis " + url + " --timeout-ms 5000 " + args + " 2>&1";
         FILE* p = ::popen(cmd.c_str(), "r");
@@ -402,7 +406,7 @@ TEST(VerdictRedis, WeirctlClient)
     EXPECT_EQ(run("del --host 10.9.9.9", &out), 0) << out;
     EXPECT_NE(out.find("\"removed\":1"), std::string::npos) << out;
     // A password in the URL is refused before anything is sent.
-    std::string cmd = weirctl + " verdict --redis redis://u:pw@127.0.0.1:" + std::to_string(port) + "/wrd.ctl list 2>&1";
+    std::string cmd = weirctl + " verdict --redis redis://u:pw@127.0.0.1:" + std::to_string(ep.port) + "/wrd.ctl list 2>&1";
     EXPECT_EQ(WEXITSTATUS(std::system((cmd + " >/dev/null").c_str())), 2);
 }
 

@@ -33,6 +33,9 @@
 #include "netns.hpp"
 #include "packet_builder.hpp"
 #include "pcap_writer.hpp"
+#if WEIR_HAVE_AFXDP
+#include "xdp_verdict_rig.hpp"
+#endif
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -64,52 +67,10 @@ using weir::dataplane::Verdict;
 using weir::dataplane::VerdictMap;
 using weir::dataplane::XdpProgram;
 
-std::string why_cant_run()
-{
-    if (geteuid() != 0)
-        return "needs root (CAP_BPF, CAP_NET_ADMIN) to load BPF programs";
-    if (!weir::dataplane::verdicts_supported())
-        return "built without the verdict maps (WEIR_HAVE_VERDICTS)";
-    return {};
-}
-
-weir::FlowKey key_of(const Bytes& frame)
-{
-    weir::engine::Decoder dec;
-    weir::PacketMeta m{};
-    EXPECT_TRUE(dec.decode(raw(frame), m));
-    return m.key;
-}
-
-Verdict verdict(uint8_t action, uint32_t shunt_after = 0, uint64_t expires_ns = 0, uint32_t egress = 0)
-{
-    Verdict v{};
-    v.action = action;
-    v.source = WEIR_VERDICT_SRC_API;
-    v.shunt_after = shunt_after;
-    v.expires_ns = expires_ns;
-    v.egress = egress;
-    v.installed_ns = VerdictMap::now_ns();
-    return v;
-}
-
-Bytes udp4(const char* s, const char* d, uint16_t sp, uint16_t dp, size_t payload = 18)
-{
-    return PacketBuilder().eth().ipv4(s, d).udp(sp, dp).payload(std::string(payload, 'u')).build();
-}
-
-Bytes tcp4(const char* s, const char* d, uint16_t sp, uint16_t dp, uint8_t flags = weir::kTcpAck)
-{
-    return PacketBuilder().eth().ipv4(s, d).tcp(sp, dp, flags).payload("abc").build();
-}
-
 // Runs weir_xdp once on a frame (RX queue 0) and returns the XDP action.
 uint32_t run(const XdpProgram& p, const Bytes& frame)
 {
-    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_size_in = uint32_t(frame.size()), .repeat = 1);
-    const int rc = bpf_prog_test_run_opts(p.prog_fd(), &o);
-    EXPECT_EQ(rc, 0) << std::strerror(errno);
-    return o.retval;
+    return xdp_run(p.prog_fd(), frame);
 }
 
 // The program with verdicts on, its maps, and (optionally) egress ports.
@@ -120,13 +81,8 @@ struct Rig {
 
 std::string make_rig(Rig& r, uint32_t max_flows, std::vector<std::string> egress = {})
 {
-    weir::dataplane::VerdictMapOptions vo;
-    vo.max_flows = max_flows;
-    vo.max_subnets = 1024;
-    auto vm = VerdictMap::create(vo);
-    if (!vm)
-        return "VerdictMap::create: " + vm.error().message();
-    r.vm.emplace(std::move(vm.value()));
+    if (auto w = make_verdict_maps(r.vm, max_flows); !w.empty())
+        return w;
     XdpProgram::Config c;
     c.verdict_map_fd = r.vm->fd();
     c.subnet_verdict_map_fd = r.vm->subnet_fd();
@@ -136,22 +92,6 @@ std::string make_rig(Rig& r, uint32_t max_flows, std::vector<std::string> egress
         return "XdpProgram::load: " + p.error().message();
     r.prog = std::move(p.value());
     return {};
-}
-
-Verdict entry(const Rig& r, const weir::FlowKey& k)
-{
-    auto v = r.vm->lookup(k);
-    EXPECT_TRUE(v && v.value().has_value()) << "no verdict entry";
-    return v && v.value() ? *v.value() : Verdict{};
-}
-
-Verdict subnet_entry(const Rig& r, const char* cidr)
-{
-    auto s = weir::dataplane::parse_subnet(cidr);
-    EXPECT_TRUE(s) << cidr;
-    auto v = r.vm->lookup_subnet(s.value());
-    EXPECT_TRUE(v && v.value().has_value()) << "no subnet entry " << cidr;
-    return v && v.value() ? *v.value() : Verdict{};
 }
 
 TEST(XdpVerdict, EveryActionAndItsCounters)
@@ -204,26 +144,26 @@ TEST(XdpVerdict, EveryActionAndItsCounters)
     EXPECT_EQ(run(*r.prog, ack), uint32_t(XDP_DROP));
     EXPECT_EQ(run(*r.prog, arp), uint32_t(XDP_PASS));
 
-    const Verdict f = entry(r, key_of(fwd));
+    const Verdict f = entry(*r.vm, key_of(fwd));
     EXPECT_EQ(f.packets, uint64_t(kN));
     EXPECT_EQ(f.bytes, uint64_t(kN) * fwd.size());
     EXPECT_EQ(f.bypassed, 0u);
     EXPECT_GE(f.last_ns, f.installed_ns);
-    const Verdict d = entry(r, key_of(drop));
+    const Verdict d = entry(*r.vm, key_of(drop));
     EXPECT_EQ(d.packets, uint64_t(2 * kN));
     EXPECT_EQ(d.bytes, uint64_t(kN) * (drop.size() + drop_rev.size()));
     EXPECT_EQ(d.bypassed, uint64_t(2 * kN));
-    const Verdict s = entry(r, key_of(shunt));
+    const Verdict s = entry(*r.vm, key_of(shunt));
     EXPECT_EQ(s.packets, uint64_t(kN));
     EXPECT_EQ(s.bypassed, uint64_t(kN - kShuntAfter));
-    const Verdict dv = entry(r, key_of(divert));
+    const Verdict dv = entry(*r.vm, key_of(divert));
     EXPECT_EQ(dv.packets, uint64_t(kN));
     EXPECT_EQ(dv.bypassed, 0u);
-    EXPECT_EQ(entry(r, key_of(divert_empty)).packets, uint64_t(kN));
-    const Verdict e = entry(r, key_of(expired));
+    EXPECT_EQ(entry(*r.vm, key_of(divert_empty)).packets, uint64_t(kN));
+    const Verdict e = entry(*r.vm, key_of(expired));
     EXPECT_EQ(e.packets, 0u) << "an expired entry is a miss and is not counted";
     EXPECT_EQ(e.last_ns, 0u);
-    const Verdict c = entry(r, key_of(syn));
+    const Verdict c = entry(*r.vm, key_of(syn));
     EXPECT_EQ(c.packets, 2u);
     EXPECT_EQ(c.bypassed, 1u);
 
@@ -240,7 +180,7 @@ TEST(XdpVerdict, EveryActionAndItsCounters)
     EXPECT_EQ(s.ba_undelivered, 0u);
     EXPECT_EQ(dv.undelivered, uint64_t(kN)) << "a diverted frame is not captured";
     EXPECT_EQ(dv.undelivered_bytes, uint64_t(kN) * divert.size());
-    EXPECT_EQ(entry(r, key_of(divert_empty)).undelivered, 0u) << "a failed divert is captured as usual";
+    EXPECT_EQ(entry(*r.vm, key_of(divert_empty)).undelivered, 0u) << "a failed divert is captured as usual";
     EXPECT_EQ(c.undelivered, 1u);
     EXPECT_EQ(c.undelivered_bytes, uint64_t(ack.size()));
     EXPECT_EQ(e.undelivered, 0u);
@@ -297,16 +237,16 @@ TEST(XdpVerdict, SubnetsAndPrecedence)
     EXPECT_EQ(run(*r.prog, udp4("10.20.1.1", "10.20.30.5", 1, 2)), uint32_t(XDP_PASS));
     EXPECT_EQ(run(*r.prog, udp4("10.20.30.5", "10.20.1.1", 2, 1)), uint32_t(XDP_PASS));
     // Equal prefixes: address a (the lower one, 10.20.x) wins: DROP, counted there.
-    const Verdict before_tie = subnet_entry(r, "10.21.0.0/16");
+    const Verdict before_tie = subnet_entry(*r.vm, "10.21.0.0/16");
     EXPECT_EQ(run(*r.prog, udp4("10.21.0.9", "10.20.2.2", 7, 8)), uint32_t(XDP_DROP));
-    EXPECT_EQ(subnet_entry(r, "10.21.0.0/16").packets, before_tie.packets);
+    EXPECT_EQ(subnet_entry(*r.vm, "10.21.0.0/16").packets, before_tie.packets);
     // A flow verdict beats the subnet verdict of its hosts.
     const Bytes allowed = udp4("10.20.1.1", "192.0.2.1", 5001, 80);
     ASSERT_TRUE(r.vm->install(key_of(allowed), verdict(WEIR_VERDICT_FORWARD)));
-    const Verdict drop16_before = subnet_entry(r, "10.20.0.0/16");
+    const Verdict drop16_before = subnet_entry(*r.vm, "10.20.0.0/16");
     EXPECT_EQ(run(*r.prog, allowed), uint32_t(XDP_PASS));
-    EXPECT_EQ(entry(r, key_of(allowed)).packets, 1u);
-    EXPECT_EQ(subnet_entry(r, "10.20.0.0/16").packets, drop16_before.packets) << "the subnet entry is not counted";
+    EXPECT_EQ(entry(*r.vm, key_of(allowed)).packets, 1u);
+    EXPECT_EQ(subnet_entry(*r.vm, "10.20.0.0/16").packets, drop16_before.packets) << "the subnet entry is not counted";
     // IPv6 prefix; the IPv4 address 32.1.13.184 (0x20010db8) shares its first
     // bytes but never matches (the version byte is part of the LPM key).
     const Bytes v6 = PacketBuilder().eth().ipv6("2001:db8:1::5", "2001:db8:ff::1").udp(1, 2).payload("6").build();
@@ -316,12 +256,12 @@ TEST(XdpVerdict, SubnetsAndPrecedence)
     EXPECT_EQ(run(*r.prog, v6b), uint32_t(XDP_PASS));
 
     // Counted where they matched.
-    EXPECT_EQ(subnet_entry(r, "10.20.0.0/16").packets, 3u);  // two /16 drops + the tie
-    EXPECT_EQ(subnet_entry(r, "10.20.0.0/16").bypassed, 3u);
-    EXPECT_EQ(subnet_entry(r, "10.20.30.0/24").packets, 3u);
-    EXPECT_EQ(subnet_entry(r, "10.21.0.0/16").packets, 0u);
-    EXPECT_EQ(subnet_entry(r, "2001:db8:1::/48").packets, 1u);
-    EXPECT_EQ(subnet_entry(r, "2001:db8:1::/48").bytes, v6.size());
+    EXPECT_EQ(subnet_entry(*r.vm, "10.20.0.0/16").packets, 3u);  // two /16 drops + the tie
+    EXPECT_EQ(subnet_entry(*r.vm, "10.20.0.0/16").bypassed, 3u);
+    EXPECT_EQ(subnet_entry(*r.vm, "10.20.30.0/24").packets, 3u);
+    EXPECT_EQ(subnet_entry(*r.vm, "10.21.0.0/16").packets, 0u);
+    EXPECT_EQ(subnet_entry(*r.vm, "2001:db8:1::/48").packets, 1u);
+    EXPECT_EQ(subnet_entry(*r.vm, "2001:db8:1::/48").bytes, v6.size());
 
     const auto q = r.prog->counters(0);
     EXPECT_EQ(q.verdict_drop, 4u);
@@ -356,7 +296,7 @@ TEST(XdpVerdict, VlanIpv6AndFragments)
     EXPECT_EQ(run(*r.prog, v6r), uint32_t(XDP_DROP));
     EXPECT_EQ(run(*r.prog, v6), uint32_t(XDP_DROP));
     // 2001:db8::2 is side A: v6 goes B->A, v6r A->B.
-    const Verdict v6e = entry(r, key_of(v6));
+    const Verdict v6e = entry(*r.vm, key_of(v6));
     EXPECT_EQ(v6e.undelivered, 2u);
     EXPECT_EQ(v6e.undelivered_bytes, uint64_t(v6r.size() + v6.size()));
     EXPECT_EQ(v6e.ba_undelivered, 1u);
@@ -376,8 +316,8 @@ TEST(XdpVerdict, VlanIpv6AndFragments)
     EXPECT_EQ(run(*r.prog, later), uint32_t(XDP_PASS)) << "a later fragment does not carry the ports";
     ASSERT_TRUE(r.vm->install(key_of(later), verdict(WEIR_VERDICT_DROP)));
     EXPECT_EQ(run(*r.prog, later), uint32_t(XDP_DROP));
-    EXPECT_EQ(entry(r, key_of(later)).packets, 1u);
-    EXPECT_EQ(entry(r, key_of(first)).packets, 1u);
+    EXPECT_EQ(entry(*r.vm, key_of(later)).packets, 1u);
+    EXPECT_EQ(entry(*r.vm, key_of(first)).packets, 1u);
 }
 
 TEST(XdpVerdict, OffByDefaultAndLoaderErrors)
@@ -427,11 +367,9 @@ TEST(XdpVerdict, OffByDefaultAndLoaderErrors)
 // ns per packet of weir_xdp over `repeat` runs of one frame.
 double ns_per_packet(const XdpProgram& p, const Bytes& frame, uint32_t repeat, uint32_t expect)
 {
-    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_size_in = uint32_t(frame.size()),
-                .repeat = int(repeat));
-    EXPECT_EQ(bpf_prog_test_run_opts(p.prog_fd(), &o), 0) << std::strerror(errno);
-    EXPECT_EQ(o.retval, expect);
-    return double(o.duration);  // the kernel reports the mean per run
+    double ns = 0;
+    EXPECT_EQ(xdp_run(p.prog_fd(), frame, nullptr, repeat, &ns), expect);
+    return ns;
 }
 
 TEST(XdpVerdict, CostWithAMillionVerdicts)
@@ -444,17 +382,9 @@ TEST(XdpVerdict, CostWithAMillionVerdicts)
     const Bytes hit_fwd = udp4("10.0.0.1", "10.0.0.2", 1000, 53);
     const Bytes hit_drop = udp4("10.0.0.1", "10.0.0.3", 1000, 53);
     const Bytes miss = udp4("10.9.9.9", "10.0.0.2", 1000, 53);
-    std::vector<weir::FlowKey> keys(kFlows);
-    std::vector<Verdict> vals(kFlows, verdict(WEIR_VERDICT_FORWARD));
-    keys[0] = key_of(hit_fwd);
-    keys[1] = key_of(hit_drop);
-    vals[1] = verdict(WEIR_VERDICT_DROP);
-    for (uint32_t i = 2; i < kFlows; ++i) {
-        weir::FlowKey k = keys[0];
-        k.addr_b = {172, 16, uint8_t(i >> 16), uint8_t(i >> 8)};
-        k.port_b = uint16_t(i);
-        keys[i] = k;
-    }
+    std::vector<weir::FlowKey> keys;
+    std::vector<Verdict> vals;
+    cost_verdicts(hit_fwd, hit_drop, kFlows, keys, vals);
     const auto t0 = std::chrono::steady_clock::now();
     auto n = r.vm->install_batch(keys, vals);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -483,7 +413,7 @@ TEST(XdpVerdict, CostWithAMillionVerdicts)
     std::printf("[ cost     ] ns/packet (BPF_PROG_RUN, %u runs, 60-byte UDP): verdicts off %.1f, parse+hash only %.1f, "
                 "hit FORWARD %.1f, hit DROP %.1f, miss (flow + 2 subnet lookups) %.1f, miss with 1000 subnets %.1f\n",
                 kRepeat, base, parse, fwd, drop, m, m_sub);
-    EXPECT_EQ(entry(r, keys[0]).packets, uint64_t(kRepeat));
+    EXPECT_EQ(entry(*r.vm, keys[0]).packets, uint64_t(kRepeat));
     // Smoke bound only (shared 2-vCPU machines are noisy): a verdict lookup
     // costs tens of ns, not microseconds.
     EXPECT_LT(fwd, 2000.0);
