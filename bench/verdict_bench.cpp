@@ -1,8 +1,10 @@
 // Verdict installation rate: directly with VerdictMap::install_batch()
 // (bpf_map_update_batch into the LRU hash), one by one with install(), and
 // through the verdict server's Unix socket with batched JSON requests
-// (parse + canonicalise + install + reply) and with one verdict per request.
+// (parse + canonicalise + install + reply), with one verdict per request,
+// and with binary batches (weir/abi/verdict_wire.h, 65536 records a frame).
 // Needs root (CAP_BPF); reports verdicts/s as items_per_second.
+#include <weir/dataplane/verdict_client.hpp>
 #include <weir/dataplane/verdict_map.hpp>
 #include <weir/dataplane/verdict_server.hpp>
 
@@ -15,6 +17,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -237,6 +240,75 @@ void BM_InstallViaSocketSingle(benchmark::State& state)
     socket_bench(state, 1);
 }
 BENCHMARK(BM_InstallViaSocketSingle)->Iterations(20000)->UseRealTime();
+
+// Binary frames of kBatch records through the Unix socket: decode,
+// validate, canonicalise (half the keys are given destination first),
+// install_batch, JSON reply.
+void BM_InstallViaSocketBinary(benchmark::State& state)
+{
+    const uint32_t max = 1u << 20;  // as BM_InstallBatchDirect: the LRU map's size matters
+    auto m = make_map(state, max);
+    if (!m)
+        return;
+    char dir[] = "/tmp/wv-bench-XXXXXX";
+    if (!mkdtemp(dir)) {
+        state.SkipWithError("mkdtemp");
+        return;
+    }
+    VerdictServerOptions o;
+    o.unix_path = std::string(dir) + "/v.sock";
+    o.sweep_interval_ms = 0;
+    auto srv = VerdictServer::start(*m, o);
+    if (!srv.ok()) {
+        state.SkipWithError(srv.error().message().c_str());
+        rmdir(dir);
+        return;
+    }
+    {
+        auto c = VerdictClient::connect(o.unix_path);
+        if (!c.ok()) {
+            state.SkipWithError(("connect: " + c.error().message()).c_str());
+        } else {
+            std::vector<weir_verdict_req> recs(kBatch);
+            uint32_t next = 0;
+            const std::string want = "{\"installed\":" + std::to_string(kBatch) + ",\"ok\":true}";
+            for (auto _ : state) {
+                state.PauseTiming();
+                if (next + kBatch > max) {
+                    state.SkipWithError("more iterations than the map holds");
+                    break;
+                }
+                for (uint32_t i = 0; i < kBatch; ++i) {
+                    const weir::FlowKey k = nth_key(next + i);
+                    weir_verdict_req& r = recs[i];
+                    r = weir_verdict_req{};
+                    std::memcpy(&r.key, &k, sizeof(r.key));
+                    if (i & 1) {  // destination first: the server swaps it back
+                        std::memcpy(r.key.addr_a, k.addr_b.data(), 16);
+                        std::memcpy(r.key.addr_b, k.addr_a.data(), 16);
+                        r.key.port_a = k.port_b;
+                        r.key.port_b = k.port_a;
+                    }
+                    r.action = WEIR_VERDICT_SHUNT;
+                    r.shunt_after = 10;
+                    r.ttl_ms = 600000;
+                }
+                next += kBatch;
+                state.ResumeTiming();
+                auto reply = c->send_binary(WEIR_VWIRE_OP_ADD, recs);
+                if (!reply.ok() || *reply != want) {
+                    state.SkipWithError(("unexpected reply: " + (reply.ok() ? reply->substr(0, 200) : reply.error().message())).c_str());
+                    break;
+                }
+            }
+            state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * kBatch);
+            state.counters["request_bytes"] = static_cast<double>(sizeof(weir_vwire_hdr) + kBatch * sizeof(weir_verdict_req));
+        }
+    }
+    (*srv)->stop();
+    rmdir(dir);
+}
+BENCHMARK(BM_InstallViaSocketBinary)->Iterations(15)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 } // namespace
 

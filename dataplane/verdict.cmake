@@ -2,7 +2,7 @@
 # control channel that fills them (Unix socket, optional ZMQ REP).
 # Address parsing and the request protocol build everywhere; the maps need
 # libbpf (WEIR_HAVE_VERDICTS), ZMQ needs libzmq (WEIR_HAVE_VERDICT_ZMQ).
-target_sources(weir_dataplane PRIVATE src/verdict_map.cpp src/verdict_server.cpp)
+target_sources(weir_dataplane PRIVATE src/verdict_map.cpp src/verdict_server.cpp src/verdict_client.cpp)
 target_link_libraries(weir_dataplane PRIVATE nlohmann_json::nlohmann_json Threads::Threads)
 if(WEIR_HAVE_BPF)
   pkg_check_modules(WEIR_VERDICT_BPF IMPORTED_TARGET libbpf)

@@ -9,18 +9,25 @@
 //   weirctl verdict list|stats|expire --socket S
 //   weirctl verdict raw --socket S '{"op":"add","items":[...]}'
 //   weirctl verdict raw --socket S - < batch.json   (the request from stdin)
+//   weirctl verdict load --socket S FILE [--del] [--batch 65536]
+//       (a text file, one flow verdict per line, sent as binary batches;
+//       format in weir/dataplane/verdict_client.hpp and docs/ids.md)
 //   weirctl verdict list --redis redis://127.0.0.1:6379/weir.verdicts
 //       (Redis pub/sub instead of the socket: the request gets an "id",
 //       the reply with the same id is awaited on <channel>.reply; password
 //       from --redis-password-file or $WEIR_REDIS_PASSWORD)
 #include "commands.hpp"
 
+#include <weir/dataplane/verdict_client.hpp>
 #include <weir/dataplane/verdict_redis.hpp>
 #include <weir/dataplane/verdict_server.hpp>
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <vector>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -45,6 +52,9 @@ struct VerdictArgs {
     std::optional<double> ttl;
     bool tcp_control = false;
     std::string raw;
+    std::string load_file;
+    bool load_del = false;
+    uint32_t load_batch = 65536;
 };
 
 void add_target_options(CLI::App* sub, TargetArgs& t)
@@ -123,6 +133,83 @@ int send(const VerdictArgs& a, const std::string& line)
     return 1;
 }
 
+// "verdict load": the file's verdicts as binary batches on one connection.
+int load(const VerdictArgs& a)
+{
+    if (!a.redis.empty()) {
+        std::fprintf(stderr, "weirctl verdict load: binary batches go through the Unix socket only (no --redis)\n");
+        return 2;
+    }
+    std::ifstream in;
+    std::istream* is = &std::cin;
+    if (a.load_file != "-") {
+        in.open(a.load_file);
+        if (!in) {
+            std::fprintf(stderr, "weirctl verdict load: cannot open %s\n", a.load_file.c_str());
+            return 2;
+        }
+        is = &in;
+    }
+    auto client = weir::dataplane::VerdictClient::connect(a.socket, a.timeout_ms);
+    if (!client) {
+        std::fprintf(stderr, "weirctl verdict load: %s\n", client.error().message().c_str());
+        return 2;
+    }
+    std::vector<weir_verdict_req> batch;
+    batch.reserve(a.load_batch);
+    uint64_t sent = 0, done = 0, batches = 0, lineno = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    // Deletes do not ask for every entry's final counters: they still
+    // reach the flow export, and a reply per 65536 entries would be huge.
+    const auto op = a.load_del ? WEIR_VWIRE_OP_DEL : WEIR_VWIRE_OP_ADD;
+    const uint32_t flags = a.load_del ? WEIR_VWIRE_F_NO_ENTRIES : 0;
+    auto flush = [&]() -> int {
+        if (batch.empty())
+            return 0;
+        auto r = client->send_binary(op, batch, flags);
+        if (!r) {
+            std::fprintf(stderr, "weirctl verdict load: %s\n", r.error().message().c_str());
+            return 2;
+        }
+        ++batches;
+        sent += batch.size();
+        batch.clear();
+        json reply = json::parse(*r, nullptr, false);
+        if (reply.is_object())
+            done += reply.value(a.load_del ? "removed" : "installed", uint64_t{0});
+        if (!reply.is_object() || !reply.value("ok", false)) {
+            std::printf("%s\n", r->c_str());
+            std::fprintf(stderr, "weirctl verdict load: batch %llu (lines up to %llu) failed\n",
+                         static_cast<unsigned long long>(batches), static_cast<unsigned long long>(lineno));
+            return 1;
+        }
+        return 0;
+    };
+    std::string line;
+    while (std::getline(*is, line)) {
+        ++lineno;
+        auto rec = weir::dataplane::parse_verdict_line(line, a.load_del);
+        if (!rec) {
+            std::fprintf(stderr, "weirctl verdict load: %s:%llu: %s\n", a.load_file.c_str(),
+                         static_cast<unsigned long long>(lineno), rec.error().context.c_str());
+            return 2;
+        }
+        if (!rec->has_value())
+            continue;
+        batch.push_back(**rec);
+        if (batch.size() >= a.load_batch)
+            if (int rc = flush(); rc)
+                return rc;
+    }
+    if (int rc = flush(); rc)
+        return rc;
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("{\"ok\":true,\"%s\":%llu,\"sent\":%llu,\"batches\":%llu,\"seconds\":%.3f}\n",
+                a.load_del ? "removed" : "installed", static_cast<unsigned long long>(done),
+                static_cast<unsigned long long>(sent), static_cast<unsigned long long>(batches), s);
+    return 0;
+}
+
 weirctl::Runner setup(CLI::App& app)
 {
     auto args = std::make_shared<VerdictArgs>();
@@ -151,14 +238,25 @@ weirctl::Runner setup(CLI::App& app)
     auto* expire = cmd->add_subcommand("expire", "sweep expired verdicts and print their final counters");
     auto* raw = cmd->add_subcommand("raw", "send one JSON request as given");
     raw->add_option("request", args->raw, "the JSON request, or - to read it from stdin (large batches)")->required();
-    for (auto* s : {add, del, list, stats, expire, raw}) {
+    auto* load_cmd = cmd->add_subcommand("load", "install (or --del remove) the flow verdicts of a text file in binary batches");
+    load_cmd->add_option("file", args->load_file, "one verdict per line: src dst sport dport proto verdict [N] [TTL] "
+                                                  "[key=value ...]; - for stdin")
+        ->required();
+    load_cmd->add_flag("--del", args->load_del, "remove the file's flows instead (only the first five fields are read)");
+    load_cmd->add_option("--batch", args->load_batch, "verdicts per binary frame")
+        ->check(CLI::Range(1u, static_cast<unsigned>(WEIR_VWIRE_MAX_COUNT)))
+        ->capture_default_str();
+    load_cmd->add_option("--timeout-ms", args->timeout_ms, "reply timeout");
+    for (auto* s : {add, del, list, stats, expire, raw, load_cmd}) {
         // Accept --socket after the action too.
         s->add_option("--socket", args->socket, "verdict channel Unix socket");
         s->add_option("--redis", args->redis, "send through Redis pub/sub: redis://[user@]host:port/channel");
     }
 
-    return [args, add, del, list, stats, expire, raw]() -> int {
+    return [args, add, del, list, stats, expire, raw, load_cmd]() -> int {
         json j;
+        if (load_cmd->parsed())
+            return load(*args);
         if (raw->parsed()) {
             if (args->raw != "-")
                 return send(*args, args->raw);
