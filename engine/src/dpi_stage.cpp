@@ -115,6 +115,21 @@ struct DpiStage::Impl {
 #if WEIR_HAVE_NDPI
     std::unique_ptr<d::NdpiModule> ndpi;
 #endif
+    L7Notify notify_fn = nullptr;
+    void* notify_ctx = nullptr;
+
+    // The hook hears of a flow's first detection and of its inspection's
+    // end (final name, or nothing found): not of every packet.
+    void notify(const Entry& e, const PacketMeta& m, bool was_found, bool ended) const noexcept
+    {
+        static const L7Info kNothing{};
+        if (!notify_fn)
+            return;
+        if (ended)
+            notify_fn(notify_ctx, m, e.found ? e.l7 : kNothing);
+        else if (e.found && !was_found)
+            notify_fn(notify_ctx, m, e.l7);
+    }
 
     void count_refused(uint32_t hash) noexcept
     {
@@ -477,6 +492,7 @@ struct DpiStage::Impl {
             return;
 #if WEIR_HAVE_NDPI
         Inspection& in = insps[e->insp];
+        const bool was_found = e->found;
         ++in.packets;
         ++stats.payloads;
         const uint16_t bound = m.key.proto == 6 ? cfg.ndpi_tcp_packets : cfg.ndpi_udp_packets;
@@ -492,6 +508,7 @@ struct DpiStage::Impl {
                 ++stats.gave_up;
             release_inspection(*e);
         }
+        notify(*e, m, was_found, st.done);
 #endif
     }
 };
@@ -639,6 +656,7 @@ void DpiStage::inspect(const PacketMeta& m, std::span<const uint8_t> payload) no
     ++e.payloads[side];
     ++s.stats.payloads;
     Inspection& in = s.insps[e.insp];
+    const bool was_found = e.found;
     s.inspect_payload(e, in, side, payload);
     if (Impl::complete(e, in) || (e.payloads[0] >= limit && e.payloads[1] >= limit)) {
         e.done = 1;
@@ -646,6 +664,13 @@ void DpiStage::inspect(const PacketMeta& m, std::span<const uint8_t> payload) no
             ++s.stats.detected;
         s.release_inspection(e);
     }
+    s.notify(e, m, was_found, e.done);
+}
+
+void DpiStage::set_l7_notify(L7Notify fn, void* ctx) noexcept
+{
+    impl_->notify_fn = fn;
+    impl_->notify_ctx = ctx;
 }
 
 void DpiStage::finish(FlowRecord& r) noexcept

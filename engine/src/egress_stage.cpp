@@ -4,10 +4,14 @@
 
 #include <weir/core/flow_key.hpp>
 
+#include <boost/lockfree/spsc_queue.hpp>
+
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -21,6 +25,17 @@ constexpr uint32_t kMaxOutputs = 256;
 constexpr uint32_t kEthernet = 1;      // LINKTYPE_ETHERNET
 constexpr uint32_t kEthHeader = 14;
 constexpr uint32_t kNoEgress = std::numeric_limits<uint32_t>::max();
+constexpr size_t kMaxL7Names = 65535; // ids are 16-bit, 0 = none
+
+// Entry::flags
+constexpr uint8_t kOffloaded = 1; // a DROP verdict was requested for the flow
+constexpr uint8_t kListed = 2;    // the slot is in offloaded_
+constexpr uint8_t kL7Known = 4;   // the flow's DPI result came (detected or given up)
+
+struct OffloadOp {
+    FlowKey key;
+    uint8_t install; // 1 install, 0 remove
+};
 
 // Single writer (the reader thread): a plain add published with a relaxed
 // store, so stats() may read from another thread without a locked add on
@@ -41,9 +56,19 @@ struct EgressStage::Entry {
     uint32_t egress;       // Egress: the resolved index
     uint32_t shunt_after;
     uint16_t slice_bytes;
+    uint16_t l7;           // interned L7 name, 0 = not known
     uint8_t used;
     uint8_t action;        // PolicyAction
     uint8_t slice_mode;    // SliceMode
+    uint8_t flags;         // kOffloaded | kListed | kL7Known
+};
+
+struct EgressStage::OffloadQueue {
+    explicit OffloadQueue(uint32_t n) : ring(n) {}
+    boost::lockfree::spsc_queue<OffloadOp> ring;
+    std::atomic<uint64_t> pushed{0};  // by the reader
+    std::atomic<uint64_t> handled{0}; // by the control thread
+    std::atomic<bool> stop{false};
 };
 
 struct EgressStage::Counters {
@@ -53,7 +78,8 @@ struct EgressStage::Counters {
     {
     }
     std::atomic<uint64_t> packets{0}, delivered{0}, unkeyed{0}, not_ethernet{0}, discarded{0}, shunted{0},
-        sliced{0}, steered{0}, bad_egress{0}, flows{0}, table_full{0}, redecided{0}, generation{0};
+        sliced{0}, steered{0}, bad_egress{0}, flows{0}, table_full{0}, redecided{0}, generation{0}, l7_notes{0},
+        l7_redecided{0}, l7_no_flow{0}, offload_installs{0}, offload_removals{0}, offload_failures{0}, offload_lost{0};
     std::unique_ptr<std::atomic<uint64_t>[]> egress_packets;
     std::unique_ptr<std::atomic<uint64_t>[]> egress_bytes;
 };
@@ -88,6 +114,8 @@ Result<std::unique_ptr<EgressStage>> EgressStage::create(const EgressStageConfig
         return invalid("egress hash must be 2 (addresses) or 5 (5-tuple)");
     if (policy && cfg.max_flows == 0)
         return invalid("egress policy needs a flow capacity");
+    if (cfg.offload && (!policy || cfg.offload_queue < 2))
+        return invalid("egress offload needs a policy and a request queue");
     auto st = std::unique_ptr<EgressStage>(new EgressStage(cfg, std::move(outputs), policy));
     if (policy) {
         // Twice the flows, so the probe window rarely fills before the
@@ -106,6 +134,10 @@ Result<std::unique_ptr<EgressStage>> EgressStage::create(const EgressStageConfig
         st->table_bytes_ = bytes;
         st->mask_ = slots - 1;
     }
+    if (cfg.offload) {
+        st->q_ = std::make_unique<OffloadQueue>(cfg.offload_queue);
+        st->control_ = std::thread([s = st.get()] { s->control_main(); });
+    }
     return st;
 }
 
@@ -121,6 +153,10 @@ EgressStage::EgressStage(const EgressStageConfig& cfg, std::vector<EgressOutput*
 
 EgressStage::~EgressStage()
 {
+    if (control_.joinable()) {
+        q_->stop.store(true, std::memory_order_release);
+        control_.join();
+    }
     if (table_)
         ::munmap(table_, table_bytes_);
 }
@@ -162,7 +198,13 @@ EgressStage::Entry* EgressStage::find_or_add(const PacketMeta& m) noexcept
         }
         const bool idle = e.last_ns + cfg_.idle_timeout_ns < m.ts_ns;
         if (e.hash == m.hash && e.key == m.key) {
-            if (idle) {
+            if (idle && (e.flags & kOffloaded)) {
+                // Its packets died in XDP, so the stage saw none: the flow
+                // went on (its verdict expired). Same flow, same decision,
+                // asked again of the kernel by sync_offload().
+                e.flags &= static_cast<uint8_t>(~kOffloaded);
+                e.last_ns = m.ts_ns;
+            } else if (idle) {
                 // Idle past the timeout: the flow table ended it; this is a new flow.
                 e.packets = 0;
                 e.gen = 0;
@@ -176,21 +218,39 @@ EgressStage::Entry* EgressStage::find_or_add(const PacketMeta& m) noexcept
     }
     if (!reuse)
         return nullptr;
+    if (reuse->used && (reuse->flags & kOffloaded)) {
+        // The old flow ended here: its verdict goes (if not expired yet).
+        (void)request(reuse->key, false);
+    }
     reuse->key = m.key;
     reuse->hash = m.hash;
     reuse->used = 1;
     reuse->packets = 0;
     reuse->gen = 0;
+    reuse->l7 = 0;
+    reuse->flags &= kListed; // the slot may still be in offloaded_
     reuse->last_ns = m.ts_ns;
     bump(c_->flows);
     return reuse;
 }
 
-void EgressStage::decide(Entry& e, const PacketMeta& m) noexcept
+EgressStage::Entry* EgressStage::find(const FlowKey& key, uint32_t hash) noexcept
+{
+    for (uint32_t k = 0; k < kProbe; ++k) {
+        Entry& e = table_[(hash + k) & mask_];
+        if (!e.used)
+            return nullptr;
+        if (e.hash == hash && e.key == key)
+            return &e;
+    }
+    return nullptr;
+}
+
+void EgressStage::decide(Entry& e) noexcept
 {
     if (e.gen != 0)
         bump(c_->redecided);
-    const Decision d = policy_->decide(m.key);
+    const Decision d = policy_->decide(e.key, l7_names_[e.l7]);
     e.action = static_cast<uint8_t>(d.action);
     e.shunt_after = d.shunt_after;
     e.slice_mode = static_cast<uint8_t>(d.slice.mode);
@@ -239,7 +299,7 @@ void EgressStage::packet(const RawPacket& raw, const PacketMeta* meta) noexcept
         return;
     }
     if (e->gen != generation_ + 1)
-        decide(*e, *meta);
+        decide(*e);
     e->last_ns = std::max(e->last_ns, meta->ts_ns);
     const uint64_t before = e->packets++;
     switch (static_cast<PolicyAction>(e->action)) {
@@ -267,6 +327,135 @@ void EgressStage::packet(const RawPacket& raw, const PacketMeta* meta) noexcept
         deliver(e->egress, raw.data, raw.caplen);
         break;
     }
+    if (q_)
+        sync_offload(*e);
+}
+
+uint16_t EgressStage::intern_l7(std::string_view name) noexcept
+{
+    if (name.empty())
+        return 0;
+    try {
+        const std::string key(name);
+        if (auto it = l7_ids_.find(key); it != l7_ids_.end())
+            return it->second;
+        if (l7_names_.size() > kMaxL7Names)
+            return 0; // more names than nDPI has: treated as not known
+        const auto id = static_cast<uint16_t>(l7_names_.size());
+        l7_names_.push_back(key);
+        l7_ids_.emplace(key, id);
+        return id;
+    } catch (...) {
+        return 0; // out of memory: the flow keeps its decision
+    }
+}
+
+void EgressStage::on_l7(const FlowKey& key, uint32_t hash, std::string_view l7) noexcept
+{
+    bump(c_->l7_notes);
+    if (!policy_)
+        return;
+    Entry* e = find(key, hash);
+    if (!e) {
+        bump(c_->l7_no_flow); // stateless (table full) or long gone
+        return;
+    }
+    e->flags |= kL7Known;
+    const uint16_t id = intern_l7(l7);
+    // A flow detected earlier and then given up on keeps its name.
+    if (id != 0 && id != e->l7) {
+        e->l7 = id;
+        const uint8_t before = e->action;
+        const uint32_t k = e->shunt_after;
+        const uint32_t eg = e->egress;
+        decide(*e); // packets kept: a shunt limit counts the whole flow
+        if (e->action != before || e->shunt_after != k || e->egress != eg)
+            bump(c_->l7_redecided);
+    }
+    if (q_)
+        sync_offload(*e);
+}
+
+bool EgressStage::request(const FlowKey& key, bool install) noexcept
+{
+    if (!q_->ring.push(OffloadOp{key, static_cast<uint8_t>(install)})) {
+        bump(c_->offload_lost);
+        return false;
+    }
+    bump(q_->pushed);
+    return true;
+}
+
+void EgressStage::sync_offload(Entry& e) noexcept
+{
+    const auto a = static_cast<PolicyAction>(e.action);
+    // Settled: nothing the DPI may still say can change the decision.
+    const bool settled = !cfg_.l7_feedback || policy_->protocol_rules() == 0 || (e.flags & kL7Known);
+    const bool want = settled && (a == PolicyAction::Discard || (a == PolicyAction::Shunt && e.packets >= e.shunt_after));
+    if (want == static_cast<bool>(e.flags & kOffloaded))
+        return;
+    // A lost install is asked again at the flow's next packet; a lost
+    // removal leaves the verdict to its TTL.
+    if (!request(e.key, want) && want)
+        return;
+    if (!want) {
+        e.flags &= static_cast<uint8_t>(~kOffloaded);
+        return;
+    }
+    e.flags |= kOffloaded;
+    if (!(e.flags & kListed)) {
+        if (offloaded_.size() >= offloaded_compact_at_) {
+            std::erase_if(offloaded_, [this](uint64_t i) {
+                Entry& x = table_[i];
+                if (x.flags & kOffloaded)
+                    return false;
+                x.flags &= static_cast<uint8_t>(~kListed);
+                return true;
+            });
+            offloaded_compact_at_ = std::max<size_t>(4096, offloaded_.size() * 2);
+        }
+        try {
+            offloaded_.push_back(static_cast<uint64_t>(&e - table_));
+            e.flags |= kListed;
+        } catch (...) {
+            // Not listed: a reload cannot revisit it; its verdict ends with its TTL.
+        }
+    }
+}
+
+void EgressStage::control_main() noexcept
+{
+    EgressOffload& off = *cfg_.offload;
+    const uint64_t ttl = cfg_.offload_ttl_ns;
+    std::array<OffloadOp, 64> ops;
+    for (;;) {
+        const bool stopping = q_->stop.load(std::memory_order_acquire);
+        const size_t n = q_->ring.pop(ops.data(), ops.size());
+        for (size_t i = 0; i < n; ++i) {
+            if (ops[i].install) {
+                auto r = off.install(ops[i].key, ttl);
+                bump(r && *r ? c_->offload_installs : c_->offload_failures);
+            } else {
+                auto r = off.remove(ops[i].key);
+                if (r && *r)
+                    bump(c_->offload_removals);
+            }
+        }
+        if (n)
+            q_->handled.fetch_add(n, std::memory_order_release);
+        else if (stopping)
+            return;
+        else
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+}
+
+void EgressStage::offload_sync() const noexcept
+{
+    if (!q_)
+        return;
+    while (q_->handled.load(std::memory_order_acquire) < q_->pushed.load(std::memory_order_relaxed))
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
 }
 
 void EgressStage::refresh_policy() noexcept
@@ -280,6 +469,21 @@ void EgressStage::refresh_policy() noexcept
     policy_ = store_->current();
     generation_ = g;
     c_->generation.store(g, std::memory_order_relaxed);
+    if (!q_)
+        return;
+    // Except offloaded ones, whose packets no longer come here: each is
+    // decided now, and loses its verdict if the decision changed.
+    std::erase_if(offloaded_, [this](uint64_t i) {
+        Entry& e = table_[i];
+        if (e.flags & kOffloaded) {
+            decide(e);
+            sync_offload(e);
+        }
+        if (e.flags & kOffloaded)
+            return false;
+        e.flags &= static_cast<uint8_t>(~kListed);
+        return true;
+    });
 }
 
 void EgressStage::burst_end() noexcept
@@ -305,6 +509,13 @@ EgressStageStats EgressStage::stats() const
     s.table_full = ld(c_->table_full);
     s.redecided = ld(c_->redecided);
     s.policy_generation = ld(c_->generation);
+    s.l7_notes = ld(c_->l7_notes);
+    s.l7_redecided = ld(c_->l7_redecided);
+    s.l7_no_flow = ld(c_->l7_no_flow);
+    s.offload_installs = ld(c_->offload_installs);
+    s.offload_removals = ld(c_->offload_removals);
+    s.offload_failures = ld(c_->offload_failures);
+    s.offload_lost = ld(c_->offload_lost);
     for (size_t i = 0; i < outputs_.size(); ++i) {
         s.egress_packets.push_back(ld(c_->egress_packets[i]));
         s.egress_bytes.push_back(ld(c_->egress_bytes[i]));

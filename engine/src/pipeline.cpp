@@ -21,6 +21,36 @@ namespace {
 using PacketRing = boost::lockfree::spsc_queue<PacketMeta>;
 using RecordRing = boost::lockfree::spsc_queue<FlowRecord>;
 
+// A DPI result on its way from a worker to the reader's tap.
+struct L7Note {
+    FlowKey key;
+    uint32_t hash;
+    char name[sizeof(L7Info::name)];
+};
+using L7Ring = boost::lockfree::spsc_queue<L7Note>;
+// Notes are rare (at most two per inspected flow): a small ring per worker
+// absorbs a burst of detections between two reader bursts.
+constexpr uint32_t kL7RingSize = 4096;
+
+struct L7Feed {
+    L7Ring ring{kL7RingSize};
+    std::atomic<uint64_t> lost{0}; ///< written by the worker
+};
+
+// DpiStage hook of a worker: a full ring loses the note (the flow keeps
+// the decision it had), never waits.
+void l7_to_ring(void* ctx, const PacketMeta& m, const L7Info& l7) noexcept
+{
+    auto* f = static_cast<L7Feed*>(ctx);
+    L7Note n;
+    n.key = m.key;
+    n.hash = m.hash;
+    std::memcpy(n.name, l7.name, sizeof(n.name));
+    n.name[sizeof(n.name) - 1] = '\0';
+    if (!f->ring.push(n))
+        f->lost.fetch_add(1, std::memory_order_relaxed);
+}
+
 constexpr uint32_t kMaxWorkers = 64;
 
 // One payload copy for a worker's DPI. An nDPI copy longer than one slot
@@ -187,6 +217,8 @@ struct Pipeline::Impl {
     std::vector<std::unique_ptr<DpiStage>> dpis;           ///< one per table
     std::vector<std::unique_ptr<PayloadRing>> payload_rings; ///< per worker, DPI level >= 1 only
     std::unique_ptr<WorkerShared[]> shared;
+    std::vector<std::unique_ptr<L7Feed>> l7_feeds; ///< per worker, with a tap and DPI level >= 1
+    std::atomic<uint64_t> l7_notes{0};             ///< written by the reader
 
     Decoder decoder;
     std::atomic<bool> stop_requested{false};
@@ -263,6 +295,30 @@ struct Pipeline::Impl {
 
     uint32_t nworkers() const noexcept { return cfg.workers; }
 
+    /// Inline mode's DpiStage hook: straight to the tap (same thread).
+    static void l7_to_tap(void* ctx, const PacketMeta& m, const L7Info& l7) noexcept
+    {
+        auto* self = static_cast<Impl*>(ctx);
+        self->cfg.tap->on_l7(m.key, m.hash, std::string_view(l7.name, strnlen(l7.name, sizeof(l7.name))));
+        self->l7_notes.store(self->l7_notes.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    /// Threaded mode: hands the workers' DPI results to the tap (reader thread).
+    void drain_l7() noexcept
+    {
+        uint64_t got = 0;
+        for (auto& f : l7_feeds) {
+            std::array<L7Note, 32> buf;
+            size_t n;
+            while ((n = f->ring.pop(buf.data(), buf.size())) > 0) {
+                for (size_t i = 0; i < n; ++i)
+                    cfg.tap->on_l7(buf[i].key, buf[i].hash, std::string_view(buf[i].name, strnlen(buf[i].name, sizeof(buf[i].name))));
+                got += n;
+            }
+        }
+        if (got)
+            l7_notes.store(l7_notes.load(std::memory_order_relaxed) + got, std::memory_order_relaxed);
+    }
+
     // Multiply-shift instead of modulo: the hash is uniform in 32 bits.
     uint32_t worker_of(uint32_t hash) const noexcept
     {
@@ -318,6 +374,18 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& cfg, Si
             impl->payload_rings.push_back(std::make_unique<PayloadRing>(cfg.ring_size + cfg.burst + 128));
     }
     impl->shared = std::make_unique<WorkerShared[]>(ntables);
+    // DPI results back to the reader's tap (the IDS egress policy's
+    // [protocol] rules): only when someone listens.
+    if (cfg.tap && cfg.dpi.level >= 1) {
+        if (cfg.workers == 0) {
+            impl->dpis[0]->set_l7_notify(&Impl::l7_to_tap, impl.get());
+        } else {
+            for (uint32_t w = 0; w < cfg.workers; ++w) {
+                impl->l7_feeds.push_back(std::make_unique<L7Feed>());
+                impl->dpis[w]->set_l7_notify(&l7_to_ring, impl->l7_feeds.back().get());
+            }
+        }
+    }
     return std::unique_ptr<Pipeline>(new Pipeline(std::move(impl)));
 }
 
@@ -421,6 +489,10 @@ void Pipeline::Impl::collect(PipelineStats& st) const
         }
     }
     st.deltas_late = deltas_late.load(std::memory_order_relaxed);
+    st.l7_notes = l7_notes.load(std::memory_order_relaxed);
+    st.l7_notes_lost = 0;
+    for (const auto& f : l7_feeds)
+        st.l7_notes_lost += f->lost.load(std::memory_order_relaxed);
     st.drops.n[static_cast<size_t>(DropReason::RingFull)] = rd_ring_full.load(std::memory_order_relaxed);
     uint64_t erf = 0;
     for (uint32_t w = 0; w < cfg.workers; ++w)
@@ -788,6 +860,10 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
         if (delta_pending.load(std::memory_order_relaxed))
             drain_deltas_threaded(cfg.lossless);
         const uint32_t n = source.rx_burst(raw.data(), cfg.burst);
+        // After the read (which may have waited for traffic): results that
+        // came meanwhile apply to this burst already.
+        if (!l7_feeds.empty())
+            drain_l7();
         if (n == 0) {
             if (source.finished())
                 break;
@@ -873,6 +949,9 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
         shared[w].input_done.store(true, std::memory_order_release);
     for (auto& t : workers)
         t.join();
+    // The last results (of the last packets read): every note reaches the tap.
+    if (!l7_feeds.empty())
+        drain_l7();
     exporter.join();
 }
 

@@ -1,14 +1,18 @@
 // EgressStage decisions without a network: frames built and decoded by the
 // real decoder, outputs that record what they were given.
+#include <weir/dataplane/packet_source.hpp>
 #include <weir/engine/decoder.hpp>
 #include <weir/engine/egress_stage.hpp>
+#include <weir/engine/pipeline.hpp>
 #include <weir/engine/policy.hpp>
 
 #include <packet_builder.hpp>
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -321,4 +325,293 @@ TEST(EgressStage, SliceLengthIsBoundedByTheCapture)
     EXPECT_EQ(egress_slice_length(Slice{SliceMode::L3, 0}, rp, m), 14u + 40u);
     EXPECT_EQ(egress_slice_length(Slice{SliceMode::L4, 0}, rp, m), 14u + 40u + 8u);
     EXPECT_EQ(egress_slice_length(Slice{SliceMode::Bytes, 60000}, rp, m), f.size());
+}
+
+namespace {
+
+// The offload requests the stage's control thread makes, in order.
+class RecordingOffload final : public EgressOffload {
+public:
+    Result<bool> install(const FlowKey& key, uint64_t ttl_ns) override
+    {
+        std::lock_guard g(mu);
+        ops.emplace_back(key, ttl_ns);
+        if (full)
+            return from_errno(ENOSPC, "table full");
+        return true;
+    }
+    Result<bool> remove(const FlowKey& key) override
+    {
+        std::lock_guard g(mu);
+        ops.emplace_back(key, UINT64_MAX);
+        return true;
+    }
+    // (key, ttl) per call; ttl UINT64_MAX marks a removal.
+    std::vector<std::pair<FlowKey, uint64_t>> take()
+    {
+        std::lock_guard g(mu);
+        return std::exchange(ops, {});
+    }
+    std::mutex mu;
+    std::vector<std::pair<FlowKey, uint64_t>> ops;
+    bool full = false;
+};
+
+PacketMeta meta_of(Decoder& dec, const Bytes& frame)
+{
+    PacketMeta m;
+    EXPECT_TRUE(dec.decode(raw(frame, lt::kEthernet, 1), m));
+    return m;
+}
+
+Bytes udp(const std::string& s, const std::string& d, uint16_t sp, uint16_t dp)
+{
+    return PacketBuilder().eth().ipv4(s, d).udp(sp, dp).payload(Bytes(20, 0x42)).build();
+}
+
+} // namespace
+
+TEST(EgressStageL7, ProtocolRulesApplyOnceDetectedAndShuntCountsTheWholeFlow)
+{
+    auto pol = Policy::parse("[global]\ndefault = forward\n[subnet]\n10.9.0.0/16 = discard\n"
+                             "[protocol]\nTLS = shunt:3\nDNS = discard\nYouTube = egress:2\n");
+    ASSERT_TRUE(pol) << pol.error().message();
+    PolicyStore store(std::move(*pol));
+    EgressStageConfig cfg;
+    cfg.l7_feedback = true;
+    Rig r(3, cfg, &store);
+
+    // TLS flow: two packets before detection are forwarded (default rule),
+    // then TLS = shunt:3 counts them: one more, then nothing.
+    const Bytes tls_a = tcp("10.1.0.1", "10.2.0.1", 40000, 443), tls_b = tcp("10.2.0.1", "10.1.0.1", 443, 40000);
+    r.feed(tls_a);
+    r.feed(tls_b);
+    EXPECT_EQ(r.total(), 2u);
+    const PacketMeta tm = meta_of(r.dec, tls_a);
+    r.stage->on_l7(tm.key, tm.hash, "TLS");
+    r.feed(tls_a);
+    EXPECT_EQ(r.total(), 3u);
+    r.feed(tls_b);
+    r.feed(tls_a);
+    EXPECT_EQ(r.total(), 3u);
+
+    // DNS: forwarded until detected, then discarded.
+    const Bytes dns = udp("10.1.0.2", "10.2.0.2", 5353, 53);
+    r.feed(dns);
+    EXPECT_EQ(r.total(), 4u);
+    const PacketMeta dm = meta_of(r.dec, dns);
+    r.stage->on_l7(dm.key, dm.hash, "DNS.Google"); // master.app: the master's rule
+    r.feed(dns);
+    r.feed(dns);
+    EXPECT_EQ(r.total(), 4u);
+
+    // master.app: the application's rule beats the master's.
+    const Bytes yt = tcp("10.1.0.3", "10.2.0.3", 40001, 443);
+    r.feed(yt);
+    r.hit();
+    const PacketMeta ym = meta_of(r.dec, yt);
+    r.stage->on_l7(ym.key, ym.hash, "TLS.YouTube");
+    r.feed(yt);
+    EXPECT_EQ(r.hit(), std::set<size_t>{2});
+
+    // Given up (empty name) changes nothing; a subnet discard with an
+    // unmatched protocol stays discarded.
+    const Bytes sub = udp("10.9.0.1", "10.2.0.4", 1000, 2000);
+    r.feed(sub);
+    const PacketMeta sm = meta_of(r.dec, sub);
+    r.stage->on_l7(sm.key, sm.hash, "");
+    r.stage->on_l7(sm.key, sm.hash, "NTP");
+    r.feed(sub);
+    EXPECT_EQ(r.total(), 6u);
+
+    // A result for a flow the stage never saw is counted and ignored.
+    const PacketMeta nm = meta_of(r.dec, udp("10.5.0.1", "10.5.0.2", 1, 2));
+    r.stage->on_l7(nm.key, nm.hash, "DNS");
+
+    const auto st = r.stage->stats();
+    EXPECT_EQ(st.l7_notes, 6u);
+    EXPECT_EQ(st.l7_redecided, 3u); // TLS, DNS, YouTube (NTP: no rule, still the subnet's discard)
+    EXPECT_EQ(st.l7_no_flow, 1u);
+    EXPECT_EQ(st.shunted, 2u);
+    EXPECT_EQ(st.discarded, 2u + 2u);
+}
+
+TEST(EgressStageL7, ResultsSurviveAReload)
+{
+    PolicyStore store(Policy::parse("[protocol]\nDNS = forward\n").value());
+    EgressStageConfig cfg;
+    cfg.l7_feedback = true;
+    Rig r(2, cfg, &store);
+    const Bytes dns = udp("10.1.0.2", "10.2.0.2", 5353, 53);
+    r.feed(dns);
+    const PacketMeta dm = meta_of(r.dec, dns);
+    r.stage->on_l7(dm.key, dm.hash, "DNS");
+    r.feed(dns);
+    EXPECT_EQ(r.total(), 2u);
+    ASSERT_TRUE(store.reload_text("[protocol]\nDNS = discard\n"));
+    r.feed(dns); // decided again with the name it has
+    EXPECT_EQ(r.total(), 2u);
+}
+
+TEST(EgressStageOffload, DiscardAndShuntPastKBecomeVerdictsOnceSettled)
+{
+    PolicyStore store(Policy::parse("[global]\ndefault = forward\n[subnet]\n10.9.0.0/16 = discard\n"
+                                     "10.8.0.0/16 = shunt:2\n[protocol]\nDNS = discard\n").value());
+    RecordingOffload off;
+    EgressStageConfig cfg;
+    cfg.l7_feedback = true;
+    cfg.offload = &off;
+    cfg.offload_ttl_ns = 5'000'000'000ULL;
+    Rig r(2, cfg, &store);
+
+    // Subnet discard: with [protocol] rules and DPI on, not offloaded
+    // until the flow's L7 result says no protocol rule changes it.
+    const Bytes sub = udp("10.9.0.1", "10.2.0.4", 1000, 2000);
+    r.feed(sub);
+    r.stage->offload_sync();
+    EXPECT_TRUE(off.take().empty());
+    const PacketMeta sm = meta_of(r.dec, sub);
+    r.stage->on_l7(sm.key, sm.hash, "");
+    r.stage->offload_sync();
+    auto ops = off.take();
+    ASSERT_EQ(ops.size(), 1u);
+    EXPECT_EQ(ops[0].first, sm.key);
+    EXPECT_EQ(ops[0].second, 5'000'000'000ULL);
+
+    // DNS detected on a forwarded flow: discard, offloaded at once.
+    const Bytes dns = udp("10.1.0.2", "10.2.0.2", 5353, 53);
+    r.feed(dns);
+    const PacketMeta dm = meta_of(r.dec, dns);
+    r.stage->on_l7(dm.key, dm.hash, "DNS");
+    r.stage->offload_sync();
+    ops = off.take();
+    ASSERT_EQ(ops.size(), 1u);
+    EXPECT_EQ(ops[0].first, dm.key);
+
+    // Shunt:2, settled by its result: the verdict comes with packet 2.
+    const Bytes sh = udp("10.8.0.1", "10.2.0.5", 1000, 2000);
+    r.feed(sh);
+    const PacketMeta hm = meta_of(r.dec, sh);
+    r.stage->on_l7(hm.key, hm.hash, "");
+    r.stage->offload_sync();
+    EXPECT_TRUE(off.take().empty());
+    r.feed(sh);
+    r.stage->offload_sync();
+    ops = off.take();
+    ASSERT_EQ(ops.size(), 1u);
+    EXPECT_EQ(ops[0].first, hm.key);
+    r.feed(sh); // still reaching user space (say, before the verdict): no second request
+    r.stage->offload_sync();
+    EXPECT_TRUE(off.take().empty());
+
+    // Reload: the subnet discard becomes forward (its verdict goes), the
+    // shunt stays; the reload pass runs at the next packet read.
+    ASSERT_TRUE(store.reload_text("[global]\ndefault = forward\n[subnet]\n10.8.0.0/16 = shunt:2\n"
+                                  "[protocol]\nDNS = discard\n"));
+    r.feed(udp("10.1.0.9", "10.2.0.9", 7, 7));
+    r.stage->offload_sync();
+    ops = off.take();
+    ASSERT_EQ(ops.size(), 1u);
+    EXPECT_EQ(ops[0].first, sm.key);
+    EXPECT_EQ(ops[0].second, UINT64_MAX);
+
+    const auto st = r.stage->stats();
+    EXPECT_EQ(st.offload_installs, 3u);
+    EXPECT_EQ(st.offload_removals, 1u);
+    EXPECT_EQ(st.offload_failures, 0u);
+    EXPECT_EQ(st.offload_lost, 0u);
+}
+
+TEST(EgressStageOffload, WithoutProtocolRulesADiscardIsOffloadedAtOnceAndFailuresAreCounted)
+{
+    PolicyStore store(Policy::parse("[global]\ndefault = discard\n").value());
+    RecordingOffload off;
+    off.full = true;
+    EgressStageConfig cfg;
+    cfg.l7_feedback = true;
+    cfg.offload = &off;
+    cfg.max_flows = 64;
+    cfg.idle_timeout_ns = 1000;
+    Rig r(1, cfg, &store);
+    const Bytes a = udp("10.1.0.1", "10.2.0.1", 1, 2);
+    r.feed(a, 10);
+    r.stage->offload_sync();
+    EXPECT_EQ(off.take().size(), 1u);
+    EXPECT_EQ(r.stage->stats().offload_failures, 1u);
+    // The same key after the idle timeout: the flow went on in XDP, its
+    // verdict is asked for again.
+    r.feed(a, 5000);
+    r.stage->offload_sync();
+    EXPECT_EQ(off.take().size(), 1u);
+    // Another flow reusing an idle slot removes the old flow's verdict.
+    off.full = false;
+    for (uint32_t i = 0; i < 2000; ++i)
+        r.feed(udp(host(i + 100), "10.3.0.1", 1, 2), 100000);
+    r.stage->offload_sync();
+    size_t removals = 0;
+    for (const auto& op : off.take())
+        removals += op.second == UINT64_MAX && op.first == meta_of(r.dec, a).key;
+    EXPECT_EQ(removals, 1u);
+}
+
+namespace {
+
+// Records what the pipeline's L7 feedback hands to a tap.
+class L7Tap final : public ReaderTap {
+public:
+    void packet(const RawPacket&, const PacketMeta*) noexcept override {}
+    void burst_end() noexcept override {}
+    void on_l7(const FlowKey& key, uint32_t hash, std::string_view l7) noexcept override
+    {
+        EXPECT_EQ(hash, flow_hash(key));
+        if (!l7.empty())
+            names[key] = std::string(l7);
+        ++notes;
+    }
+    struct KeyLess {
+        bool operator()(const FlowKey& a, const FlowKey& b) const { return std::memcmp(&a, &b, sizeof a) < 0; }
+    };
+    std::map<FlowKey, std::string, KeyLess> names;
+    uint64_t notes = 0;
+};
+
+} // namespace
+
+TEST(EgressStageL7, PipelineHandsWorkerDetectionsToTheReaderTap)
+{
+    const std::string cap = std::string(WEIR_SHARED_DIR) + "/pcaps/ndpi/pcap/netflix.pcap";
+    if (!std::filesystem::exists(cap))
+        GTEST_SKIP() << cap << " missing";
+    for (uint16_t workers : {0, 1, 2}) {
+        auto src = dataplane::open_pcap_file(cap);
+        ASSERT_TRUE(src);
+        L7Tap tap;
+        PipelineConfig cfg;
+        cfg.workers = workers;
+        cfg.dpi.level = 1;
+        cfg.tap = &tap;
+        std::mutex mu;
+        std::map<FlowKey, std::string, L7Tap::KeyLess> exported;
+        auto p = Pipeline::create(cfg, [&](const FlowRecord& rec) {
+            std::lock_guard g(mu);
+            if (rec.l7.name[0] && !rec.l7.guessed)
+                exported[rec.key] = rec.l7.name;
+        });
+        ASSERT_TRUE(p);
+        const auto st = (*p)->run(*src.value());
+        EXPECT_EQ(st.l7_notes_lost, 0u);
+        EXPECT_EQ(st.l7_notes, tap.notes) << "workers " << workers;
+        // Every detected flow was told to the tap, with its exported name
+        // (DNS flows, TLS flows: some of each in this capture).
+        EXPECT_GE(exported.size(), 20u) << "workers " << workers;
+        for (const auto& [k, name] : exported)
+            EXPECT_EQ(tap.names[k], name) << "workers " << workers;
+        size_t dns = 0, tls = 0;
+        for (const auto& [k, name] : tap.names) {
+            dns += name.starts_with("DNS");
+            tls += name.starts_with("TLS");
+        }
+        EXPECT_GT(dns, 0u);
+        EXPECT_GT(tls, 0u);
+    }
 }

@@ -100,6 +100,13 @@ public:
     /// under inspection and its direction has payloads left).
     [[nodiscard]] bool wants(const PacketMeta& m) const noexcept;
 
+    /// Called on the stage's thread when a flow's L7 result is known: at
+    /// its first detection, again when its inspection ends (the final,
+    /// possibly refined name), or when an inspection ends with nothing
+    /// found (l7.name empty). At most two calls per flow; none when unset.
+    using L7Notify = void (*)(void* ctx, const PacketMeta& m, const L7Info& l7) noexcept;
+    void set_l7_notify(L7Notify fn, void* ctx) noexcept;
+
     [[nodiscard]] uint32_t flows() const noexcept;        ///< entries in the map
     [[nodiscard]] uint32_t inspections() const noexcept;  ///< inspection states in use (level 2: live nDPI flow states)
     [[nodiscard]] const DpiStats& stats() const noexcept;

@@ -22,8 +22,18 @@
 // policy store's generation moves (reload); its packet count survives a
 // reload, so a shunt limit counts every packet the flow had.
 //
-// Only subnet and default rules apply: the reader does not learn the L7
-// protocol the workers detect, so [protocol] rules never match here.
+// L7: the workers' DPI results come back through on_l7() (the pipeline's
+// feedback rings); the flow is then decided again with its L7 name, so
+// [protocol] rules apply from the next packet on. Packets before that
+// follow the subnet/default rule: nothing is held back.
+//
+// Kernel offload (EgressStageConfig::offload, AF_XDP capture with verdict
+// maps): a discard, or a shunt that reached K, becomes a per-flow DROP
+// verdict once the decision is settled (no [protocol] rules, no DPI, or
+// the flow's L7 result has come), so later packets die in XDP. Requests go
+// through a queue to the stage's control thread: never a syscall on the
+// reader. A reload removes the verdicts whose decision changed; a slot
+// reused by another flow removes its old flow's verdict.
 #pragma once
 
 #include <weir/core/egress.hpp>
@@ -36,15 +46,38 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace weir::engine {
+
+/// Where the stage's offload requests end (the verdict map): called on the
+/// stage's control thread only, never on the reader.
+class EgressOffload {
+public:
+    virtual ~EgressOffload() = default;
+    /// Drops the flow's later packets before user space (ttl_ns 0 = no
+    /// expiry). false: another installer's verdict holds the key (left
+    /// alone). Errors: ENOSPC when the verdict table is full.
+    virtual Result<bool> install(const FlowKey& key, uint64_t ttl_ns) = 0;
+    /// Removes the policy verdict of the key; false when there was none.
+    virtual Result<bool> remove(const FlowKey& key) = 0;
+};
 
 struct EgressStageConfig {
     uint8_t hash_tuple = 5;              ///< 5: whole flow key; 2: the two addresses only
     std::vector<std::string> names;      ///< egress i's interface name (for egress:NAME rules)
     uint32_t max_flows = 1u << 20;       ///< flows with policy state at most (with a policy)
     uint64_t idle_timeout_ns = 180ULL * 1000000000ULL; ///< a slot idle this long is reused
+    /// The pipeline hands DPI results to on_l7() (DPI level >= 1): until a
+    /// flow's result came, a discard that a [protocol] rule could still
+    /// change is applied in user space, not offloaded (DPI needs the packets).
+    bool l7_feedback = false;
+    EgressOffload* offload = nullptr;    ///< not owned; null = no kernel offload
+    uint64_t offload_ttl_ns = 180ULL * 1000000000ULL; ///< verdict lifetime (0 = none)
+    uint32_t offload_queue = 65536;      ///< requests queued for the control thread at most
 };
 
 /// Counters of one run; read from any thread (relaxed).
@@ -62,6 +95,13 @@ struct EgressStageStats {
     uint64_t table_full = 0;     ///< packets of flows with no state slot (forwarded statelessly)
     uint64_t redecided = 0;      ///< flow decisions made again after a policy reload
     uint64_t policy_generation = 0; ///< generation the stage applies
+    uint64_t l7_notes = 0;       ///< DPI results received (on_l7)
+    uint64_t l7_redecided = 0;   ///< flows whose decision an L7 result changed
+    uint64_t l7_no_flow = 0;     ///< DPI results for flows without policy state (ignored)
+    uint64_t offload_installs = 0;  ///< DROP verdicts installed (control thread)
+    uint64_t offload_removals = 0;  ///< policy verdicts removed (reload, slot reuse)
+    uint64_t offload_failures = 0;  ///< installs refused (table full, errors) or left to another source
+    uint64_t offload_lost = 0;      ///< requests lost to a full queue
     std::vector<uint64_t> egress_packets; ///< per egress: frames handed to it
     std::vector<uint64_t> egress_bytes;   ///< per egress: bytes handed to it (after slicing)
 };
@@ -77,6 +117,11 @@ public:
 
     void packet(const RawPacket& raw, const PacketMeta* meta) noexcept override;
     void burst_end() noexcept override;
+    void on_l7(const FlowKey& key, uint32_t hash, std::string_view l7) noexcept override;
+
+    /// Waits until the control thread has handled every queued offload
+    /// request (tests, shutdown).
+    void offload_sync() const noexcept;
 
     /// Balanced egress of a decoded packet (no policy).
     [[nodiscard]] uint32_t balance(const PacketMeta& m) const noexcept;
@@ -88,10 +133,16 @@ private:
     struct Entry;
     struct Counters;
     EgressStage(const EgressStageConfig& cfg, std::vector<EgressOutput*> outputs, const PolicyStore* policy);
+    struct OffloadQueue;
     Entry* find_or_add(const PacketMeta& m) noexcept;
-    void decide(Entry& e, const PacketMeta& m) noexcept;
+    Entry* find(const FlowKey& key, uint32_t hash) noexcept;
+    void decide(Entry& e) noexcept;
     void refresh_policy() noexcept;
     void deliver(uint32_t egress, const uint8_t* data, uint32_t len) noexcept;
+    uint16_t intern_l7(std::string_view name) noexcept;
+    void sync_offload(Entry& e) noexcept;
+    bool request(const FlowKey& key, bool install) noexcept;
+    void control_main() noexcept;
 
     EgressStageConfig cfg_;
     std::vector<EgressOutput*> outputs_;
@@ -102,6 +153,15 @@ private:
     size_t table_bytes_ = 0;
     uint64_t mask_ = 0;
     std::unique_ptr<Counters> c_;
+    // L7 names seen, interned (reader thread): entries keep a 16-bit id.
+    std::vector<std::string> l7_names_{""};
+    std::unordered_map<std::string, uint16_t> l7_ids_;
+    // Offload: slots whose flow has (or was asked to have) a verdict, for
+    // the reload pass; compacted when it outgrows them.
+    std::vector<uint64_t> offloaded_;
+    size_t offloaded_compact_at_ = 4096;
+    std::unique_ptr<OffloadQueue> q_;
+    std::thread control_;
 };
 
 /// Bytes a slice keeps of a decoded frame (at least the Ethernet header,

@@ -42,6 +42,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 namespace weir::engine {
@@ -59,6 +60,18 @@ public:
     virtual void packet(const RawPacket& raw, const PacketMeta* meta) noexcept = 0;
     /// After each burst's frames, before the source is read again.
     virtual void burst_end() noexcept = 0;
+    /// A worker's DPI detected flow `key`'s L7 protocol (l7: the name as
+    /// exported, "TLS", "DNS.Google"), refined it when its inspection
+    /// ended, or ended it with nothing found (l7 empty). Reader thread:
+    /// with workers, from a per-worker ring drained once per burst (a
+    /// full ring loses the note, counted in l7_notes_lost); inline, right
+    /// after the burst's packets are inspected. Default: ignored.
+    virtual void on_l7(const FlowKey& key, uint32_t hash, std::string_view l7) noexcept
+    {
+        (void)key;
+        (void)hash;
+        (void)l7;
+    }
 };
 
 struct PipelineConfig {
@@ -92,6 +105,8 @@ struct PipelineStats {
     uint64_t delta_packets = 0;    ///< packets added by account() (counted in XDP, not captured); after run()
     uint64_t delta_bytes = 0;      ///< their bytes (per the table's byte count); after run()
     uint64_t deltas_late = 0;      ///< account() calls that came after the final flush (lost)
+    uint64_t l7_notes = 0;         ///< DPI results handed to the tap (ReaderTap::on_l7)
+    uint64_t l7_notes_lost = 0;    ///< DPI results lost to a full worker->reader ring
 };
 
 class Pipeline {
