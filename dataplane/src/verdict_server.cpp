@@ -66,6 +66,13 @@ Error bad(std::string why)
     return invalid(std::move(why));
 }
 
+std::string fmt_hex(uint32_t v)
+{
+    char b[16];
+    auto r = std::to_chars(b, b + sizeof(b), v, 16);
+    return std::string(b, r.ptr);
+}
+
 // Requests are parsed into a flat tree (one vector of nodes, strings in one
 // arena) by a small JSON reader instead of a json DOM: with nlohmann's DOM a
 // batch of 100 000 verdicts cost a dozen allocations and about 5 us per
@@ -821,21 +828,128 @@ Result<FlowKey> make_flow_key(std::string_view src, std::string_view dst, uint16
         return invalid("vlan over 4095");
     if (tunnel_type > static_cast<uint8_t>(TunnelType::IpInIp))
         return invalid("unknown tunnel type");
-    // As the decoder: addresses compared as big-endian byte strings, then
-    // ports; the lower endpoint is side A.
-    const int c = std::memcmp(s.data(), d.data(), 16);
-    const bool src_is_a = c < 0 || (c == 0 && sport <= dport);
     FlowKey k;
-    k.addr_a = src_is_a ? s : d;
-    k.addr_b = src_is_a ? d : s;
-    k.port_a = src_is_a ? sport : dport;
-    k.port_b = src_is_a ? dport : sport;
+    k.addr_a = s;
+    k.addr_b = d;
+    k.port_a = sport;
+    k.port_b = dport;
     k.tunnel_id = tunnel_id;
     k.vlan = vlan;
     k.proto = proto;
     k.ip_version = static_cast<uint8_t>(vs);
     k.tunnel_type = static_cast<TunnelType>(tunnel_type);
+    return canonical_flow_key(k);
+}
+
+FlowKey canonical_flow_key(const FlowKey& in) noexcept
+{
+    // As the decoder: addresses compared as big-endian byte strings, then
+    // ports; the lower endpoint is side A.
+    const int c = std::memcmp(in.addr_a.data(), in.addr_b.data(), 16);
+    if (c < 0 || (c == 0 && in.port_a <= in.port_b))
+        return in;
+    FlowKey k = in;
+    k.addr_a = in.addr_b;
+    k.addr_b = in.addr_a;
+    k.port_a = in.port_b;
+    k.port_b = in.port_a;
     return k;
+}
+
+Result<size_t> verdict_frame_size(std::string_view buf, size_t max_items, size_t max_bytes)
+{
+    weir_vwire_hdr h{};
+    if (buf.size() < sizeof(h))
+        return size_t{0};
+    std::memcpy(&h, buf.data(), sizeof(h));
+    if (h.magic[0] != WEIR_VWIRE_MAGIC0 || h.magic[1] != WEIR_VWIRE_MAGIC1)
+        return bad("not a binary frame (bad magic)");
+    if (h.version != WEIR_VWIRE_VERSION)
+        return bad("binary frame version " + std::to_string(h.version) + " (this server takes " +
+                   std::to_string(WEIR_VWIRE_VERSION) + ")");
+    if (h.op != WEIR_VWIRE_OP_ADD && h.op != WEIR_VWIRE_OP_DEL)
+        return bad("binary frame op " + std::to_string(h.op) + " (1 add, 2 del)");
+    if (h.flags & ~uint32_t{WEIR_VWIRE_F__ALL})
+        return bad("binary frame flags 0x" + fmt_hex(h.flags) + " unknown");
+    if (h.rec_size != sizeof(weir_verdict_req))
+        return bad("binary frame record size " + std::to_string(h.rec_size) + " (this server's is " +
+                   std::to_string(sizeof(weir_verdict_req)) + ")");
+    if (h.count == 0)
+        return bad("binary frame of 0 records");
+    const size_t by_bytes = max_bytes > sizeof(h) ? (max_bytes - sizeof(h)) / sizeof(weir_verdict_req) : 0;
+    const size_t limit = std::min<size_t>({max_items, WEIR_VWIRE_MAX_COUNT, by_bytes});
+    if (h.count > limit)
+        return bad("binary frame of " + std::to_string(h.count) + " records (at most " + std::to_string(limit) + ")");
+    return sizeof(h) + size_t{h.count} * sizeof(weir_verdict_req);
+}
+
+Result<void> parse_verdict_frame(std::string_view frame, VerdictBatch& out, size_t max_items)
+{
+    auto size = verdict_frame_size(frame, max_items, SIZE_MAX);
+    if (!size)
+        return size.error();
+    if (*size == 0 || frame.size() != *size)
+        return bad("truncated binary frame: " + std::to_string(frame.size()) + " bytes" +
+                   (*size ? " of " + std::to_string(*size) : std::string()));
+    weir_vwire_hdr h{};
+    std::memcpy(&h, frame.data(), sizeof(h));
+    out.op = h.op == WEIR_VWIRE_OP_ADD ? VerdictOp::Add : VerdictOp::Del;
+    out.flags = h.flags;
+    const bool add = out.op == VerdictOp::Add;
+    out.keys.resize(h.count);
+    out.verdicts.resize(add ? h.count : 0);
+    out.ttl_ns.resize(add ? h.count : 0);
+    constexpr uint64_t kMaxTtlMs = uint64_t{10} * 365 * 86400 * 1000;
+    const char* p = frame.data() + sizeof(h);
+    for (uint32_t i = 0; i < h.count; ++i, p += sizeof(weir_verdict_req)) {
+        // Records may sit at any offset of a stream buffer: copy out.
+        weir_verdict_req r;
+        std::memcpy(&r, p, sizeof(r));
+        auto fail = [i](const char* why) { return bad("record " + std::to_string(i) + ": " + why); };
+        const weir_flow_key& k = r.key;
+        if (k.ip_version != 4 && k.ip_version != 6)
+            return fail("ip_version must be 4 or 6");
+        if (k.ip_version == 4) {
+            static constexpr uint8_t zero[12] = {};
+            if (std::memcmp(k.addr_a + 4, zero, 12) != 0 || std::memcmp(k.addr_b + 4, zero, 12) != 0)
+                return fail("IPv4 address with bytes set past the first 4");
+        }
+        if (k.vlan > 4095)
+            return fail("vlan over 4095");
+        if (k.tunnel_type > static_cast<uint8_t>(TunnelType::IpInIp))
+            return fail("unknown tunnel type");
+        if (k.pad[0] | k.pad[1] | k.pad[2])
+            return fail("key padding not zero");
+        FlowKey fk;
+        std::memcpy(static_cast<void*>(&fk), &k, sizeof(fk));  // same layout (flow_key.hpp)
+        out.keys[i] = canonical_flow_key(fk);
+        if (!add)
+            continue;  // a del reads the key only
+        if (r.action >= WEIR_VERDICT__MAX)
+            return fail("unknown action (0 forward, 1 drop, 2 divert, 3 shunt)");
+        if (r.pad0 | r.pad1)
+            return fail("padding not zero");
+        if (r.flags & ~uint16_t{WEIR_VERDICT_F_TCP_CONTROL})
+            return fail("unknown verdict flags");
+        if (r.reason >= kFirstInternedReason)
+            return fail("reason code over 32767");
+        if (r.shunt_after && r.action != WEIR_VERDICT_SHUNT)
+            return fail("shunt_after applies to shunt only");
+        if (r.egress && r.action != WEIR_VERDICT_DIVERT)
+            return fail("egress applies to divert only");
+        if (r.ttl_ms > kMaxTtlMs)
+            return fail("ttl_ms over ten years");
+        Verdict v{};
+        v.action = r.action;
+        v.source = WEIR_VERDICT_SRC_API;
+        v.reason = r.reason;
+        v.egress = r.egress;
+        v.shunt_after = r.shunt_after;
+        v.flags = r.flags;
+        out.verdicts[i] = v;
+        out.ttl_ns[i] = r.ttl_ms * 1000000;
+    }
+    return {};
 }
 
 Result<VerdictRequest> parse_verdict_request(std::string_view line, size_t max_items)
@@ -924,6 +1038,8 @@ struct VerdictServer::Impl {
     struct Client {
         int fd;
         std::string buf;
+        bool partial_frame = false;  // buf holds the start of a binary frame
+        std::chrono::steady_clock::time_point frame_since{};  // its last progress
     };
     std::vector<Client> clients;
     std::vector<char> rbuf;  // receive buffer (server thread)
@@ -1145,7 +1261,8 @@ struct VerdictServer::Impl {
         return dump(j);
     }
 
-    // Sweeps expired entries; with no callback they wait for "expire".
+    // Sweeps expired entries: to the callback (flow accounting), and kept
+    // (bounded) for the caller's "expire" request either way.
     Result<void> sweep()
     {
         std::vector<SubnetVerdict> subnets;
@@ -1156,10 +1273,8 @@ struct VerdictServer::Impl {
         if (n == 0)
             return {};
         st.expired += n;
-        if (opts.on_expired) {
-            opts.on_expired(std::move(*flows), std::move(subnets));
-            return {};
-        }
+        if (opts.on_expired)
+            opts.on_expired(*flows, subnets);
         const uint64_t now = VerdictMap::now_ns();
         for (const FlowVerdict& fv : *flows)
             pending_expired.push_back(flow_entry(fv, now));
@@ -1185,10 +1300,86 @@ struct VerdictServer::Impl {
         return dump(j);
     }
 
+    // A binary batch (verdict_wire.h): flows only, validated whole before
+    // anything is installed, like a JSON "items" request.
+    VerdictBatch batch;  // reused: a 65536-record frame is ~9 MB decoded
+    std::vector<FlowVerdict> batch_removed;
+
+    std::string apply_batch(std::string_view frame)
+    {
+        const size_t max_items =
+            std::min<size_t>(WEIR_VWIRE_MAX_COUNT, opts.max_request_bytes / sizeof(weir_verdict_req));
+        auto ok = parse_verdict_frame(frame, batch, max_items);
+        if (!ok)
+            return fail("bad request: " + ok.error().context);
+        struct Trim {
+            Impl& s;
+            ~Trim()
+            {
+                if (s.batch.keys.capacity() > (size_t{1} << 20)) {
+                    s.batch = VerdictBatch{};
+                    std::vector<FlowVerdict>().swap(s.batch_removed);
+                }
+            }
+        } trim{*this};
+        json j;
+        if (batch.op == VerdictOp::Del) {
+            const uint64_t now = VerdictMap::now_ns();
+            batch_removed.clear();
+            for (const FlowKey& k : batch.keys) {
+                auto r = map.remove(k);
+                if (!r) {
+                    // What was removed so far still goes to the export.
+                    if (opts.on_removed && !batch_removed.empty())
+                        opts.on_removed(batch_removed);
+                    st.removed += batch_removed.size();
+                    return fail(r.error().message());
+                }
+                if (r->has_value())
+                    batch_removed.push_back(FlowVerdict{k, **r});
+            }
+            if (opts.on_removed && !batch_removed.empty())
+                opts.on_removed(batch_removed);
+            st.removed += batch_removed.size();
+            j["ok"] = true;
+            j["removed"] = batch_removed.size();
+            if (!(batch.flags & WEIR_VWIRE_F_NO_ENTRIES)) {
+                json entries = json::array();
+                for (const FlowVerdict& fv : batch_removed)
+                    entries.push_back(flow_entry(fv, now));
+                j["entries"] = std::move(entries);
+            }
+            return dump(j);
+        }
+        const uint64_t now = VerdictMap::now_ns();
+        for (size_t i = 0; i < batch.verdicts.size(); ++i) {
+            batch.verdicts[i].installed_ns = now;
+            batch.verdicts[i].expires_ns = batch.ttl_ns[i] ? now + batch.ttl_ns[i] : 0;
+        }
+        auto r = map.install_batch(batch.keys, batch.verdicts);
+        if (!r)
+            return fail(r.error().code == std::errc::no_space_on_device ? "table full" : r.error().message());
+        st.installed += *r;
+        j["ok"] = *r == batch.keys.size();
+        if (*r < batch.keys.size()) {
+            ++st.errors;
+            j["error"] = "table full";
+        }
+        j["installed"] = *r;
+        return dump(j);
+    }
+
     std::string handle(std::string_view line)
     {
         std::lock_guard<std::mutex> g(mu);
         ++st.requests;
+        if (!line.empty() && static_cast<uint8_t>(line[0]) == WEIR_VWIRE_MAGIC0) {
+            try {
+                return apply_batch(line);
+            } catch (const std::exception& e) {
+                return fail(std::string("internal error: ") + e.what());
+            }
+        }
         auto req = parse_verdict_request(line);
         if (!req)
             return fail("bad request: " + req.error().context);
@@ -1302,8 +1493,35 @@ struct VerdictServer::Impl {
                 size_t scan = c.buf.size();
                 c.buf.append(rbuf.data(), static_cast<size_t>(n));
                 size_t start = 0;
+                bool in_frame = false;  // the rest starts with a binary frame
                 for (;;) {
-                    size_t nl = c.buf.find('\n', scan);
+                    if (start < c.buf.size() && static_cast<uint8_t>(c.buf[start]) == WEIR_VWIRE_MAGIC0) {
+                        // A binary frame: its header says how long it is.
+                        // A header this server does not take leaves the
+                        // stream unparseable: reply and close, as for a
+                        // line over the limit.
+                        const std::string_view rest(c.buf.data() + start, c.buf.size() - start);
+                        auto size = verdict_frame_size(rest, WEIR_VWIRE_MAX_COUNT, opts.max_request_bytes);
+                        if (!size) {
+                            {
+                                std::lock_guard<std::mutex> g(mu);
+                                ++st.requests;
+                                ++st.errors;
+                            }
+                            write_all(c.fd, error_reply("bad request: " + size.error().context) + "\n");
+                            return false;
+                        }
+                        if (*size == 0 || rest.size() < *size) {
+                            in_frame = true;
+                            break;
+                        }
+                        if (!write_all(c.fd, handle(rest.substr(0, *size)) + "\n"))
+                            return false;
+                        start += *size;
+                        scan = start;
+                        continue;
+                    }
+                    size_t nl = c.buf.find('\n', std::max(scan, start));
                     if (nl == std::string::npos)
                         break;
                     std::string_view line(c.buf.data() + start, nl - start);
@@ -1316,6 +1534,15 @@ struct VerdictServer::Impl {
                         return false;
                 }
                 c.buf.erase(0, start);
+                c.partial_frame = in_frame;
+                if (in_frame) {
+                    c.frame_since = std::chrono::steady_clock::now();
+                    // Room for the whole frame at once: no regrowth copies.
+                    if (auto size = verdict_frame_size(c.buf, WEIR_VWIRE_MAX_COUNT, opts.max_request_bytes);
+                        size && *size > c.buf.capacity())
+                        c.buf.reserve(*size);
+                    continue;  // bounded by the header's size check
+                }
                 if (c.buf.size() > opts.max_request_bytes) {
                     {
                         std::lock_guard<std::mutex> g(mu);
@@ -1329,12 +1556,33 @@ struct VerdictServer::Impl {
                 }
                 continue;
             }
-            if (n == 0)
+            if (n == 0) {
+                // The client closed its side in the middle of a frame:
+                // say so (it may still read) instead of dropping it quietly.
+                if (c.partial_frame)
+                    truncated(c);
                 return false;
+            }
             if (errno == EINTR)
                 continue;
             return errno == EAGAIN || errno == EWOULDBLOCK;
         }
+    }
+
+    // Answers a binary frame that stopped short (end of stream, or no new
+    // byte for frame_timeout_ms); the connection is closed after it.
+    void truncated(Client& c)
+    {
+        {
+            std::lock_guard<std::mutex> g(mu);
+            ++st.requests;
+            ++st.errors;
+        }
+        auto size = verdict_frame_size(c.buf, WEIR_VWIRE_MAX_COUNT, opts.max_request_bytes);
+        std::string why = "bad request: truncated binary frame: " + std::to_string(c.buf.size()) + " bytes";
+        if (size && *size)
+            why += " of " + std::to_string(*size);
+        write_all(c.fd, error_reply(why) + "\n");
     }
 
 #if WEIR_HAVE_VERDICT_ZMQ
@@ -1355,7 +1603,9 @@ struct VerdictServer::Impl {
             // the first part, drop the rest.
             int more = zmq_msg_more(&msg);
             std::string_view line(static_cast<const char*>(zmq_msg_data(&msg)), zmq_msg_size(&msg));
-            while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
+            // A binary frame (one message) is taken as is.
+            const bool binary = !line.empty() && static_cast<uint8_t>(line[0]) == WEIR_VWIRE_MAGIC0;
+            while (!binary && !line.empty() && (line.back() == '\n' || line.back() == '\r'))
                 line.remove_suffix(1);
             std::string reply = handle(line);
             zmq_msg_close(&msg);
@@ -1400,6 +1650,16 @@ struct VerdictServer::Impl {
                 auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next_sweep - clock::now()).count();
                 timeout = static_cast<int>(std::clamp<long long>(left, 0, 60000));
             }
+            // Wake up in time to give up on a binary frame that stalled.
+            for (const Client& c : clients) {
+                if (!c.partial_frame || !opts.frame_timeout_ms)
+                    continue;
+                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                c.frame_since + std::chrono::milliseconds(opts.frame_timeout_ms) - clock::now())
+                                .count();
+                const int t = static_cast<int>(std::clamp<long long>(left, 0, 60000));
+                timeout = timeout < 0 ? t : std::min(timeout, t);
+            }
             int n = ::poll(pfds.data(), pfds.size(), timeout);
             if (n < 0 && errno != EINTR)
                 break;
@@ -1409,7 +1669,7 @@ struct VerdictServer::Impl {
             if (zsock)
                 serve_zmq();  // ZMQ_FD is edge-like: check on every wake-up
 #endif
-            if (n > 0) {
+            if (n >= 0) {  // also on a timeout: stalled frames
                 if (listen_fd >= 0 && (pfds[1].revents & POLLIN))
                     accept_clients();
                 // Clients accepted above are not in pfds yet.
@@ -1420,6 +1680,11 @@ struct VerdictServer::Impl {
                     bool alive = true;
                     if (pi < pfds.size() && pfds[pi].fd == clients[i].fd && pfds[pi].revents)
                         alive = serve_client(clients[i]);
+                    if (alive && clients[i].partial_frame && opts.frame_timeout_ms &&
+                        clock::now() - clients[i].frame_since >= std::chrono::milliseconds(opts.frame_timeout_ms)) {
+                        truncated(clients[i]);
+                        alive = false;
+                    }
                     if (alive)
                         keep.push_back(std::move(clients[i]));
                     else
@@ -1568,6 +1833,57 @@ void VerdictServer::stop()
 std::string VerdictServer::handle(std::string_view line)
 {
     return impl_->handle(line);
+}
+
+Result<bool> VerdictServer::install(const FlowKey& key, Verdict v, uint64_t ttl_ns)
+{
+    Impl& s = *impl_;
+    std::lock_guard<std::mutex> g(s.mu);
+    auto cur = s.map.lookup(key);
+    if (!cur)
+        return cur.error();
+    if (cur->has_value()) {
+        if ((*cur)->source != v.source)
+            return false; // another installer's verdict (an IDS): not ours to replace
+        // A reinstall would zero the counters the flow export still needs.
+        auto r = s.map.remove(key);
+        if (!r)
+            return r.error();
+        if (r->has_value() && s.opts.on_removed) {
+            const FlowVerdict fv{key, **r};
+            s.opts.on_removed(std::span<const FlowVerdict>(&fv, 1));
+        }
+    }
+    const uint64_t now = VerdictMap::now_ns();
+    v.installed_ns = now;
+    v.expires_ns = ttl_ns ? now + ttl_ns : 0;
+    if (auto r = s.map.install(key, v); !r) {
+        ++s.st.errors;
+        return r.error();
+    }
+    ++s.st.installed;
+    return true;
+}
+
+Result<bool> VerdictServer::remove_if(const FlowKey& key, uint8_t source)
+{
+    Impl& s = *impl_;
+    std::lock_guard<std::mutex> g(s.mu);
+    auto cur = s.map.lookup(key);
+    if (!cur)
+        return cur.error();
+    if (!cur->has_value() || (*cur)->source != source)
+        return false;
+    auto r = s.map.remove(key);
+    if (!r)
+        return r.error();
+    if (!r->has_value())
+        return false;
+    ++s.st.removed;
+    const FlowVerdict fv{key, **r};
+    if (s.opts.on_removed)
+        s.opts.on_removed(std::span<const FlowVerdict>(&fv, 1));
+    return true;
 }
 
 VerdictServerStats VerdictServer::stats() const

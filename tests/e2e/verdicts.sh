@@ -93,11 +93,12 @@ ip netns exec $NS tcpreplay -q -i $IN --pps 20000 "$TMP/h2.pcap" >/dev/null 2>&1
 check "drop verdict deleted" "[ $? -eq 0 ]"
 sleep 3.5  # a poll, and the ttl verdict's expiry sweep
 "$CTL" verdict --socket "$TMP/v.sock" list > "$TMP/list.json"
+"$CTL" verdict --socket "$TMP/v.sock" expire > "$TMP/expired.json"
 kill -TERM $PID; wait $PID; rc=$?; PID=
 check "weir exits 0" "[ $rc -eq 0 ]"
 
 python3 - "$TMP/exp.json" "$TMP/got.json" "$TMP/list.json" "$TMP/exp_sum.json" "$TMP/got_sum.json" \
-          "$D_SP" "$S_SP" "$D_PKTS" "$S_PKTS" "$TMP/del.json" "$X_SP" "$X_PKTS" <<'PY'
+          "$D_SP" "$S_SP" "$D_PKTS" "$S_PKTS" "$TMP/del.json" "$X_SP" "$X_PKTS" "$TMP/expired.json" <<'PY'
 import json, sys
 exp = [json.loads(l) for l in open(sys.argv[1])]
 got = [json.loads(l) for l in open(sys.argv[2])]
@@ -106,6 +107,7 @@ esum, gsum = json.load(open(sys.argv[4])), json.load(open(sys.argv[5]))
 dsp, ssp, dpk, spk = map(int, sys.argv[6:10])
 deleted = json.load(open(sys.argv[10]))
 xsp, xpk = int(sys.argv[11]), int(sys.argv[12])
+expired = json.load(open(sys.argv[13]))
 def agg(fl):
     # Per canonical key: packets and bytes sent by the lower endpoint, then by the other.
     d = {}
@@ -141,7 +143,10 @@ ok(dv["packets"] == dpk and dv["bypassed"] == dpk and dv["undelivered"] == dpk,
    f"map counted every dropped packet ({dv['packets']}/{dpk}, undelivered {dv['undelivered']})")
 ok(sv["packets"] == spk and sv["bypassed"] == spk - 3 and sv["undelivered"] == spk - 3,
    f"map: exactly 3 shunted packets delivered ({sv['packets']}/{spk}, bypassed {sv['bypassed']})")
-# The expired entry's counters are not shown anywhere: weir took them.
+# The expired entry's final counters went to the flows and back to the caller.
+xe = [x for x in expired["entries"] if xsp in (x["flow"]["sport"], x["flow"]["dport"])]
+ok(len(xe) == 1 and xe[0]["undelivered"] == xpk,
+   f"expire returns the expired verdict with its final counters ({[x['undelivered'] for x in xe]} vs {xpk})")
 und = dv["undelivered"] + sv["undelivered"] + xpk
 und_b = dv["undelivered_bytes"] + sv["undelivered_bytes"]
 ok(gsum["packets"] + und == esum["packets"], f"capture got the file's packets less those XDP kept ({gsum['packets']} + {und} vs {esum['packets']})")

@@ -378,7 +378,7 @@ TEST(VerdictAccounting, PollDeleteAndExpiryReportEveryPacketOnce)
     o.unix_path = tmp.path + "/verdict.sock";
     o.sweep_interval_ms = 50;
     o.on_removed = [&](std::span<const FlowVerdict> fv) { add(acct.removed(fv)); };
-    o.on_expired = [&](std::vector<FlowVerdict>&& fv, std::vector<SubnetVerdict>&&) { add(acct.removed(fv)); };
+    o.on_expired = [&](const std::vector<FlowVerdict>& fv, const std::vector<SubnetVerdict>&) { add(acct.removed(fv)); };
     auto srv = VerdictServer::start(m, o);
     ASSERT_TRUE(srv.ok()) << srv.error().message();
 

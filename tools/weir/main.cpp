@@ -247,6 +247,27 @@ struct XdpAccounting {
     }
 };
 
+/// The IDS egress policy's kernel offload: DROP verdicts of source POLICY
+/// through the verdict server (which owns the map; thread-safe).
+class PolicyOffload final : public weir::engine::EgressOffload {
+public:
+    explicit PolicyOffload(weir::dataplane::VerdictServer& s) : server_(s) {}
+    weir::Result<bool> install(const weir::FlowKey& key, uint64_t ttl_ns) override
+    {
+        weir::dataplane::Verdict v{};
+        v.action = WEIR_VERDICT_DROP;
+        v.source = WEIR_VERDICT_SRC_POLICY;
+        return server_.install(key, v, ttl_ns);
+    }
+    weir::Result<bool> remove(const weir::FlowKey& key) override
+    {
+        return server_.remove_if(key, WEIR_VERDICT_SRC_POLICY);
+    }
+
+private:
+    weir::dataplane::VerdictServer& server_;
+};
+
 void print_summary(std::FILE* out, const weir::engine::PipelineStats& st, const weir::PacketSource& src)
 {
     const double pps = st.elapsed_s > 0 ? static_cast<double>(st.packets) / st.elapsed_s : 0;
@@ -286,8 +307,10 @@ void print_summary(std::FILE* out, const weir::engine::PipelineStats& st, const 
 
 /// IDS egress lines of the summary; returns the same as JSON members.
 std::string print_egress_summary(std::FILE* out, const weir::engine::EgressStage& stage,
-                                 const std::vector<std::unique_ptr<weir::dataplane::EgressPort>>& ports)
+                                 const std::vector<std::unique_ptr<weir::dataplane::EgressPort>>& ports,
+                                 const weir::engine::PipelineStats& st)
 {
+    stage.offload_sync();
     const auto es = stage.stats();
     fmt::print(out, "  IDS egress   {:>14}   frames delivered of {} ({} unkeyed to egress 0, {} not Ethernet)\n",
                es.delivered, es.packets, es.unkeyed, es.not_ethernet);
@@ -295,11 +318,22 @@ std::string print_egress_summary(std::FILE* out, const weir::engine::EgressStage
                     "{} bad egress, {} table full\n",
                es.flows, es.discarded, es.shunted, es.sliced, es.steered, es.redecided, es.policy_generation,
                es.bad_egress, es.table_full);
+    if (es.l7_notes || st.l7_notes_lost)
+        fmt::print(out, "    L7: {} DPI results ({} lost, {} for flows without state), {} decisions changed\n", es.l7_notes,
+                   st.l7_notes_lost, es.l7_no_flow, es.l7_redecided);
+    if (es.offload_installs || es.offload_failures || es.offload_lost)
+        fmt::print(out, "    XDP offload: {} DROP verdicts installed, {} removed, {} failed (table full / IDS verdict), "
+                        "{} requests lost\n",
+                   es.offload_installs, es.offload_removals, es.offload_failures, es.offload_lost);
     std::string j = fmt::format(R"(,"egress":{{"packets":{},"delivered":{},"unkeyed":{},"not_ethernet":{},"flows":{},)"
                                 R"("discarded":{},"shunted":{},"sliced":{},"steered":{},"bad_egress":{},"table_full":{},)"
-                                R"("redecided":{},"policy_generation":{},"ports":[)",
+                                R"("redecided":{},"policy_generation":{},"l7_notes":{},"l7_notes_lost":{},"l7_no_flow":{},)"
+                                R"("l7_redecided":{},"offload_installs":{},"offload_removals":{},"offload_failures":{},)"
+                                R"("offload_lost":{},"ports":[)",
                                 es.packets, es.delivered, es.unkeyed, es.not_ethernet, es.flows, es.discarded, es.shunted,
-                                es.sliced, es.steered, es.bad_egress, es.table_full, es.redecided, es.policy_generation);
+                                es.sliced, es.steered, es.bad_egress, es.table_full, es.redecided, es.policy_generation,
+                                es.l7_notes, st.l7_notes_lost, es.l7_no_flow, es.l7_redecided, es.offload_installs,
+                                es.offload_removals, es.offload_failures, es.offload_lost);
     for (size_t i = 0; i < ports.size(); ++i) {
         const auto c = ports[i]->counters();
         fmt::print(out, "    egress {} {:<12} {:>10} frames {:>12} bytes sent, {} dropped (TX full), {} errors{}\n", i,
@@ -763,20 +797,23 @@ int main(int argc, char** argv)
             fmt::print(stderr, "weir: verdicts need AF_XDP capture (-i xdp:IFACE); {} has none\n", source.describe());
             return 2;
         }
-        if (!o.verdict_socket.empty() || !o.verdict_zmq.empty() || !o.verdict_redis.url.empty()) {
+        // The egress policy's offload goes through the server too (it owns
+        // the map and sweeps expired entries): one without a socket of its
+        // own when only --verdict-pin was given.
+        if (!o.verdict_socket.empty() || !o.verdict_zmq.empty() || !o.verdict_redis.url.empty() || policy_store) {
             weir::dataplane::VerdictServerOptions so;
             so.unix_path = o.verdict_socket;
             so.zmq_endpoint = o.verdict_zmq;
             if (policy_store)
                 so.on_policy_reload = reload_policy;
-            so.external_transport = !o.verdict_redis.url.empty();
+            so.external_transport = !o.verdict_redis.url.empty() || (o.verdict_socket.empty() && o.verdict_zmq.empty());
             // Final counters of removed and expired flow entries complete
-            // their flows (expired entries are then not kept for "expire").
+            // their flows (expired entries still go to "expire" requests).
             so.on_removed = [&xdp_acct](std::span<const weir::dataplane::FlowVerdict> fv) {
                 xdp_acct.hand(xdp_acct.acct.removed(fv));
             };
-            so.on_expired = [&xdp_acct](std::vector<weir::dataplane::FlowVerdict>&& fv,
-                                        std::vector<weir::dataplane::SubnetVerdict>&&) {
+            so.on_expired = [&xdp_acct](const std::vector<weir::dataplane::FlowVerdict>& fv,
+                                        const std::vector<weir::dataplane::SubnetVerdict>&) {
                 xdp_acct.hand(xdp_acct.acct.removed(fv));
             };
             auto vs = weir::dataplane::VerdictServer::start(*verdicts, so);
@@ -856,6 +893,7 @@ int main(int argc, char** argv)
 
     // IDS mode: every frame goes whole to one egress interface, per flow.
     std::vector<std::unique_ptr<weir::dataplane::EgressPort>> egress_ports;
+    std::unique_ptr<PolicyOffload> policy_offload; // used by egress_stage's control thread: outlives it
     std::unique_ptr<weir::engine::EgressStage> egress_stage;
     if (!o.egress.empty()) {
         weir::dataplane::EgressPortOptions eo;
@@ -891,6 +929,13 @@ int main(int argc, char** argv)
         ec.names = o.egress;
         ec.max_flows = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{o.max_flows} * std::max(1u, o.workers), 1u << 22));
         ec.idle_timeout_ns = cfg.table.idle_timeout_ns;
+        ec.l7_feedback = cfg.dpi.level >= 1;
+        if (policy_store && verdict_server) {
+            // Discards (and shunts past K) become DROP verdicts in XDP.
+            policy_offload = std::make_unique<PolicyOffload>(*verdict_server);
+            ec.offload = policy_offload.get();
+            ec.offload_ttl_ns = cfg.table.idle_timeout_ns;
+        }
         auto es = weir::engine::EgressStage::create(ec, outs, policy_store.get());
         if (!es) {
             fmt::print(stderr, "weir: {}\n", es.error().message());
@@ -1092,7 +1137,7 @@ int main(int argc, char** argv)
     print_summary(stderr, st, source);
     std::string egress_json;
     if (egress_stage)
-        egress_json = print_egress_summary(stderr, *egress_stage, egress_ports);
+        egress_json = print_egress_summary(stderr, *egress_stage, egress_ports, st);
     if (!o.summary_json.empty())
         write_summary_json(o.summary_json, st, source, egress_json);
     if (auto err = source.error()) {

@@ -13,6 +13,9 @@
 //   {"op":"del","flow":{...}} / "host" / "subnet" / "items"
 //   {"op":"list"}  {"op":"stats"}  {"op":"expire"}
 //   {"op":"policy_reload"}       (IDS mode: reload the --egress-conf file)
+//   binary batch: a 16-byte header starting 'W' 'V' and fixed 72-byte
+//   records (weir/abi/verdict_wire.h), add or del of flows, for the
+//   highest rates; the reply is a JSON line as above.
 //
 //   -> {"ok":true,"installed":N}
 //   -> {"ok":true,"removed":N,"entries":[{..., "packets":P,"bytes":B,...}]}
@@ -21,8 +24,8 @@
 // Flow keys are canonicalised exactly like weir::FlowKey (side A = lower
 // (address, port)), so either direction names the same entry. Deleting or
 // expiring an entry returns its final counters; expired entries go to
-// VerdictServerOptions::on_expired, or, without one, are kept (bounded)
-// until an "expire" request collects them.
+// VerdictServerOptions::on_expired when set, and are kept (bounded) until
+// an "expire" request collects them either way.
 //
 // Transports, all served by one thread (poll()):
 //  - Unix stream socket: mode 0660 by default; the peer's credentials
@@ -36,6 +39,7 @@
 #pragma once
 
 #include <weir/dataplane/verdict_map.hpp>
+#include <weir/abi/verdict_wire.h>
 
 #include <sys/types.h>
 
@@ -82,6 +86,32 @@ Result<VerdictRequest> parse_verdict_request(std::string_view line, size_t max_i
 /// Names used on the wire.
 [[nodiscard]] const char* verdict_action_name(uint8_t action) noexcept;
 
+/// A binary batch (weir/abi/verdict_wire.h), decoded and validated.
+struct VerdictBatch {
+    VerdictOp op = VerdictOp::Add;  ///< Add or Del
+    uint32_t flags = 0;             ///< WEIR_VWIRE_F_*
+    std::vector<FlowKey> keys;      ///< canonical
+    std::vector<Verdict> verdicts;  ///< Add: action, flags, reason, egress, shunt_after, source API
+    std::vector<uint64_t> ttl_ns;   ///< Add: 0 = never expires
+};
+
+/// Bytes of the binary frame that `buf` starts with, from its header: 0
+/// while fewer bytes than the header have arrived. Errors (EINVAL, the
+/// reply's text after "bad request: ") on a header that is not one this
+/// server takes: bad magic, version, op, flags, record size, or a count of
+/// 0, over max_items or making a frame over max_bytes.
+Result<size_t> verdict_frame_size(std::string_view buf, size_t max_items = WEIR_VWIRE_MAX_COUNT,
+                                  size_t max_bytes = size_t{256} << 20);
+
+/// Decodes one whole frame (pure: no map, no clock). Every record is
+/// checked before anything is returned; the first bad one is the error
+/// ("record N: why").
+Result<void> parse_verdict_frame(std::string_view frame, VerdictBatch& out, size_t max_items = WEIR_VWIRE_MAX_COUNT);
+
+/// The canonical form of a key whose side A is the source: sides swapped
+/// when B is the lower (address, port) endpoint, as weir::FlowKey has it.
+FlowKey canonical_flow_key(const FlowKey& k) noexcept;
+
 struct VerdictServerOptions {
     std::string unix_path;                ///< Unix socket path ("" = none)
     uint32_t unix_mode = 0660;            ///< socket file mode
@@ -95,13 +125,17 @@ struct VerdictServerOptions {
     bool external_transport = false;
     uint32_t sweep_interval_ms = 1000;    ///< expiry sweep period (0 = no sweeping)
     size_t max_request_bytes = size_t{256} << 20;
+    /// A binary frame that gets no new byte for this long is answered
+    /// "truncated" and its connection closed (0 = wait for ever).
+    uint32_t frame_timeout_ms = 10000;
     size_t max_pending_expired = 1u << 20;  ///< expired entries kept for "expire"
     /// Runs a {"op":"policy_reload"} request (server thread): reloads the
     /// egress policy; the text goes back in "policy", an error (with the
     /// file's line) in "error". Unset: the op is answered with an error.
     std::function<Result<std::string>()> on_policy_reload;
-    /// Receives expired entries (server thread). Unset: kept for "expire".
-    std::function<void(std::vector<FlowVerdict>&&, std::vector<SubnetVerdict>&&)> on_expired;
+    /// Receives expired entries (server thread), e.g. to complete the
+    /// exported flows; they are kept for "expire" as well.
+    std::function<void(const std::vector<FlowVerdict>&, const std::vector<SubnetVerdict>&)> on_expired;
     /// Receives each flow entry a "del" request removed, with its final
     /// counters (server thread), e.g. to complete the exported flow.
     std::function<void(std::span<const FlowVerdict>)> on_removed;
@@ -129,9 +163,21 @@ public:
     /// Stops the thread, closes the sockets and removes the socket file.
     void stop();
 
-    /// Applies one request and returns the reply (no newline). What the
+    /// Applies one request (a JSON line, or a whole binary frame: one
+    /// starting with 'W') and returns the reply (no newline). What the
     /// transports call; thread-safe.
     std::string handle(std::string_view line);
+
+    /// In-process "add" of one flow verdict (the IDS egress policy's
+    /// offload): sets installed_ns and expires_ns (ttl_ns 0 = never). An
+    /// entry of the key from another source is left alone (false); one of
+    /// the same source is removed first, its final counters to on_removed.
+    /// Thread-safe. Errors: ENOSPC "table full", map errors.
+    Result<bool> install(const FlowKey& key, Verdict v, uint64_t ttl_ns);
+    /// In-process "del": removes the key's flow verdict only when its
+    /// source is `source` (final counters to on_removed); false when there
+    /// was none or another source's. Thread-safe.
+    Result<bool> remove_if(const FlowKey& key, uint8_t source);
 
     [[nodiscard]] VerdictServerStats stats() const;
 
