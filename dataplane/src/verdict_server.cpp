@@ -8,6 +8,7 @@
 // Reasons: a numeric "reason" (1..32767) is stored as is; a text reason is
 // interned (codes from 32768 up, at most 32767 distinct texts) and the text
 // is shown again by list/del/expire.
+#include <weir/dataplane/verdict_client.hpp>
 #include <weir/dataplane/verdict_server.hpp>
 
 #include <nlohmann/json.hpp>
@@ -1894,62 +1895,10 @@ VerdictServerStats VerdictServer::stats() const
 
 Result<std::string> verdict_request(const std::string& socket_path, std::string_view line, int timeout_ms)
 {
-    sockaddr_un sa{};
-    if (socket_path.size() >= sizeof(sa.sun_path))
-        return invalid("socket path too long: " + socket_path);
-    sa.sun_family = AF_UNIX;
-    std::memcpy(sa.sun_path, socket_path.data(), socket_path.size());
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return from_errno(errno, "socket(AF_UNIX)");
-    struct Closer {
-        int fd;
-        ~Closer() { ::close(fd); }
-    } closer{fd};
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
-        return from_errno(errno, "connect " + socket_path);
-    std::string req(line);
-    req += '\n';
-    size_t off = 0;
-    while (off < req.size()) {
-        pollfd p{fd, POLLOUT | POLLIN, 0};
-        if (::poll(&p, 1, timeout_ms) <= 0)
-            return from_errno(ETIMEDOUT, "sending to " + socket_path);
-        if (!(p.revents & POLLOUT)) {
-            // The server answered before reading everything (refusal):
-            // go read the reply.
-            break;
-        }
-        ssize_t n = ::send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EPIPE || errno == ECONNRESET)
-                break;
-            return from_errno(errno, "send to " + socket_path);
-        }
-        off += static_cast<size_t>(n);
-    }
-    std::string reply;
-    char buf[65536];
-    for (;;) {
-        if (auto nl = reply.find('\n'); nl != std::string::npos) {
-            reply.resize(nl);
-            return reply;
-        }
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, timeout_ms) <= 0)
-            return from_errno(ETIMEDOUT, "waiting for the reply from " + socket_path);
-        ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return from_errno(errno, "recv from " + socket_path);
-        }
-        if (n == 0)
-            return from_errno(ECONNRESET, "connection closed by " + socket_path + " without a reply");
-        reply.append(buf, static_cast<size_t>(n));
-    }
+    auto c = VerdictClient::connect(socket_path, timeout_ms);
+    if (!c)
+        return c.error();
+    return c.value().request(line);
 }
 
 } // namespace weir::dataplane
