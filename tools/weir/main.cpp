@@ -117,6 +117,39 @@ std::vector<std::string> split_blanks(const std::string& s)
     return v;
 }
 
+/// Runs f() every period on its own thread until stop() (or destruction);
+/// f runs under the thread's lock, so stop() waits for a call in progress.
+class Periodic {
+public:
+    ~Periodic() { stop(); }
+    template <typename F>
+    void start(std::chrono::steady_clock::duration period, F f)
+    {
+        thread_ = std::thread([this, period, f = std::move(f)]() mutable {
+            std::unique_lock lk(mu_);
+            while (!cv_.wait_for(lk, period, [this] { return done_; }))
+                f();
+        });
+    }
+    void stop()
+    {
+        if (!thread_.joinable())
+            return;
+        {
+            std::lock_guard lk(mu_);
+            done_ = true;
+        }
+        cv_.notify_one();
+        thread_.join();
+    }
+
+private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool done_ = false;
+    std::thread thread_;
+};
+
 /// One line of live statistics (stderr) and optionally one JSON object.
 struct LiveStatsPrinter {
     weir::engine::PipelineStats prev{};
@@ -979,19 +1012,12 @@ int main(int argc, char** argv)
     g_pipeline.store(&pipeline);
     // Once a second, what XDP kept from the capture since the last poll; a
     // last poll once reading stops, before the flows are flushed.
-    std::thread xdp_poller;
-    std::mutex xdp_mu;
-    std::condition_variable xdp_cv;
-    bool xdp_done = false;
+    Periodic xdp_poller;
     if (verdicts) {
         xdp_acct.attach(&pipeline);
         weir::dataplane::VerdictMap* vm = &*verdicts;
         pipeline.set_before_flush([&xdp_acct, vm] { xdp_acct.poll(*vm); });
-        xdp_poller = std::thread([&xdp_acct, vm, &xdp_mu, &xdp_cv, &xdp_done] {
-            std::unique_lock lk(xdp_mu);
-            while (!xdp_cv.wait_for(lk, std::chrono::seconds(1), [&] { return xdp_done; }))
-                xdp_acct.poll(*vm);
-        });
+        xdp_poller.start(std::chrono::seconds(1), [&xdp_acct, vm] { xdp_acct.poll(*vm); });
     }
     if (g_stop.load())
         pipeline.stop();
@@ -1012,10 +1038,8 @@ int main(int argc, char** argv)
 
     // Progress line on a terminal for files, once the run has lasted a
     // second; a statistics line every interval for interfaces.
-    std::mutex mu;
-    std::condition_variable cv;
-    bool finished = false;
-    std::thread progress;
+    Periodic progress;
+    bool progress_printed = false; // a progress line to end with a newline
     const double interval = o.stats_interval_s >= 0 ? o.stats_interval_s : (live ? 1.0 : 0.0);
     std::FILE* stats_json = nullptr;
     if (!o.stats_json.empty()) {
@@ -1029,42 +1053,31 @@ int main(int argc, char** argv)
     const bool show_progress = !show_stats && o.progress && isatty(STDERR_FILENO);
     const auto run_t0 = std::chrono::steady_clock::now();
     if (show_stats) {
-        progress = std::thread([&] {
-            LiveStatsPrinter p;
-            p.json = stats_json;
-            const auto period = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                std::chrono::duration<double>(interval > 0 ? interval : 1.0));
-            std::unique_lock lk(mu);
-            while (!cv.wait_for(lk, period, [&] { return finished; })) {
-                p.tick(pipeline.snapshot(), source, interval > 0);
-                if (o.duration_s > 0 &&
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() - run_t0).count() >= o.duration_s)
-                    pipeline.stop();
-            }
+        const auto period = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+            std::chrono::duration<double>(interval > 0 ? interval : 1.0));
+        progress.start(period, [&, p = LiveStatsPrinter{.json = stats_json}]() mutable {
+            p.tick(pipeline.snapshot(), source, interval > 0);
+            if (o.duration_s > 0 &&
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - run_t0).count() >= o.duration_s)
+                pipeline.stop();
         });
     } else if (show_progress || o.duration_s > 0) {
-        progress = std::thread([&] {
-            std::unique_lock lk(mu);
-            const auto t0 = run_t0;
-            bool printed = false;
-            const auto period = o.duration_s > 0 && o.duration_s < 1
-                                    ? std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(o.duration_s))
-                                    : std::chrono::steady_clock::duration(std::chrono::seconds(1));
-            while (!cv.wait_for(lk, period, [&] { return finished; })) {
-                if (o.duration_s > 0 && std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() >= o.duration_s)
-                    pipeline.stop();
-                if (!show_progress)
-                    continue;
-                const auto s = pipeline.snapshot();
-                const auto ss = source.stats();
-                const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-                const double pct = ss.file_bytes ? 100.0 * static_cast<double>(ss.file_offset) / static_cast<double>(ss.file_bytes) : 0;
-                fmt::print(stderr, "\r{:5.1f}%  {} packets  {}pps  {} active flows  {} exported   ", pct, s.packets,
-                    human(static_cast<double>(s.packets) / el), s.active_flows, s.flows_exported);
-                printed = true;
-            }
-            if (printed)
-                fmt::print(stderr, "\n");
+        const auto t0 = run_t0;
+        const auto period = o.duration_s > 0 && o.duration_s < 1
+                                ? std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(o.duration_s))
+                                : std::chrono::steady_clock::duration(std::chrono::seconds(1));
+        progress.start(period, [&, t0] {
+            if (o.duration_s > 0 && std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() >= o.duration_s)
+                pipeline.stop();
+            if (!show_progress)
+                return;
+            const auto s = pipeline.snapshot();
+            const auto ss = source.stats();
+            const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            const double pct = ss.file_bytes ? 100.0 * static_cast<double>(ss.file_offset) / static_cast<double>(ss.file_bytes) : 0;
+            fmt::print(stderr, "\r{:5.1f}%  {} packets  {}pps  {} active flows  {} exported   ", pct, s.packets,
+                human(static_cast<double>(s.packets) / el), s.active_flows, s.flows_exported);
+            progress_printed = true;
         });
     }
 
@@ -1081,14 +1094,7 @@ int main(int argc, char** argv)
         });
     }
     const auto st = pipeline.run(source);
-    if (xdp_poller.joinable()) {
-        {
-            std::lock_guard lk(xdp_mu);
-            xdp_done = true;
-        }
-        xdp_cv.notify_one();
-        xdp_poller.join();
-    }
+    xdp_poller.stop();
     xdp_acct.attach(nullptr);
     if (reloader.joinable()) {
         reload_stop.store(true);
@@ -1096,14 +1102,9 @@ int main(int argc, char** argv)
     }
     for (auto& p : egress_ports)
         p->flush();
-    if (progress.joinable()) {
-        {
-            std::lock_guard lk(mu);
-            finished = true;
-        }
-        cv.notify_one();
-        progress.join();
-    }
+    progress.stop();
+    if (progress_printed)
+        fmt::print(stderr, "\n");
     g_pipeline.store(nullptr);
     if (stats_json && stats_json != stdout)
         std::fclose(stats_json);
