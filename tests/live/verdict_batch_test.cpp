@@ -9,6 +9,8 @@
 #include <weir/dataplane/verdict_map.hpp>
 #include <weir/dataplane/verdict_server.hpp>
 
+#include "verdict_rig.hpp"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -34,42 +36,11 @@
 using namespace weir::dataplane;
 using json = nlohmann::json;
 using weir::FlowKey;
+using namespace weir::test;
 
 namespace {
 
 constexpr uid_t kNobody = 65534;
-
-#define NEED_VERDICT_MAPS()                                                                    \
-    do {                                                                                       \
-        if (!verdicts_supported())                                                             \
-            GTEST_SKIP() << "built without libbpf";                                            \
-        if (geteuid() != 0)                                                                    \
-            GTEST_SKIP() << "needs root (CAP_BPF) to create BPF maps";                         \
-    } while (0)
-
-VerdictMap make_map(uint32_t max_flows)
-{
-    VerdictMapOptions o;
-    o.max_flows = max_flows;
-    o.max_subnets = 16;
-    auto m = VerdictMap::create(o);
-    if (!m.ok())
-        throw std::runtime_error(m.error().message());
-    return std::move(*m);
-}
-
-struct TempDir {
-    std::string path;
-    TempDir()
-    {
-        char t[] = "/tmp/wv-vbin-XXXXXX";
-        if (!mkdtemp(t))
-            throw std::runtime_error("mkdtemp");
-        path = t;
-        chmod(path.c_str(), 0755);  // nobody may reach a socket inside
-    }
-    ~TempDir() { std::system(("rm -rf " + path).c_str()); }
-};
 
 // Record i: 10.1.x.y:(1024+i) <-> 192.168.0.1:443, given destination
 // first for odd i (the server canonicalises).
@@ -192,7 +163,7 @@ private:
 };
 
 struct Server {
-    TempDir tmp;
+    TempDir tmp{"wv-vbin"};
     VerdictServerOptions o;
     std::unique_ptr<VerdictServer> srv;
     std::vector<FlowVerdict> removed;
@@ -495,17 +466,7 @@ TEST(VerdictBatch, WeirctlLoad)
                 << (i % 3 == 0 ? "shunt 4 60" : i % 3 == 1 ? "drop ttl=30 reason=5" : "divert 1") << "\n";
         out << "2001:db8::2 2001:db8::1 53 40000 udp forward\n";
     }
-    auto run = [](const std::string& cmd, int* status) {
-        std::string o;
-        FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-        char b[4096];
-        size_t n;
-        while (p && (n = fread(b, 1, sizeof(b), p)) > 0)
-            o.append(b, n);
-        const int rc = p ? pclose(p) : -1;
-        *status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-        return o;
-    };
+    const auto run = run_command;
     int status = -1;
     std::string out = run(weirctl + " verdict load --socket " + s.o.unix_path + " --batch 1000 " + file, &status);
     EXPECT_EQ(status, 0) << out;
@@ -550,18 +511,9 @@ TEST(VerdictBatch, Zmq)
     if (!srv.ok() && srv.error().code == std::errc::not_supported)
         GTEST_SKIP() << srv.error().message();
     ASSERT_TRUE(srv.ok()) << srv.error().message();
-    void* ctx = zmq_ctx_new();
-    void* req = zmq_socket(ctx, ZMQ_REQ);
-    int timeout = 5000, linger = 0;
-    zmq_setsockopt(req, ZMQ_RCVTIMEO, &timeout, sizeof(timeout));
-    zmq_setsockopt(req, ZMQ_LINGER, &linger, sizeof(linger));
-    ASSERT_EQ(zmq_connect(req, o.zmq_endpoint.c_str()), 0);
-    auto ask = [&](const std::string& s) {
-        zmq_send(req, s.data(), s.size(), 0);
-        char buf[65536];
-        int n = zmq_recv(req, buf, sizeof(buf), 0);
-        return n < 0 ? json() : parse(std::string(buf, static_cast<size_t>(std::min<int>(n, sizeof(buf)))));
-    };
+    ZmqReq req(o.zmq_endpoint);
+    ASSERT_TRUE(req.connected());
+    auto ask = [&](const std::string& s) { return parse(req.ask(s)); };
     // One frame per message.
     json r = ask(frame(WEIR_VWIRE_OP_ADD, range(0, 500)));
     EXPECT_EQ(r["installed"], 500) << r.dump();
@@ -579,6 +531,4 @@ TEST(VerdictBatch, Zmq)
     r = ask(frame(WEIR_VWIRE_OP_DEL, range(0, 500), WEIR_VWIRE_F_NO_ENTRIES));
     EXPECT_EQ(r["removed"], 500);
     EXPECT_EQ(m.counts().flows, 0u);
-    zmq_close(req);
-    zmq_ctx_term(ctx);
 }

@@ -10,6 +10,8 @@
 #include <weir/dataplane/verdict_map.hpp>
 #include <weir/dataplane/verdict_server.hpp>
 
+#include "verdict_rig.hpp"
+
 #include <gtest/gtest.h>
 
 #include <bpf/bpf.h>
@@ -39,6 +41,7 @@
 using namespace weir::dataplane;
 using json = nlohmann::json;
 using weir::FlowKey;
+using namespace weir::test;
 
 namespace {
 
@@ -73,27 +76,6 @@ Verdict drop_verdict(uint16_t reason = 0)
     return v;
 }
 
-// Skips the test unless a VerdictMap can be made here.
-#define NEED_VERDICT_MAPS()                                                                    \
-    do {                                                                                       \
-        if (!verdicts_supported())                                                             \
-            GTEST_SKIP() << "built without libbpf";                                            \
-        if (geteuid() != 0)                                                                    \
-            GTEST_SKIP() << "needs root (CAP_BPF) to create BPF maps";                         \
-    } while (0)
-
-VerdictMap make_map(uint32_t max_flows, uint32_t max_subnets = 64, std::string pin_dir = {})
-{
-    VerdictMapOptions o;
-    o.max_flows = max_flows;
-    o.max_subnets = max_subnets;
-    o.pin_dir = std::move(pin_dir);
-    auto m = VerdictMap::create(o);
-    if (!m.ok())
-        throw std::runtime_error(m.error().message());
-    return std::move(*m);
-}
-
 // Adds counters to an installed flow as the XDP program does.
 void xdp_count(const VerdictMap& m, const FlowKey& k, uint64_t packets, uint64_t bytes, uint64_t bypassed)
 {
@@ -106,35 +88,7 @@ void xdp_count(const VerdictMap& m, const FlowKey& k, uint64_t packets, uint64_t
     ASSERT_EQ(bpf_map_update_elem(m.fd(), &k, &v, BPF_EXIST), 0);
 }
 
-struct TempDir {
-    std::string path;
-    TempDir()
-    {
-        char t[] = "/tmp/wv-verdict-XXXXXX";
-        if (!mkdtemp(t))
-            throw std::runtime_error("mkdtemp");
-        path = t;
-        chmod(path.c_str(), 0755);  // nobody may reach a socket inside
-    }
-    ~TempDir() { std::system(("rm -rf " + path).c_str()); }
-};
-
-std::string run(const std::string& cmd, int* status)
-{
-    std::string out;
-    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-    if (!p) {
-        *status = -1;
-        return out;
-    }
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
-        out.append(buf, n);
-    const int rc = pclose(p);
-    *status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-    return out;
-}
+std::string run(const std::string& cmd, int* status) { return run_command(cmd, status); }
 
 json request(const std::string& sock, const std::string& line)
 {
@@ -761,17 +715,11 @@ TEST(VerdictServer, Zmq)
     if (!srv.ok() && srv.error().code == std::errc::not_supported)
         GTEST_SKIP() << srv.error().message();
     ASSERT_TRUE(srv.ok()) << srv.error().message();
-    void* ctx = zmq_ctx_new();
-    void* req = zmq_socket(ctx, ZMQ_REQ);
-    int timeout = 5000, linger = 0;
-    zmq_setsockopt(req, ZMQ_RCVTIMEO, &timeout, sizeof(timeout));
-    zmq_setsockopt(req, ZMQ_LINGER, &linger, sizeof(linger));
-    ASSERT_EQ(zmq_connect(req, o.zmq_endpoint.c_str()), 0);
+    ZmqReq req(o.zmq_endpoint);
+    ASSERT_TRUE(req.connected());
     auto ask = [&](const std::string& s) {
-        zmq_send(req, s.data(), s.size(), 0);
-        char buf[65536];
-        int n = zmq_recv(req, buf, sizeof(buf), 0);
-        return n < 0 ? json() : json::parse(std::string(buf, static_cast<size_t>(std::min<int>(n, sizeof(buf)))));
+        const std::string r = req.ask(s);
+        return r.empty() ? json() : json::parse(r);
     };
     for (int i = 0; i < 20; ++i) {
         json r = ask(R"({"op":"add","host":"10.0.0.)" + std::to_string(i) + R"(","verdict":"drop"})");
@@ -782,6 +730,4 @@ TEST(VerdictServer, Zmq)
     json bad = ask("garbage");
     EXPECT_FALSE(bad["ok"].get<bool>());
     EXPECT_EQ(ask(R"({"op":"stats"})")["subnets"], 20);
-    zmq_close(req);
-    zmq_ctx_term(ctx);
 }
