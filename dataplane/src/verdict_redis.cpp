@@ -9,6 +9,8 @@
 // backoff, logging once per outage.
 #include <weir/dataplane/verdict_redis.hpp>
 
+#include "service_thread.hpp"
+
 #include <hiredis/hiredis.h>
 #include <nlohmann/json.hpp>
 
@@ -234,9 +236,7 @@ struct VerdictRedis::Impl {
     VerdictHandler handler;
     VerdictRedisOptions opts;
     std::string reply_channel;
-    int wake_fd = -1;
-    std::atomic<bool> running{false};
-    std::thread thread;
+    ServiceThread svc;
     mutable std::mutex mu;
     VerdictRedisStats st;
 
@@ -257,9 +257,7 @@ struct VerdictRedis::Impl {
     // Sleeps up to ms; false when stop() was called meanwhile.
     bool sleep_ms(uint32_t ms)
     {
-        pollfd p{wake_fd, POLLIN, 0};
-        ::poll(&p, 1, static_cast<int>(ms));
-        return running.load(std::memory_order_relaxed);
+        return svc.sleep_ms(ms);
     }
 
     // Answers one request; false when the reply could not be published
@@ -334,12 +332,12 @@ struct VerdictRedis::Impl {
                     if (!serve(pub, line))
                         return std::string("publishing a reply: ") + pub->errstr;
                 }
-                if (!running.load(std::memory_order_relaxed))
+                if (!svc.running())
                     return {};
             }
-            pollfd pf[2] = {{wake_fd, POLLIN, 0}, {sub->fd, POLLIN, 0}};
+            pollfd pf[2] = {{svc.wake_fd(), POLLIN, 0}, {sub->fd, POLLIN, 0}};
             const int n = ::poll(pf, 2, 1000);
-            if (!running.load(std::memory_order_relaxed))
+            if (!svc.running())
                 return {};
             if (n < 0 && errno != EINTR)
                 return std::string("poll: ") + std::strerror(errno);
@@ -356,7 +354,7 @@ struct VerdictRedis::Impl {
         uint32_t backoff = opts.backoff_min_ms;
         bool in_outage = false;
         uint64_t attempts = 0;
-        while (running.load(std::memory_order_relaxed)) {
+        while (svc.running()) {
             auto sub = connect(ep, opts.connect_timeout_ms);
             Result<Ctx> pub = sub ? connect(ep, opts.connect_timeout_ms) : Result<Ctx>(sub.error());
             Result<void> subd = pub ? subscribe(sub->get(), ep, ep.channel) : Result<void>(pub.error());
@@ -405,8 +403,6 @@ VerdictRedis::VerdictRedis(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 VerdictRedis::~VerdictRedis()
 {
     stop();
-    if (impl_ && impl_->wake_fd >= 0)
-        ::close(impl_->wake_fd);
 }
 
 Result<std::unique_ptr<VerdictRedis>> VerdictRedis::start(VerdictHandler handler, VerdictRedisOptions opts)
@@ -422,23 +418,17 @@ Result<std::unique_ptr<VerdictRedis>> VerdictRedis::start(VerdictHandler handler
     impl->handler = std::move(handler);
     impl->opts = std::move(opts);
     impl->reply_channel = impl->opts.endpoint.channel + ".reply";
-    impl->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (impl->wake_fd < 0)
-        return from_errno(errno, "eventfd");
-    impl->running = true;
+    if (auto r = impl->svc.open_wake(); !r)
+        return r.error();
     Impl* raw = impl.get();
-    impl->thread = std::thread([raw] { raw->run(); });
+    impl->svc.start([raw] { raw->run(); });
     return std::unique_ptr<VerdictRedis>(new VerdictRedis(std::move(impl)));
 }
 
 void VerdictRedis::stop()
 {
-    if (!impl_ || !impl_->running.exchange(false))
-        return;
-    const uint64_t one = 1;
-    [[maybe_unused]] ssize_t w = ::write(impl_->wake_fd, &one, sizeof(one));
-    if (impl_->thread.joinable())
-        impl_->thread.join();
+    if (impl_)
+        impl_->svc.stop();
 }
 
 VerdictRedisStats VerdictRedis::stats() const

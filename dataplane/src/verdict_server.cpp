@@ -11,6 +11,8 @@
 #include <weir/dataplane/verdict_client.hpp>
 #include <weir/dataplane/verdict_server.hpp>
 
+#include "service_thread.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <arpa/inet.h>
@@ -1035,7 +1037,6 @@ struct VerdictServer::Impl {
     std::deque<json> pending_expired;
 
     int listen_fd = -1;
-    int wake_fd = -1;
     struct Client {
         int fd;
         std::string buf;
@@ -1048,8 +1049,7 @@ struct VerdictServer::Impl {
     void* zctx = nullptr;
     void* zsock = nullptr;
 #endif
-    std::thread thread;
-    std::atomic<bool> running{false};
+    ServiceThread svc;
 
     Impl(VerdictMap& m, VerdictServerOptions o) : map(m), opts(std::move(o)) {}
 
@@ -1630,9 +1630,9 @@ struct VerdictServer::Impl {
         using clock = std::chrono::steady_clock;
         auto next_sweep = clock::now() + std::chrono::milliseconds(opts.sweep_interval_ms);
         std::vector<pollfd> pfds;
-        while (running.load(std::memory_order_relaxed)) {
+        while (svc.running()) {
             pfds.clear();
-            pfds.push_back(pollfd{wake_fd, POLLIN, 0});
+            pfds.push_back(pollfd{svc.wake_fd(), POLLIN, 0});
             if (listen_fd >= 0)
                 pfds.push_back(pollfd{listen_fd, POLLIN, 0});
 #if WEIR_HAVE_VERDICT_ZMQ
@@ -1664,7 +1664,7 @@ struct VerdictServer::Impl {
             int n = ::poll(pfds.data(), pfds.size(), timeout);
             if (n < 0 && errno != EINTR)
                 break;
-            if (!running.load(std::memory_order_relaxed))
+            if (!svc.running())
                 break;
 #if WEIR_HAVE_VERDICT_ZMQ
             if (zsock)
@@ -1773,10 +1773,7 @@ struct VerdictServer::Impl {
             listen_fd = -1;
             ::unlink(opts.unix_path.c_str());
         }
-        if (wake_fd >= 0) {
-            ::close(wake_fd);
-            wake_fd = -1;
-        }
+        svc.close_wake();
 #if WEIR_HAVE_VERDICT_ZMQ
         if (zsock)
             zmq_close(zsock);
@@ -1799,9 +1796,8 @@ Result<std::unique_ptr<VerdictServer>> VerdictServer::start(VerdictMap& map, Ver
     if (opts.unix_path.empty() && opts.zmq_endpoint.empty() && !opts.external_transport)
         return invalid("verdict server: no transport (give a Unix socket path or a ZMQ endpoint)");
     auto impl = std::make_unique<Impl>(map, std::move(opts));
-    impl->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (impl->wake_fd < 0)
-        return from_errno(errno, "eventfd");
+    if (auto r = impl->svc.open_wake(); !r)
+        return r.error();
     if (!impl->opts.unix_path.empty()) {
         if (auto r = impl->open_unix(); !r) {
             impl->close_all();
@@ -1814,20 +1810,15 @@ Result<std::unique_ptr<VerdictServer>> VerdictServer::start(VerdictMap& map, Ver
             return r.error();
         }
     }
-    impl->running = true;
     Impl* raw = impl.get();
-    impl->thread = std::thread([raw] { raw->run(); });
+    impl->svc.start([raw] { raw->run(); });
     return std::unique_ptr<VerdictServer>(new VerdictServer(std::move(impl)));
 }
 
 void VerdictServer::stop()
 {
-    if (!impl_ || !impl_->running.exchange(false))
+    if (!impl_ || !impl_->svc.stop())
         return;
-    const uint64_t one = 1;
-    [[maybe_unused]] ssize_t w = ::write(impl_->wake_fd, &one, sizeof(one));
-    if (impl_->thread.joinable())
-        impl_->thread.join();
     impl_->close_all();
 }
 
