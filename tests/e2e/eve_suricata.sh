@@ -8,6 +8,7 @@
 # here, the follower is still tested with a recorded eve.json in
 # eve_verdicts.sh).
 set -u
+. "$(dirname "$0")/../support/e2e_lib.sh"
 WEIR=${WEIR_BIN:?}; SHARED=${WEIR_SHARED_DIR:?}
 BIN=$(dirname "$WEIR")
 CTL="$BIN/weirctl/weirctl"; EVE="$BIN/weir-eve/weir-eve"
@@ -24,14 +25,8 @@ TMP=$(mktemp -d)
 PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; ip link del $OUT 2>/dev/null; ip netns del $NS 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT
-ip link del $OUT 2>/dev/null; ip netns del $NS 2>/dev/null
-ip netns add $NS
-ip link add $OUT type veth peer name $IN
-ip link set $IN netns $NS
-ip link set $OUT up; ip netns exec $NS ip link set $IN up
+veth_to_ns $NS $OUT $IN || { echo "FAIL: cannot make the veth pair"; exit 1; }
 
-fail=0; pass=0
-check() { if eval "$2"; then echo "ok: $1"; pass=$((pass+1)); else echo "FAIL: $1"; fail=$((fail+1)); fi; }
 
 cat > "$TMP/weir.rules" <<'EOF'
 alert tcp any any -> any 443 (msg:"weir e2e: TLS connection attempt"; flags:S,12; flow:to_server; sid:2000001; rev:1;)
@@ -78,5 +73,4 @@ for f in json.load(sys.stdin)["flows"]:
 check "weirctl verdict list shows exactly the flows Suricata alerted on" "diff -u $TMP/expect.txt $TMP/list.txt"
 kill -TERM $PID; wait $PID; rc=$?; PID=
 check "weir exits 0" "[ $rc -eq 0 ]"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

@@ -12,6 +12,7 @@
 # Suricata itself runs in eve_suricata.sh. Needs root, tcpreplay, python3
 # and weir built with AF_XDP (exit 77 otherwise).
 set -u
+. "$(dirname "$0")/../support/e2e_lib.sh"
 WEIR=${WEIR_BIN:?}; SHARED=${WEIR_SHARED_DIR:?}
 BIN=$(dirname "$WEIR")
 CTL="$BIN/weirctl/weirctl"; EVE="$BIN/weir-eve/weir-eve"
@@ -31,16 +32,8 @@ cleanup() {
     ip link del $OUT 2>/dev/null; ip netns del $NS 2>/dev/null; rm -rf "$TMP"
 }
 trap cleanup EXIT
-ip link del $OUT 2>/dev/null; ip netns del $NS 2>/dev/null
-ip netns add $NS
-ip link add $OUT type veth peer name $IN
-ip link set $IN netns $NS
-sysctl -qw net.ipv6.conf.$OUT.disable_ipv6=1
-ip netns exec $NS sysctl -qw net.ipv6.conf.$IN.disable_ipv6=1
-ip link set $OUT up; ip netns exec $NS ip link set $IN up
+veth_to_ns $NS $OUT $IN noipv6 || { echo "FAIL: cannot make the veth pair"; exit 1; }
 
-fail=0; pass=0
-check() { if eval "$2"; then echo "ok: $1"; pass=$((pass+1)); else echo "FAIL: $1"; fail=$((fail+1)); fi; }
 
 # Flows of the capture; events are written for some of them.
 "$WEIR" -i "$CAP" --json "$TMP/exp.json" -q -d 86400 -t 86400 2>/dev/null
@@ -192,5 +185,4 @@ check "follow counters: 3 matched and sent, a rotation and a truncation seen" "[
 
 kill -TERM $PID; wait $PID; rc=$?; PID=
 check "weir exits 0" "[ $rc -eq 0 ]"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

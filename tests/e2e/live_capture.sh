@@ -6,6 +6,7 @@
 # sent. Needs root, iproute2 and tcpreplay (exit 77 otherwise); a back-end
 # this weir was built without is reported as SKIP.
 set -u
+. "$(dirname "$0")/../support/e2e_lib.sh"
 WEIR=${WEIR_BIN:?}; SHARED=${WEIR_SHARED_DIR:?}
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root for network namespaces"; exit 77; }
 for t in ip tcpreplay python3; do
@@ -19,15 +20,9 @@ TMP=$(mktemp -d)
 cleanup() { ip link del $OUT 2>/dev/null; ip netns del $NS 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT
 cleanup; TMP=$(mktemp -d)
-ip netns add $NS
-ip link add $OUT type veth peer name $IN
-ip link set $IN netns $NS
-sysctl -qw net.ipv6.conf.$OUT.disable_ipv6=1
-ip netns exec $NS sysctl -qw net.ipv6.conf.$IN.disable_ipv6=1
-ip link set $OUT up; ip netns exec $NS ip link set $IN up
+veth_to_ns $NS $OUT $IN noipv6 || { echo "FAIL: cannot make the veth pair"; exit 1; }
 
-fail=0; pass=0; skipped=0
-check() { if eval "$2"; then echo "ok: $1"; pass=$((pass+1)); else echo "FAIL: $1"; fail=$((fail+1)); fi; }
+skipped=0
 
 # Per flow key (protocol and both endpoints, unordered): packets and bytes,
 # summed over the records of that key.

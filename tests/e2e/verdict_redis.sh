@@ -7,6 +7,7 @@
 # installed before are still there. Needs root, redis-server, python3 and
 # weir built with AF_XDP (exit 77 otherwise).
 set -u
+. "$(dirname "$0")/../support/e2e_lib.sh"
 WEIR=${WEIR_BIN:?}
 CTL="$(dirname "$WEIR")/weirctl/weirctl"
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 77; }
@@ -23,14 +24,8 @@ cleanup() {
     ip link del $OUT 2>/dev/null; ip netns del $NS 2>/dev/null; rm -rf "$TMP"
 }
 trap cleanup EXIT
-ip link del $OUT 2>/dev/null; ip netns del $NS 2>/dev/null
-ip netns add $NS
-ip link add $OUT type veth peer name $IN
-ip link set $IN netns $NS
-ip link set $OUT up; ip netns exec $NS ip link set $IN up
+veth_to_ns $NS $OUT $IN || { echo "FAIL: cannot make the veth pair"; exit 1; }
 
-fail=0; pass=0
-check() { if eval "$2"; then echo "ok: $1"; pass=$((pass+1)); else echo "FAIL: $1"; fail=$((fail+1)); fi; }
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 PW=wrd-$RANDOM-$RANDOM
@@ -106,5 +101,4 @@ check "a 5000-verdict batch ($(wc -c < $TMP/batch.json) bytes) from stdin throug
 
 kill -TERM $PID; wait $PID; rc=$?; PID=
 check "weir exits 0" "[ $rc -eq 0 ]"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

@@ -12,6 +12,7 @@
 # bytes per direction as weir computes on the capture file itself.
 # Needs root, tcpreplay, and weir built with AF_XDP (exit 77 otherwise).
 set -u
+. "$(dirname "$0")/../support/e2e_lib.sh"
 WEIR=${WEIR_BIN:?}; SHARED=${WEIR_SHARED_DIR:?}
 CTL="$(dirname "$WEIR")/weirctl/weirctl"
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 77; }
@@ -26,16 +27,8 @@ TMP=$(mktemp -d)
 PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; ip link del $OUT 2>/dev/null; ip netns del $NS 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT
-ip link del $OUT 2>/dev/null; ip netns del $NS 2>/dev/null
-ip netns add $NS
-ip link add $OUT type veth peer name $IN
-ip link set $IN netns $NS
-sysctl -qw net.ipv6.conf.$OUT.disable_ipv6=1
-ip netns exec $NS sysctl -qw net.ipv6.conf.$IN.disable_ipv6=1
-ip link set $OUT up; ip netns exec $NS ip link set $IN up
+veth_to_ns $NS $OUT $IN noipv6 || { echo "FAIL: cannot make the veth pair"; exit 1; }
 
-fail=0; pass=0
-check() { if eval "$2"; then echo "ok: $1"; pass=$((pass+1)); else echo "FAIL: $1"; fail=$((fail+1)); fi; }
 
 # The file's flows, and those of its two halves.
 python3 - "$CAP" "$TMP/h1.pcap" "$TMP/h2.pcap" <<'PY'
@@ -155,5 +148,4 @@ ok(gsum["xdp_undelivered_packets"] == und and gsum["xdp_undelivered_bytes"] > un
 sys.exit(1 if bad else 0)
 PY
 check "flows and verdict counters" "[ $? -eq 0 ]"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary
