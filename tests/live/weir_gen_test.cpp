@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -367,6 +368,58 @@ TEST_F(WeirGen, DroppedFramesAreReportedAsFailed)
     const GenRun g = run_gen(*v, "--count 1000");
     EXPECT_NE(g.rc, 0);
     EXPECT_NE(g.err.find("refused all 1000 frames"), std::string::npos) << g.err;
+}
+
+/// rx_queue_N_xdp_packets of `iface` from ethtool -S, -1 when missing.
+long long queue_xdp_packets(const std::string& iface, unsigned q)
+{
+    const std::string txt = tmp_path(iface + "_ethtool.txt");
+    sh("ethtool -S " + iface + " >" + txt + " 2>/dev/null");
+    std::istringstream in(slurp(txt));
+    ::unlink(txt.c_str());
+    const std::string key = "rx_queue_" + std::to_string(q) + "_xdp_packets:";
+    std::string line;
+    while (std::getline(in, line)) {
+        std::istringstream ls(line);
+        std::string name;
+        long long value = 0;
+        if (ls >> name >> value && name == key)
+            return value;
+    }
+    return -1;
+}
+
+// A redirected frame lands on the veth queue of the sending CPU: under
+// `taskset -c 1` every frame must arrive on queue 1 (the generator thread
+// pins itself inside the allowed CPUs, never to CPU 0 regardless).
+TEST_F(WeirGen, LiveModeRunsOnTheCpusTasksetAllows)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0 || !CPU_ISSET(0, &set) || !CPU_ISSET(1, &set))
+        GTEST_SKIP() << "needs CPUs 0 and 1";
+    if (!weir::test::have_tool("ethtool") || !weir::test::have_tool("taskset"))
+        GTEST_SKIP() << "needs ethtool and taskset";
+    auto v = pair("wgc", 2);
+    ASSERT_TRUE(v);
+    Sink sink(v->outer, "wgc");
+    ASSERT_TRUE(sink.wait_ready()) << sink.errors();
+    const long long q0 = queue_xdp_packets(v->outer, 0), q1 = queue_xdp_packets(v->outer, 1);
+    if (q0 < 0 || q1 < 0)
+        GTEST_SKIP() << "ethtool -S shows no per-queue XDP counters on " << v->outer;
+    const std::string out = tmp_path("wgc_gen.json");
+    const int rc = v->in_ns("taskset -c 1 " + kGen + " -i " + v->inner + " --json --count 20000 >" + out);
+    const nlohmann::json g = nlohmann::json::parse(slurp(out), nullptr, false);
+    ::unlink(out.c_str());
+    const nlohmann::json s = sink.stop();
+    ASSERT_EQ(rc, 0);
+    ASSERT_TRUE(g.is_object() && s.is_object() && s.contains("packets")) << sink.errors();
+    EXPECT_EQ(g["sent"], 20000u);
+    EXPECT_EQ(s["packets"], 20000u);
+    EXPECT_EQ(queue_xdp_packets(v->outer, 0) - q0, 0);
+    EXPECT_EQ(queue_xdp_packets(v->outer, 1) - q1, 20000);
+    // More threads than allowed CPUs is an error, not a silent fallback.
+    EXPECT_NE(v->in_ns("taskset -c 1 " + kGen + " -i " + v->inner + " --threads 2 --count 10 2>/dev/null"), 0);
 }
 
 TEST(WeirGenErrors, NonexistentInterfaceFailsClearly)

@@ -2,9 +2,10 @@
 // BPF_F_TEST_XDP_LIVE_FRAMES. Each call hands the kernel the template and a
 // `repeat` count; the kernel runs the program on that many recycled copies
 // in batches of `batch_size` and transmits what it redirects, all inside the
-// calling thread. One loop per thread, each pinned to its own CPU (the
-// program's flow cursor is per CPU, and on veth a redirected frame lands on
-// the receive queue of the sending CPU).
+// calling thread. One loop per thread, each pinned to its own CPU among
+// those the process may run on (so `taskset -c 1 weir-gen` generates on
+// CPU 1; the program's flow cursor is per CPU, and on veth a redirected
+// frame lands on the receive queue of the sending CPU).
 //
 // Pacing is a token bucket per thread, sized around the fixed cost of a
 // BPF_PROG_RUN call: a paced call sends the tokens earned by the time it is
@@ -60,6 +61,21 @@ void pin_to_cpu(unsigned cpu) noexcept
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
     pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+Result<std::vector<unsigned>> allowed_cpus()
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0)
+        return from_errno(errno, "CPU affinity of the process");
+    std::vector<unsigned> cpus;
+    for (unsigned c = 0; c < CPU_SETSIZE; ++c)
+        if (CPU_ISSET(c, &set))
+            cpus.push_back(c);
+    if (cpus.empty())
+        return invalid("the process may run on no CPU");
+    return cpus;
 }
 
 void run_thread(int prog_fd, const Template& t, unsigned batch, double rate, uint64_t count, double deadline,
@@ -131,11 +147,19 @@ Result<GenReport> run_live(const GenOptions& opt, const Template& t)
     if (ifindex == 0)
         return from_errno(errno, "interface '" + opt.iface + "'");
 
-    const unsigned ncpu = std::max(1u, std::thread::hardware_concurrency());
+    // The CPUs this process may run on (taskset, cgroup cpuset): thread i
+    // is pinned to the i-th of them. Pinning to CPU i of the machine instead
+    // would override `taskset -c 1 weir-gen` and put the generator on the
+    // receiver's CPU.
+    auto allowed = allowed_cpus();
+    if (!allowed)
+        return allowed.error();
+    const std::vector<unsigned>& cpus = *allowed;
     const unsigned nthreads = std::max(1u, opt.threads);
     // One thread per CPU: the program's flow cursor and counters are per CPU.
-    if (nthreads > ncpu)
-        return invalid("--threads " + std::to_string(nthreads) + " exceeds the " + std::to_string(ncpu) + " CPUs");
+    if (nthreads > cpus.size())
+        return invalid("--threads " + std::to_string(nthreads) + " exceeds the " + std::to_string(cpus.size()) +
+                       " CPUs this process may run on");
 
     std::unique_ptr<weir_gen, SkelDeleter> skel(weir_gen__open());
     if (!skel)
@@ -187,7 +211,7 @@ Result<GenReport> run_live(const GenOptions& opt, const Template& t)
         if (opt.count && share == 0)
             continue;
         threads.emplace_back(run_thread, prog_fd, std::cref(t), opt.batch, rate_per, share, deadline,
-                             i % ncpu, &results[i]);
+                             cpus[i], &results[i]);
     }
     for (auto& th : threads)
         th.join();

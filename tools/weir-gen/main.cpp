@@ -106,7 +106,7 @@ int main(int argc, char** argv)
     app.add_option("--count", g.count, "packets to send");
     app.add_option("--duration", duration, "seconds (default 5 without --count)")
         ->check(CLI::Range(0.0, 86400.0));
-    app.add_option("--threads", g.threads, "live mode: generator threads, one per CPU")
+    app.add_option("--threads", g.threads, "live mode: generator threads, one per CPU the process may run on (taskset)")
         ->check(CLI::Range(1u, 256u));
     app.add_option("--batch", g.batch, "frames per kernel batch (live, max 256) or per TX ring burst (afxdp)")
         ->check(CLI::Range(1u, 1024u));
