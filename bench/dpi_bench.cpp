@@ -16,6 +16,7 @@
 #include <weir/engine/dpi/dtls.hpp>
 #include <weir/engine/dpi/http.hpp>
 #include <weir/engine/dpi/quic.hpp>
+#include <weir/engine/dpi/stun.hpp>
 #include <weir/engine/dpi/tls.hpp>
 
 #include <benchmark/benchmark.h>
@@ -34,6 +35,7 @@ namespace fs = std::filesystem;
 struct Corpus {
     std::vector<std::vector<uint8_t>> client_hello, server_hello, http, dns;
     std::vector<std::vector<uint8_t>> quic_initial, dtls_hello; ///< datagrams holding a whole hello
+    std::vector<std::vector<uint8_t>> stun;                     ///< UDP datagrams holding a STUN message
     std::size_t bytes(const std::vector<std::vector<uint8_t>>& v) const
     {
         std::size_t n = 0;
@@ -78,6 +80,8 @@ const Corpus& corpus()
                     else if (m.key.proto == 17 && (m.key.port_a == 53 || m.key.port_b == 53) &&
                              dpi::parse_dns(p, dns) == dpi::ParseStatus::Ok)
                         c.dns.push_back(std::move(p));
+                    else if (dpi::StunMessage sm; m.key.proto == 17 && dpi::parse_stun(p, sm) == dpi::ParseStatus::Ok)
+                        c.stun.push_back(std::move(p));
                     else if (m.key.proto == 17 && dpi::quic_looks_initial(p)) {
                         auto h = std::make_unique<dpi::HelloAssembler>();
                         dpi::QuicDatagramInfo qi;
@@ -166,6 +170,25 @@ void BM_Dpi_DtlsHello(benchmark::State& state)
         return dpi::parse_server_hello_message(h->message(), sh);
     });
 }
+/// STUN datagrams of the captures: header checks, attribute walk, REALM /
+/// SOFTWARE / USERNAME copies and nDPI's sub-classification rules.
+void BM_Dpi_Stun(benchmark::State& state)
+{
+    run<dpi::StunMessage>(state, corpus().stun, [](dpi::Bytes b, dpi::StunMessage& o) { return dpi::parse_stun(b, o); });
+}
+
+/// What the STUN check adds to every other UDP payload micro-DPI looks at
+/// (DNS messages and QUIC Initials of the captures): its rejection.
+void BM_Dpi_StunReject(benchmark::State& state)
+{
+    static const auto set = [] {
+        auto v = corpus().dns;
+        v.insert(v.end(), corpus().quic_initial.begin(), corpus().quic_initial.end());
+        return v;
+    }();
+    run<dpi::StunMessage>(state, set, [](dpi::Bytes b, dpi::StunMessage& o) { return dpi::parse_stun(b, o); });
+}
+
 /// A payload that is none of them, through all four parsers: the cost of
 /// looking at a flow micro-DPI does not recognise.
 void BM_Dpi_RejectAll(benchmark::State& state)
@@ -271,6 +294,8 @@ BENCHMARK(BM_Dpi_Dns);
 BENCHMARK(BM_Dpi_QuicInitial);
 BENCHMARK(BM_Dpi_DtlsHello);
 BENCHMARK(BM_Dpi_RejectAll);
+BENCHMARK(BM_Dpi_Stun);
+BENCHMARK(BM_Dpi_StunReject);
 
 } // namespace
 

@@ -13,6 +13,7 @@
 #include <weir/engine/dpi/ndpi_compat.hpp>
 #include <weir/engine/dpi/quic.hpp>
 #include <weir/engine/dpi/ssh.hpp>
+#include <weir/engine/dpi/stun.hpp>
 #include <weir/engine/dpi/tls.hpp>
 
 #if WEIR_HAVE_NDPI
@@ -53,10 +54,14 @@ struct Inspection {
     uint8_t http_response_seen;
     uint8_t dns_response_seen;
     uint8_t url_seen;
+    uint8_t http_more;        ///< request headers continue: kHttpMore* bits, side in bit 2
     uint16_t packets;         ///< level 2: packets given to nDPI
     uint32_t next_free;
     void* ndpi;               ///< level 2: the nDPI flow state (NdpiModule::Flow)
 };
+
+constexpr uint8_t kHttpMoreHost = 1; ///< the request so far had no Host
+constexpr uint8_t kHttpMoreUa = 2;   ///< ... no User-Agent
 
 struct Entry {
     FlowKey key;
@@ -87,6 +92,43 @@ void set_hostname(L7Info& l7, std::string_view v, bool overwrite) noexcept
     if (h.empty() || (!overwrite && l7.server_name[0]))
         return;
     copy_text(l7.server_name, h.view());
+}
+
+/// nDPI's host name drops the port of the Host header (not an IPv6 literal's colons).
+std::string_view host_without_port(std::string_view host) noexcept
+{
+    if (auto colon = host.rfind(':'); colon != std::string_view::npos && host.find(':') == colon)
+        host = host.substr(0, colon);
+    return host;
+}
+
+bool is_stun(const L7Info& l7) noexcept
+{
+    constexpr auto kStun = static_cast<uint16_t>(d::AppProtocol::Stun);
+    return l7.app == kStun || l7.master == kStun;
+}
+
+// A STUN message: the flow is STUN (nDPI's "STUN.Sub" once an attribute
+// sub-classifies it; later plain messages keep the sub-protocol), REALM is
+// its host name. A flow already found as another protocol (a DTLS hello
+// after the ICE checks) stays that protocol.
+void take_stun(L7Info& l7, uint8_t& found, const d::StunMessage& m) noexcept
+{
+    if (found && !is_stun(l7))
+        return;
+    set_hostname(l7, m.realm.view(), false);
+    if (m.sub != d::AppProtocol::Unknown && l7.master == 0) {
+        l7.master = static_cast<uint16_t>(d::AppProtocol::Stun);
+        l7.app = static_cast<uint16_t>(m.sub);
+        l7.guessed = 0;
+        d::FixedString<sizeof(L7Info::name)> name;
+        name.assign(std::string_view("STUN."));
+        name.append(d::app_protocol_name(m.sub));
+        copy_text(l7.name, name.view());
+    } else if (!found) {
+        set_name(l7, d::AppProtocol::Stun);
+    }
+    found = 1;
 }
 
 } // namespace
@@ -209,6 +251,7 @@ struct DpiStage::Impl {
         uint32_t& t = in.tls[side];
         const d::TlsStream* stream = nullptr;
         if (t == kNone) {
+            payload = d::tls_skip_leading_records(payload);
             if (payload.empty() || payload[0] != 0x16) {
                 return;
             }
@@ -322,6 +365,13 @@ struct DpiStage::Impl {
         } else {
             d::DtlsDatagramInfo info;
             st = d::dtls_read_handshake(payload, *h, info);
+            // A corrupt datagram before any fragment was placed (the
+            // assembler untouched): the client's retransmission may be
+            // whole, so the direction stays open, as for QUIC above.
+            if (st == d::ParseStatus::Malformed && info.fragments == 0) {
+                ++stats.hello_gave_up;
+                return;
+            }
         }
         if (st == d::ParseStatus::NeedMore) {
             if (t != kNone)
@@ -394,16 +444,34 @@ struct DpiStage::Impl {
                 d::http_url(req, url);
                 copy_text(e.l7.url, url.view());
                 copy_text(e.l7.user_agent, req.user_agent.view());
-                std::string_view host = req.host.view();
-                // nDPI's host name drops the port of the Host header.
-                if (auto colon = host.rfind(':'); colon != std::string_view::npos && host.find(':') == colon)
-                    host = host.substr(0, colon);
-                set_hostname(e.l7, host, true);
+                set_hostname(e.l7, host_without_port(req.host.view()), true);
                 in.url_seen = 1;
+                // Headers cut by the segment end (a long request line, a
+                // request sent in pieces): nDPI reads the lines of the
+                // direction's next segments too.
+                in.http_more = 0;
+                if (!req.headers_complete)
+                    in.http_more = static_cast<uint8_t>((req.host.empty() ? kHttpMoreHost : 0) |
+                                                        (req.user_agent.empty() ? kHttpMoreUa : 0) | side << 2);
+                if ((in.http_more & 3) == 0)
+                    in.http_more = 0;
                 set_name(e.l7, req.method.view() == "CONNECT" ? d::AppProtocol::HttpConnect : d::AppProtocol::Http);
                 e.found = 1;
             } else if (in.url_seen && d::parse_http_response(payload, resp) == d::ParseStatus::Ok) {
                 in.http_response_seen = 1;
+            } else if (in.http_more && !in.http_response_seen && (in.http_more >> 2) == side) {
+                d::HttpRequest more;
+                d::http_continue_headers(payload, more);
+                if ((in.http_more & kHttpMoreHost) && !more.host.empty()) {
+                    set_hostname(e.l7, host_without_port(more.host.view()), true);
+                    in.http_more &= static_cast<uint8_t>(~kHttpMoreHost);
+                }
+                if ((in.http_more & kHttpMoreUa) && !more.user_agent.empty()) {
+                    copy_text(e.l7.user_agent, more.user_agent.view());
+                    in.http_more &= static_cast<uint8_t>(~kHttpMoreUa);
+                }
+                if (more.headers_complete || (in.http_more & 3) == 0)
+                    in.http_more = 0;
             }
             d::DnsMessage dns;
             if (dns_port && d::parse_dns_tcp(payload, dns) != d::ParseStatus::NotMatched)
@@ -415,13 +483,30 @@ struct DpiStage::Impl {
                     e.found = 1;
                 }
             }
+            if ((!e.found || is_stun(e.l7)) && d::stun_tcp_may_be(payload)) {
+                d::StunMessage stun;
+                if (d::parse_stun_tcp(payload, stun) == d::ParseStatus::Ok)
+                    take_stun(e.l7, e.found, stun);
+            }
         } else if (e.key.proto == 17) {
             d::DnsMessage dns;
             if (dns_port && d::parse_dns(payload, dns) == d::ParseStatus::Ok)
                 inspect_dns(e, in, dns);
-            else
+            else if (!take_udp_stun(e, payload))
                 inspect_udp_hello(e, in, side, payload);
         }
+    }
+
+    // STUN over UDP; false when the datagram is not STUN.
+    static bool take_udp_stun(Entry& e, d::Bytes payload) noexcept
+    {
+        if (!d::stun_may_be(payload))
+            return false;
+        d::StunMessage m;
+        if (d::parse_stun(payload, m) != d::ParseStatus::Ok)
+            return false;
+        take_stun(e.l7, e.found, m);
+        return true;
     }
 
     // Detection ends once nothing more can change the result.

@@ -9,6 +9,7 @@
 #include <weir/engine/dpi/ndpi_compat.hpp>
 #include <weir/engine/dpi/quic.hpp>
 #include <weir/engine/dpi/ssh.hpp>
+#include <weir/engine/dpi/stun.hpp>
 #include <weir/engine/dpi/tls.hpp>
 
 #include <cstdint>
@@ -52,6 +53,12 @@ void check_hex(const char* s, std::size_t n)
         check(sh.alpn);
         check_hex(sh.ja3s, 32);
     }
+    // Alert / ChangeCipherSpec records skipped before a hello: a suffix.
+    const dpi::Bytes rest = dpi::tls_skip_leading_records(in);
+    if (rest.size() > size || (!rest.empty() && rest.data() + rest.size() != data + size))
+        std::abort();
+    if (rest.size() != size && dpi::parse_tls_server_hello(rest, sh) == dpi::ParseStatus::Ok)
+        check_hex(sh.ja3s, 32);
     // The same bytes through the stream, cut into segments whose sizes come
     // from the first byte, as a ClientHello split over TCP segments.
     if (size < 1)
@@ -89,6 +96,11 @@ void check_hex(const char* s, std::size_t n)
     dpi::HttpResponse resp;
     if (dpi::parse_http_response(in, resp) == dpi::ParseStatus::Ok && resp.status > 999)
         std::abort();
+    // The same bytes as the continuation of a request's headers.
+    dpi::HttpRequest more;
+    dpi::http_continue_headers(in, more);
+    check(more.host);
+    check(more.user_agent);
 }
 
 [[maybe_unused]] void fuzz_dns(const uint8_t* data, std::size_t size)
@@ -115,9 +127,19 @@ void check_hex(const char* s, std::size_t n)
     }
 }
 
+void check_stun(const dpi::StunMessage& m, std::size_t size)
+{
+    check(m.realm);
+    check(m.software);
+    check(m.username);
+    if (static_cast<std::size_t>(m.length) + dpi::kStunHeader > size || m.attributes > m.length / 4)
+        std::abort();
+}
+
 /// UDP hellos: the input as one QUIC datagram and as two DTLS datagrams
-/// (split at its first byte's value) into one assembler, gQUIC's CHLO, and
-/// the QUIC User-Agent walk over the input taken as a ClientHello.
+/// (split at its first byte's value) into one assembler, gQUIC's CHLO, the
+/// QUIC User-Agent walk over the input taken as a ClientHello, and STUN
+/// (as a datagram and as a TCP payload).
 [[maybe_unused]] void fuzz_udp(const uint8_t* data, std::size_t size)
 {
     dpi::Bytes in(data, size);
@@ -147,6 +169,17 @@ void check_hex(const char* s, std::size_t n)
     dpi::FixedString<256> ua;
     dpi::quic_user_agent(in, ua);
     check(ua);
+    dpi::StunMessage stun;
+    if (dpi::parse_stun(in, stun) == dpi::ParseStatus::Ok) {
+        check_stun(stun, size);
+        if (!dpi::stun_may_be(in)) // the cheap test must never refuse a message parse_stun() takes
+            std::abort();
+    }
+    if (dpi::parse_stun_tcp(in, stun) == dpi::ParseStatus::Ok) {
+        check_stun(stun, size);
+        if (!dpi::stun_tcp_may_be(in))
+            std::abort();
+    }
 }
 
 } // namespace

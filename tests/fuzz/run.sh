@@ -103,9 +103,9 @@ dpi_seed "$build/tests/fuzz/corpus/dpi_http" 1kxun.pcap "http" tcp.payload
 dpi_seed "$build/tests/fuzz/corpus/dpi_dns" dns_exfiltration.pcap "dns" udp.payload
 dpi_seed "$build/tests/fuzz/corpus/dpi_dns" dns-tunnel-iodine.pcap "dns" udp.payload
 dpi_seed "$build/tests/fuzz/corpus/dpi_ssh" ssh.pcap "ssh.protocol" tcp.payload
-# QUIC Initials (IETF, v2, T051), gQUIC CHLOs, DTLS hellos for dpi_udp_fuzz.
+# QUIC Initials (IETF, v2, T051), gQUIC CHLOs, DTLS hellos, STUN for dpi_udp_fuzz.
 for cap in quic-29.pcap quic-v2.pcapng quic_frags_different_dcid.pcapng quic_t51.pcap quic046.pcap quic_q50.pcap \
-  dtls2.pcap dtls_certificate_fragments.pcap; do
+  dtls2.pcap dtls_certificate_fragments.pcap stun.pcap zoom.pcap teams.pcap; do
   dpi_seed "$build/tests/fuzz/corpus/dpi_udp" "$cap" "udp" udp.payload
 done
 for p in tls http dns ssh udp; do

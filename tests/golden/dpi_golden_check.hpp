@@ -38,9 +38,9 @@ constexpr std::size_t kNdpiReaderUrlMax = 255;
 const std::vector<std::string> kFields = {"Hostname/SNI", "JA3C", "JA4", "JA3S", "URL", "User-Agent"};
 
 /// nDPI protocols whose fields micro-DPI produces; flows of other protocols
-/// (STUN, NetBIOS, ...) are counted as out of scope, not compared.
+/// (NetBIOS, STARTTLS mail, ...) are counted as out of scope, not compared.
 const std::set<std::string, std::less<>> kParsedProtocols = {"TLS", "HTTP", "HTTP_Proxy", "HTTP_Connect",
-                                                             "DNS", "QUIC", "DTLS"};
+                                                             "DNS", "QUIC", "DTLS", "STUN"};
 
 /// Reasons a listed difference may carry (docs/dpi.md explains each).
 const std::set<std::string, std::less<>> kReasonCategories = {

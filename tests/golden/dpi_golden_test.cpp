@@ -22,6 +22,7 @@
 #include <weir/engine/dpi/ndpi_compat.hpp>
 #include <weir/engine/dpi/quic.hpp>
 #include <weir/engine/dpi/ssh.hpp>
+#include <weir/engine/dpi/stun.hpp>
 #include <weir/engine/dpi/tls.hpp>
 
 #include <gtest/gtest.h>
@@ -54,6 +55,8 @@ struct FlowDpi {
     std::array<bool, 2> tls_done{};
     bool http_response_seen = false;
     bool dns_response_seen = false;
+    int http_more_side = -1;                         ///< request headers continue on this side
+    bool http_need_host = false, http_need_ua = false;
     std::map<std::string, std::string> fields;       ///< ndpiReader label -> value
 };
 
@@ -97,6 +100,7 @@ void inspect_tls(FlowDpi& f, int side, dpi::Bytes payload)
         return;
     auto& s = f.tls[side];
     if (!s) {
+        payload = dpi::tls_skip_leading_records(payload);
         if (payload.empty() || payload[0] != 0x16)
             return;
         s = std::make_unique<dpi::TlsStream>();
@@ -169,6 +173,9 @@ void inspect_udp_hello(FlowDpi& f, int side, dpi::Bytes payload)
     } else {
         dpi::DtlsDatagramInfo info;
         st = dpi::dtls_read_handshake(payload, *h, info);
+        // A corrupt datagram that placed nothing: a retransmission may do.
+        if (st == dpi::ParseStatus::Malformed && info.fragments == 0)
+            return;
     }
     if (st == dpi::ParseStatus::NeedMore)
         return;
@@ -197,16 +204,43 @@ void inspect(FlowDpi& f, int side, dpi::Bytes payload, uint16_t sport, uint16_t 
             if (auto colon = host.rfind(':'); colon != std::string_view::npos && host.find(':') == colon)
                 host = host.substr(0, colon);
             set_hostname(f, host, true);
+            // Headers cut by the segment end: the next segments' lines.
+            f.http_need_host = req.host.empty();
+            f.http_need_ua = req.user_agent.empty();
+            f.http_more_side = !req.headers_complete && (f.http_need_host || f.http_need_ua) ? side : -1;
         } else if (f.fields.contains("URL") && dpi::parse_http_response(payload, resp) == dpi::ParseStatus::Ok) {
             f.http_response_seen = true;
+        } else if (f.http_more_side == side && !f.http_response_seen) {
+            dpi::HttpRequest more;
+            dpi::http_continue_headers(payload, more);
+            if (f.http_need_host && !more.host.empty()) {
+                std::string_view host = more.host.view();
+                if (auto colon = host.rfind(':'); colon != std::string_view::npos && host.find(':') == colon)
+                    host = host.substr(0, colon);
+                set_hostname(f, host, true);
+                f.http_need_host = false;
+            }
+            if (f.http_need_ua && !more.user_agent.empty()) {
+                set_field(f, "User-Agent", more.user_agent.view());
+                f.http_need_ua = false;
+            }
+            if (more.headers_complete || (!f.http_need_host && !f.http_need_ua))
+                f.http_more_side = -1;
         }
         dpi::DnsMessage dns;
         if ((sport == 53 || dport == 53) && dpi::parse_dns_tcp(payload, dns) != dpi::ParseStatus::NotMatched)
             inspect_dns(f, dns);
+        // STUN over TCP: REALM is nDPI's host name.
+        dpi::StunMessage stun;
+        if (dpi::parse_stun_tcp(payload, stun) == dpi::ParseStatus::Ok)
+            set_hostname(f, stun.realm.view(), false);
     } else if (f.proto == 17) {
         dpi::DnsMessage dns;
+        dpi::StunMessage stun;
         if ((sport == 53 || dport == 53) && dpi::parse_dns(payload, dns) == dpi::ParseStatus::Ok)
             inspect_dns(f, dns);
+        else if (dpi::parse_stun(payload, stun) == dpi::ParseStatus::Ok)
+            set_hostname(f, stun.realm.view(), false);
         else
             inspect_udp_hello(f, side, payload);
     }

@@ -44,6 +44,39 @@ TEST(DpiHttp, HeaderCutByPayloadEndIsReadPartially)
     EXPECT_FALSE(r.headers_complete);
 }
 
+// A request line longer than a segment, and a request whose headers come
+// in the next segment (1kxun.pcap, crawler_false_positive.pcapng): the
+// continuation's lines, the first one too, fill what is still missing.
+TEST(DpiHttp, HeadersContinuedInLaterSegments)
+{
+    dpi::HttpRequest r;
+    ASSERT_EQ(dpi::parse_http_request(bytes("GET /track?rid=f84f54bf&impid=1&cid=65"), r), dpi::ParseStatus::Ok);
+    EXPECT_EQ(r.headers_complete, 0);
+    EXPECT_TRUE(r.host.empty());
+    dpi::http_continue_headers(bytes("-143845&crid=65:253640"), r); // still the request line
+    EXPECT_TRUE(r.host.empty());
+    EXPECT_EQ(r.headers_complete, 0);
+    dpi::http_continue_headers(bytes("&rate=0 HTTP/1.1\r\nUser-Agent: Mozilla/5.0\r\nHost: adx-tk.example.com\r\n"), r);
+    EXPECT_EQ(r.user_agent.view(), "Mozilla/5.0");
+    EXPECT_EQ(r.host.view(), "adx-tk.example.com");
+    EXPECT_EQ(r.headers_complete, 0);
+    dpi::http_continue_headers(bytes("Host: other.example.com\r\nAccept: */*\r\n\r\nbody"), r);
+    EXPECT_EQ(r.host.view(), "adx-tk.example.com"); // the first one stays
+    EXPECT_EQ(r.headers_complete, 1);
+
+    ASSERT_EQ(dpi::parse_http_request(bytes("POST / HTTP/1.1\r\n"), r), dpi::ParseStatus::Ok);
+    EXPECT_EQ(r.headers_complete, 0);
+    dpi::http_continue_headers(bytes("Content-Length: 83\r\nHost: ocsp.example.com\r\nUser-Agent: zbtls http\r\n\r\n0Q0O"), r);
+    EXPECT_EQ(r.host.view(), "ocsp.example.com");
+    EXPECT_EQ(r.user_agent.view(), "zbtls http");
+    EXPECT_EQ(r.headers_complete, 1);
+    // The empty line first: the headers ended with the previous segment.
+    dpi::HttpRequest e;
+    dpi::http_continue_headers(bytes("\r\nHost: late.example.com\r\n"), e);
+    EXPECT_EQ(e.headers_complete, 1);
+    EXPECT_TRUE(e.host.empty());
+}
+
 TEST(DpiHttp, NotHttpAndResponses)
 {
     dpi::HttpRequest r;

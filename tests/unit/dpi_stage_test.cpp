@@ -254,9 +254,44 @@ TEST(DpiStage, ManyFlowsReuseTheMapAfterExport)
     EXPECT_EQ(s->stats().not_inspected, 0u);
 }
 
+// A request whose headers come in the client's next segments: Host (port
+// dropped) and User-Agent taken from them; the server's segments and lines
+// after the headers' end are not read as the request's.
+TEST(DpiStage, HttpHeadersInLaterSegments)
+{
+    DpiConfig cfg;
+    cfg.level = 1;
+    cfg.max_flows = 16;
+    cfg.max_inspections = 16;
+    cfg.tls_streams = 1;
+    auto s = make_stage(cfg);
+    ASSERT_TRUE(s);
+    auto a = make_meta(6, 1, 40000, 80, true), b = make_meta(6, 1, 40000, 80, false);
+    s->inspect(a, bytes("POST /ocsp HTTP/1.1\r\n"));
+    s->inspect(b, bytes("Host: server.example.net\r\n")); // not the client's
+    s->inspect(a, bytes("Content-Length: 83\r\nHost: ocsp.example.com:8080\r\n"));
+    s->inspect(a, bytes("User-Agent: zbtls http\r\n\r\n"));
+    s->inspect(a, bytes("User-Agent: body text\r\n"));
+    auto r = record_of(a);
+    s->finish(r);
+    EXPECT_STREQ(r.l7.name, "HTTP");
+    EXPECT_STREQ(r.l7.server_name, "ocsp.example.com");
+    EXPECT_STREQ(r.l7.user_agent, "zbtls http");
+    EXPECT_STREQ(r.l7.url, "/ocsp");
+
+    // Headers complete in the first segment: later ones are not read.
+    auto c = make_meta(6, 2, 40001, 80, true);
+    s->inspect(c, bytes("GET / HTTP/1.1\r\nHost: a.example\r\n\r\n"));
+    s->inspect(c, bytes("User-Agent: later\r\n"));
+    r = record_of(c);
+    s->finish(r);
+    EXPECT_STREQ(r.l7.server_name, "a.example");
+    EXPECT_STREQ(r.l7.user_agent, "");
+}
+
 // The L7 fields of every exported flow, by canonical key and start time.
 std::map<std::string, std::string> run_pipeline(const std::string& path, uint16_t workers, uint8_t level,
-                                                uint64_t& detected)
+                                                uint64_t& detected, weir::engine::PipelineStats* stats = nullptr)
 {
     std::map<std::string, std::string> out;
     auto src = weir::dataplane::open_pcap_file(path);
@@ -284,6 +319,8 @@ std::map<std::string, std::string> run_pipeline(const std::string& path, uint16_
         return out;
     auto st = (*pipe)->run(**src);
     EXPECT_EQ(st.dpi_copies_dropped, 0u);
+    if (stats)
+        *stats = st;
     return out;
 }
 
@@ -305,6 +342,26 @@ TEST(DpiPipeline, SameResultsInlineAndThreaded)
         auto guessed = run_pipeline(path.string(), 1, 0, g);
         EXPECT_EQ(g, 0u) << name;
         EXPECT_EQ(guessed.size(), inline_run.size()) << name;
+    }
+}
+
+// The pipeline's totals add up every worker's DPI counters, the QUIC/DTLS
+// hellos given up included: the server Initial of this capture does not
+// decrypt with the client's keys (one give-up), whatever the worker count.
+TEST(DpiPipeline, StatsSumEveryWorker)
+{
+    const auto path = std::filesystem::path(WEIR_SHARED_DIR) / "pcaps/ndpi/pcap/quic_frags_different_dcid.pcapng";
+    if (!std::filesystem::exists(path))
+        GTEST_SKIP() << path << " not found";
+    for (uint16_t workers : {0, 1, 2}) {
+        uint64_t detected = 0;
+        weir::engine::PipelineStats st;
+        run_pipeline(path.string(), workers, 1, detected, &st);
+        EXPECT_EQ(detected, 1u) << workers;
+        EXPECT_EQ(st.dpi.detected, 1u) << workers;
+        EXPECT_GE(st.dpi.inspected, 1u) << workers;
+        EXPECT_EQ(st.dpi.hello_gave_up, 1u) << workers;
+        EXPECT_GT(st.dpi.payloads, 0u) << workers;
     }
 }
 

@@ -216,6 +216,22 @@ TEST(DpiTls, ServerHelloJa3s)
     EXPECT_EQ(std::string(sh.ja3s), md5_hex("771,4865,43-51"));
     dpi::TlsClientHello ch;
     EXPECT_EQ(dpi::parse_tls_client_hello(records(msg), ch), dpi::ParseStatus::NotMatched);
+
+    // A warning alert (unrecognized_name) and a ChangeCipherSpec before the
+    // ServerHello in the same segment (http_ipv6.pcap): skipped, as nDPI.
+    Buf seg = {21, 3, 3, 0, 2, 1, 112, 20, 3, 3, 0, 1, 1};
+    const Buf sh_rec = records(msg);
+    seg.insert(seg.end(), sh_rec.begin(), sh_rec.end());
+    EXPECT_EQ(dpi::parse_tls_server_hello(seg, sh), dpi::ParseStatus::NotMatched);
+    const dpi::Bytes rest = dpi::tls_skip_leading_records(seg);
+    EXPECT_EQ(rest.size(), sh_rec.size());
+    ASSERT_EQ(dpi::parse_tls_server_hello(rest, sh), dpi::ParseStatus::Ok);
+    EXPECT_EQ(std::string(sh.ja3s), md5_hex("771,4865,43-51"));
+    // An alert cut by the segment end, or a handshake record first: unchanged.
+    const Buf cut = {21, 3, 3, 0, 2, 1};
+    EXPECT_EQ(dpi::tls_skip_leading_records(cut).size(), cut.size());
+    EXPECT_EQ(dpi::tls_skip_leading_records(sh_rec).size(), sh_rec.size());
+    EXPECT_TRUE(dpi::tls_skip_leading_records(dpi::Bytes(seg.data(), 7)).empty());
 }
 
 TEST(DpiTls, StreamReassemblesSplitRecordsAndSegments)

@@ -17,6 +17,14 @@ bool dtls_version(uint16_t v) noexcept
     return v == 0xfeff || v == 0xfefd || v == 0xfefc || v == 0x0100;
 }
 
+/// DTLS 1.3's unified header (RFC 9147 §4): first byte 001CSLEE. Records
+/// in this form are encrypted; their connection ID length is known only to
+/// the endpoints, so nothing after the first one can be located.
+constexpr bool unified_header(uint8_t b) noexcept
+{
+    return (b & 0xE0) == 0x20;
+}
+
 constexpr uint32_t tag_of(uint8_t type, uint16_t seq) noexcept
 {
     return 0x01000000u | static_cast<uint32_t>(type) << 16 | seq;
@@ -39,6 +47,11 @@ ParseStatus dtls_read_handshake(Bytes datagram, HelloAssembler& hello, DtlsDatag
     bool any = false;
     while (n - off >= kRecordHeader) {
         const uint8_t* r = d + off;
+        // A DTLS 1.3 ciphertext record ends the walk: its bytes after the
+        // first are a connection ID or sequence number, not a version and
+        // length, even when they happen to read as 0xfefd.
+        if (unified_header(r[0]))
+            break;
         const uint16_t version = be16(r + 1);
         if (!dtls_version(version))
             break;

@@ -36,17 +36,20 @@ std::string_view trim(std::string_view s) noexcept
     return s;
 }
 
-/// Calls f(name, value) for each complete header line after the first line;
-/// returns true when the empty line ending the headers was reached.
+/// Calls f(name, value) for each complete header line after the first line
+/// (every line with `first_too`); returns true when the empty line ending
+/// the headers was reached.
 template <class F>
-bool for_each_header(std::string_view s, F f) noexcept
+bool for_each_header(std::string_view s, F f, bool first_too = false) noexcept
 {
-    auto eol = s.find('\n');
-    if (eol == std::string_view::npos)
-        return false;
-    s.remove_prefix(eol + 1);
+    if (!first_too) {
+        auto eol = s.find('\n');
+        if (eol == std::string_view::npos)
+            return false;
+        s.remove_prefix(eol + 1);
+    }
     while (true) {
-        eol = s.find('\n');
+        const std::size_t eol = s.find('\n');
         // A line cut by the payload end is still read (as nDPI does): a
         // header split over two segments yields its first part.
         bool cut = eol == std::string_view::npos;
@@ -107,6 +110,21 @@ ParseStatus parse_http_request(Bytes payload, HttpRequest& out) noexcept
             out.user_agent.assign(value);
     });
     return ParseStatus::Ok;
+}
+
+void http_continue_headers(Bytes segment, HttpRequest& req) noexcept
+{
+    std::string_view s(reinterpret_cast<const char*>(segment.data()), segment.size());
+    if (for_each_header(
+            s,
+            [&req](std::string_view name, std::string_view value) {
+                if (iequals(name, "host") && req.host.empty())
+                    req.host.assign(value);
+                else if (iequals(name, "user-agent") && req.user_agent.empty())
+                    req.user_agent.assign(value);
+            },
+            true))
+        req.headers_complete = 1;
 }
 
 ParseStatus parse_http_response(Bytes payload, HttpResponse& out) noexcept

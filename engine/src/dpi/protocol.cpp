@@ -10,6 +10,9 @@ constexpr std::pair<AppProtocol, std::string_view> kNames[] = {
     {AppProtocol::Dtls, "DTLS"}, {AppProtocol::Tls, "TLS"},           {AppProtocol::Ssh, "SSH"},
     {AppProtocol::HttpConnect, "HTTP_Connect"}, {AppProtocol::HttpProxy, "HTTP_Proxy"},
     {AppProtocol::Llmnr, "LLMNR"}, {AppProtocol::Quic, "QUIC"},
+    {AppProtocol::Stun, "STUN"}, {AppProtocol::SkypeCall, "SkypeCall"}, {AppProtocol::WhatsAppCall, "WhatsAppCall"},
+    {AppProtocol::Zoom, "Zoom"}, {AppProtocol::GoogleHangoutDuo, "GoogleHangoutDuo"},
+    {AppProtocol::FacebookVoip, "FacebookVoip"}, {AppProtocol::SignalVoip, "SignalVoip"},
 };
 
 } // namespace

@@ -165,6 +165,13 @@ const char* ja4_version(uint16_t v) noexcept
     }
 }
 
+/// Orders versions by age: DTLS numbers count down (0xfeff 1.0, 0xfefd
+/// 1.2, 0xfefc 1.3), so a DTLS 1.3 hello offering {0xfefc, 0xfefd} is 1.3.
+constexpr uint32_t version_rank(uint16_t v) noexcept
+{
+    return v >= 0xfe00 ? 0x10000u + (0xffffu - v) : v;
+}
+
 bool is_alnum(uint8_t c) noexcept
 {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -324,7 +331,7 @@ ParseStatus parse_client_hello_message(Bytes msg, TlsTransport transport, TlsCli
             Bytes l = x.take(x.u8());
             for (std::size_t i = 0; i + 2 <= l.size(); i += 2) {
                 uint16_t v = be16(l.data() + i);
-                if (!is_grease(v) && v > out.supported_version)
+                if (!is_grease(v) && version_rank(v) > version_rank(out.supported_version))
                     out.supported_version = v;
             }
             break;
@@ -500,6 +507,17 @@ ParseStatus parse_tls_server_hello(Bytes payload, TlsServerHello& out) noexcept
     if (st == ParseStatus::NotMatched || st == ParseStatus::Malformed)
         return st;
     return parse_server_hello_message(body, out);
+}
+
+Bytes tls_skip_leading_records(Bytes payload) noexcept
+{
+    while (payload.size() >= 5 && (payload[0] == 20 || payload[0] == 21) && payload[1] == 3) {
+        const std::size_t len = be16(payload.data() + 3);
+        if (len > payload.size() - 5)
+            break;
+        payload = payload.subspan(5 + len);
+    }
+    return payload;
 }
 
 void TlsStream::reset() noexcept

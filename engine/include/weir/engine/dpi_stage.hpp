@@ -70,6 +70,20 @@ struct DpiStats {
     uint64_t hello_gave_up = 0; ///< QUIC Initials / DTLS hellos given up: undecryptable, bad frames, too large
     uint64_t payloads = 0;      ///< payloads given to the parsers (level 2: packets given to nDPI)
     uint64_t gave_up = 0;       ///< level 2: detections ended by the packet bound with nothing found
+
+    /// Sums another stage's counters (workers, queues): every field, so a
+    /// counter added here is summed everywhere.
+    DpiStats& operator+=(const DpiStats& o) noexcept
+    {
+        inspected += o.inspected;
+        detected += o.detected;
+        not_inspected += o.not_inspected;
+        tls_stream_full += o.tls_stream_full;
+        hello_gave_up += o.hello_gave_up;
+        payloads += o.payloads;
+        gave_up += o.gave_up;
+        return *this;
+    }
 };
 
 class DpiStage {

@@ -1,4 +1,8 @@
-// DTLS 1.0 / 1.2 ClientHello and ServerHello for weir's micro-DPI (RFC 6347).
+// DTLS 1.0 / 1.2 / 1.3 ClientHello and ServerHello for weir's micro-DPI
+// (RFC 6347, RFC 9147). DTLS 1.3 hellos still travel in DTLSPlaintext
+// records (version 0xfefd) and offer 0xfefc in supported_versions (the TLS
+// parser reports it, JA4 "d3"); its encrypted records use the unified header
+// (first byte 001xxxxx), which ends the walk of a datagram.
 //
 // A DTLS record has a 13-byte header (type, version 0xfeff/0xfefd, epoch,
 // 48-bit sequence number, length) and a handshake message a 12-byte one

@@ -30,6 +30,14 @@ struct HttpResponse {
 /// version may be cut by the payload end). NotMatched otherwise.
 ParseStatus parse_http_request(Bytes payload, HttpRequest& out) noexcept;
 
+/// A request whose headers continue in the next segment of the same
+/// direction (headers_complete 0): reads every line of `segment` as a
+/// header line, the first one too (the segment may start with a header, or
+/// with the rest of a request line cut by the previous segment's end, as
+/// nDPI reads each packet's lines), and fills req.host / req.user_agent
+/// where they are still empty. Sets req.headers_complete at the empty line.
+void http_continue_headers(Bytes segment, HttpRequest& req) noexcept;
+
 /// Ok when the payload starts with "HTTP/1.x <3-digit status>".
 ParseStatus parse_http_response(Bytes payload, HttpResponse& out) noexcept;
 

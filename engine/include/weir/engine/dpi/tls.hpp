@@ -66,6 +66,12 @@ ParseStatus parse_tls_client_hello(Bytes payload, TlsClientHello& out) noexcept;
 /// ServerHello from one TCP payload starting at a TLS record (as above).
 ParseStatus parse_tls_server_hello(Bytes payload, TlsServerHello& out) noexcept;
 
+/// The payload past whole Alert (21) and ChangeCipherSpec (20) records at
+/// its start: a server may send a warning alert (unrecognized_name) in the
+/// segment before its ServerHello, and nDPI reads on past it. The payload
+/// unchanged when it does not start with such a record.
+Bytes tls_skip_leading_records(Bytes payload) noexcept;
+
 /// Rebuilds the first handshake message of one direction of a TCP flow from
 /// its payloads in order: record headers are stripped as bytes arrive, and
 /// the handshake bytes collect in a bounded inline buffer. Feed it only the

@@ -73,12 +73,19 @@ enum class AppProtocol : uint16_t {
     Http = 7,
     Mdns = 8,
     Dtls = 30,
+    SkypeCall = 38,        ///< STUN sub-classification (nDPI 4.2 names)
+    WhatsAppCall = 45,
+    Stun = 78,
     Tls = 91,
     Ssh = 92,
     HttpConnect = 130,
     HttpProxy = 131,
     Llmnr = 154,
     Quic = 188,
+    Zoom = 189,
+    GoogleHangoutDuo = 201,
+    FacebookVoip = 268,
+    SignalVoip = 269,
 };
 
 /// nDPI's name for the protocol ("TLS", "HTTP", ...); "Unknown" otherwise.
