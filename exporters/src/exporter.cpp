@@ -253,6 +253,9 @@ std::string Exporter::describe() const
         s += " (at most " + std::to_string(opts_.max_datagrams_per_s) + " datagrams/s each)";
     if (opts_.encoder.options_records && format_ != ExportFormat::NetflowV5)
         s += " (options records)";
+    if (opts_.encoder.sampling_interval > 1)
+        s += " (sampled 1:" + std::to_string(opts_.encoder.sampling_interval)
+             + (opts_.encoder.sampling_random ? " random)" : ")");
     return s;
 }
 
@@ -272,6 +275,8 @@ Result<std::vector<std::unique_ptr<Exporter>>> make_exporters(const ExportCliOpt
     eo.encoder.biflow = mode.value();
     eo.encoder.options_records = o.options;
     eo.encoder.l7_fields = o.l7;
+    eo.encoder.sampling_interval = o.sampling_interval;
+    eo.encoder.sampling_random = o.sampling_random;
     eo.send_to_all = o.send_to_all;
     eo.max_datagrams_per_s = o.rate_pps;
     const struct {

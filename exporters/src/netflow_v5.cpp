@@ -50,7 +50,14 @@ public:
         w_.put_u32_at(16, static_cast<uint32_t>(flows_sent_));
         w_.put_u8_at(20, opts_.engine_type);
         w_.put_u8_at(21, opts_.engine_id);
-        w_.put_u16_at(22, 0); // sampling: none
+        // sampling_interval: 2-bit mode (1 deterministic, 2 random) and
+        // 14-bit interval; 0 = not sampled.
+        uint16_t sampling = 0;
+        if (opts_.sampling_interval > 1)
+            sampling = static_cast<uint16_t>(
+                ((opts_.sampling_random ? v5::kSamplingRandom : v5::kSamplingDeterministic) << 14)
+                | opts_.sampling_interval);
+        w_.put_u16_at(22, sampling);
         out.on_datagram({w_.data(), w_.size()});
         ++stats_.datagrams;
         stats_.bytes += w_.size();
@@ -123,6 +130,9 @@ Result<std::unique_ptr<Encoder>> make_netflow_v5_encoder(const EncoderOptions& o
 {
     if (opts.mtu < v5::kHeaderSize + v5::kRecordSize || opts.mtu > 65535)
         return invalid("netflow v5: MTU " + std::to_string(opts.mtu) + " must be in 72..65535");
+    if (opts.sampling_interval > v5::kMaxSamplingInterval)
+        return invalid("netflow v5: sampling interval " + std::to_string(opts.sampling_interval)
+                       + " above 16383 (the header's 14-bit field)");
     return std::unique_ptr<Encoder>(new NetflowV5Encoder(opts));
 }
 

@@ -31,6 +31,20 @@
 // use, RFC 5610 type records for each ntop element. Each announcement piece
 // is a whole set; when the datagram is full the rest goes in the next one.
 //
+// Sampling (EncoderOptions::sampling_interval > 1): every template
+// announcement also carries the sampling parameters as options, whether or
+// not options_records is set, since collectors need them to scale the
+// counters. v9: one options template (scope System; SAMPLING_INTERVAL 34,
+// SAMPLING_ALGORITHM 35) and its record. IPFIX: two options templates scoped
+// to the observation domain, each with one record: the PSAMP one (RFC 5477:
+// selectorAlgorithm 304 with samplingPacketInterval/Space 305/306, or for
+// random 1-out-of-N samplingSize/Population 309/310), and one with the older
+// samplingInterval/samplingAlgorithm (34/35) that some collectors (nfdump
+// 1.7.1) read instead. They are separate templates because a collector that
+// maps 34 and 306 onto one slot would otherwise read N as the space and
+// scale by N + 1. Each template and record is a set of its own (nfdump reads
+// one options template per set).
+//
 // restart_session() (a TCP reconnect) makes the next datagram start a new
 // session: templates first, IPFIX sequence from 0.
 #include "template_encoder.hpp"
@@ -269,6 +283,8 @@ public:
           t6l7c_(build_template(d, mode, true, static_cast<uint16_t>(base + kL7Offset + 9), true, true)),
           stats_id_(static_cast<uint16_t>(base + kOptionsOffset)),
           types_id_(static_cast<uint16_t>(base + kOptionsOffset + 1)),
+          psamp_id_(static_cast<uint16_t>(base + kSamplingOffset)),
+          legacy_id_(static_cast<uint16_t>(base + kSamplingOffset + 1)),
           header_len_(d == Dialect::Ipfix ? ipfix::kHeaderSize : v9::kHeaderSize),
           w_(o.mtu)
     {
@@ -277,10 +293,14 @@ public:
         l7_ok_ = opts_.l7_fields && 4 + t4l7_.spec_len + t6l7_.spec_len <= room;
         options_ok_ = opts_.options_records && options_templates_len(true) + 3 <= room
             && stats_set_len() + 3 <= room && types_set_len() <= room;
+        sampling_ = opts_.sampling_interval > 1;
     }
 
     static constexpr uint16_t kL7Offset = 16;
     static constexpr uint16_t kOptionsOffset = 32;
+    /// Sampling options templates: base + 40/41, clear of every other
+    /// mode's ids (bases 256, 258, 260 use +0/1, +16/17, +24/25, +32/33).
+    static constexpr uint16_t kSamplingOffset = 40;
 
     [[nodiscard]] uint32_t min_datagram() const noexcept
     {
@@ -509,6 +529,8 @@ private:
             write_template(t6l7c_);
             count_records_ += 2;
         }
+        if (sampling_)
+            write_sampling(clk, out);
         if (options_ok_) {
             write_options_templates(clk, out);
             write_stats(clk, out);
@@ -583,6 +605,90 @@ private:
             w_.zeros(pad);
             ++count_records_;
         }
+    }
+
+    /// One whole set of `len` bytes (v9: padded) starting with id and length.
+    void set_header(uint16_t id, uint32_t len, uint32_t pad, const ExportClock& clk, DatagramSink& out) noexcept
+    {
+        room(len + pad, clk, out);
+        w_.u16(id);
+        w_.u16(static_cast<uint16_t>(len + pad));
+    }
+
+    void write_sampling(const ExportClock& clk, DatagramSink& out) noexcept
+    {
+        const uint32_t n = opts_.sampling_interval;
+        const bool rnd = opts_.sampling_random;
+        if (!ipfix_dialect()) {
+            // Options template: id, scope length, option length (bytes of
+            // field specs), scope System (4), SAMPLING_INTERVAL (4),
+            // SAMPLING_ALGORITHM (1).
+            uint32_t len = 4 + 6 + 4 + 8;
+            uint32_t pad = pad_of(len);
+            set_header(v9::kOptionsTemplateFlowSetId, len, pad, clk, out);
+            w_.u16(psamp_id_);
+            w_.u16(4);
+            w_.u16(8);
+            w_.u16(v9::kScopeSystem);
+            w_.u16(4);
+            w_.u16(v9::kSamplingInterval);
+            w_.u16(4);
+            w_.u16(v9::kSamplingAlgorithm);
+            w_.u16(1);
+            w_.zeros(pad);
+            ++count_records_;
+            len = 4 + 4 + 4 + 1;
+            pad = pad_of(len);
+            set_header(psamp_id_, len, pad, clk, out);
+            w_.u32(opts_.domain_id);
+            w_.u32(n);
+            w_.u8(rnd ? v9::kAlgorithmRandom : v9::kAlgorithmDeterministic);
+            w_.zeros(pad);
+            ++count_records_;
+            ++data_records_;
+            ++stats_.options_records;
+            return;
+        }
+        // PSAMP template: scope observationDomainId, selectorAlgorithm, then
+        // 305/306 (systematic: 1 packet selected, N - 1 skipped) or 309/310
+        // (random: 1 out of every N).
+        set_header(ipfix::kOptionsTemplateSetId, 4 + 6 + 4 * 4, 0, clk, out);
+        w_.u16(psamp_id_);
+        w_.u16(4);
+        w_.u16(1);
+        w_.u16(ipfix::kObservationDomainId);
+        w_.u16(4);
+        w_.u16(ipfix::kSelectorAlgorithm);
+        w_.u16(2);
+        w_.u16(rnd ? ipfix::kSamplingSize : ipfix::kSamplingPacketInterval);
+        w_.u16(4);
+        w_.u16(rnd ? ipfix::kSamplingPopulation : ipfix::kSamplingPacketSpace);
+        w_.u16(4);
+        ++count_records_;
+        // Older elements: samplingInterval, samplingAlgorithm.
+        set_header(ipfix::kOptionsTemplateSetId, 4 + 6 + 3 * 4, 0, clk, out);
+        w_.u16(legacy_id_);
+        w_.u16(3);
+        w_.u16(1);
+        w_.u16(ipfix::kObservationDomainId);
+        w_.u16(4);
+        w_.u16(ipfix::kSamplingInterval);
+        w_.u16(4);
+        w_.u16(ipfix::kSamplingAlgorithm);
+        w_.u16(1);
+        ++count_records_;
+        set_header(psamp_id_, 4 + 4 + 2 + 4 + 4, 0, clk, out);
+        w_.u32(opts_.domain_id);
+        w_.u16(rnd ? ipfix::kSelectorRandomNOutOfN : ipfix::kSelectorSystematicCount);
+        w_.u32(1);
+        w_.u32(rnd ? n : n - 1);
+        set_header(legacy_id_, 4 + 4 + 4 + 1, 0, clk, out);
+        w_.u32(opts_.domain_id);
+        w_.u32(n);
+        w_.u8(rnd ? v9::kAlgorithmRandom : v9::kAlgorithmDeterministic);
+        count_records_ += 2;
+        data_records_ += 2;
+        stats_.options_records += 2;
     }
 
     void write_stats(const ExportClock& clk, DatagramSink& out) noexcept
@@ -771,6 +877,9 @@ private:
     Template t6l7c_;
     uint16_t stats_id_;
     uint16_t types_id_;
+    uint16_t psamp_id_;  ///< sampling options template (v9: the only one)
+    uint16_t legacy_id_; ///< IPFIX: sampling with samplingInterval/Algorithm (34/35)
+    bool sampling_ = false;
     uint32_t header_len_;
     ByteWriter w_;
     bool l7_ok_ = false;
@@ -804,9 +913,10 @@ Result<std::unique_ptr<Encoder>> make_template_encoder(Dialect d, const EncoderO
     uint16_t base = opts.template_id_base;
     if (base == 0)
         base = static_cast<uint16_t>(256 + 2 * static_cast<int>(mode));
-    if (base < 256 || base > 65535 - 33)
+    if (base < 256 || base > 65535 - 41)
         return invalid(std::string(name) + ": template id base " + std::to_string(base)
-                       + " must be in 256..65502 (base+1, L7 base+16/17, options base+32/33)");
+                       + " must be in 256..65494 (base+1, L7 base+16/17 and +24/25, options base+32/33, "
+                         "sampling base+40/41)");
     if (opts.mtu > 65535)
         return invalid(std::string(name) + ": MTU " + std::to_string(opts.mtu) + " above 65535");
     auto enc = std::make_unique<TemplateEncoder>(d, opts, mode, base);

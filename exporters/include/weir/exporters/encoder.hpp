@@ -92,6 +92,14 @@ struct EncoderOptions {
     /// ntop enterprise L7 fields (PEN 35632; v9 ids 57472 + n) for flows
     /// with L7 data, under templates of their own (L7 ids = base + 16/17).
     bool l7_fields = true;
+    /// Packet sampling in front of the flow table: 1 in N packets (0 and 1
+    /// = none). The counters stay those of the sampled packets; the interval
+    /// goes out so that collectors scale them: v5 in the header's
+    /// sampling_interval field, v9/IPFIX in an options template and record
+    /// sent with every template announcement (docs/export.md, Sampling).
+    uint32_t sampling_interval = 0;
+    /// Random 1-out-of-N selection instead of systematic count-based.
+    bool sampling_random = false;
 };
 
 /// Counters the encoder cannot see itself, reported in the options records:

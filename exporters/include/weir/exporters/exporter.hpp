@@ -123,6 +123,10 @@ struct ExportCliOptions {
     uint32_t rate_pps = 0;        ///< --export-rate: max datagrams/s per collector (0 = unpaced)
     bool options = false;         ///< --export-options (v9/IPFIX options records; nfdump 1.7 counts them as sequence failures)
     bool l7 = true;               ///< --export-l7 / --no-export-l7 (ntop L7 fields)
+    /// Packet sampling the counters went through (-S; 0/1 = none): announced
+    /// to the collectors (v5 header, v9/IPFIX options). 0 with --sampling-upscale.
+    uint32_t sampling_interval = 0;
+    bool sampling_random = false; ///< --sampling-mode random
     // ntopng ZMQ export (zmq_exporter.hpp, make_zmq_exporter()).
     std::vector<std::string> zmq;   ///< --zmq endpoint[,endpoint] (repeatable)
     bool zmq_probe_mode = false;    ///< --zmq-probe-mode: connect instead of bind

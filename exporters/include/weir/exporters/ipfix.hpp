@@ -55,6 +55,18 @@ inline constexpr uint16_t kIgnoredOctetTotalCount = 165;
 inline constexpr uint16_t kNotSentFlowTotalCount = 166;
 inline constexpr uint16_t kNotSentPacketTotalCount = 167;
 inline constexpr uint16_t kNotSentOctetTotalCount = 168;
+// Sampling (RFC 5477 PSAMP, RFC 7014 s.6; 34/35 deprecated, kept for
+// collectors that read only those).
+inline constexpr uint16_t kSamplingInterval = 34;
+inline constexpr uint16_t kSamplingAlgorithm = 35;
+inline constexpr uint16_t kSelectorAlgorithm = 304;
+inline constexpr uint16_t kSamplingPacketInterval = 305;
+inline constexpr uint16_t kSamplingPacketSpace = 306;
+inline constexpr uint16_t kSamplingSize = 309;
+inline constexpr uint16_t kSamplingPopulation = 310;
+/// selectorAlgorithm values (IANA PSAMP parameters registry).
+inline constexpr uint16_t kSelectorSystematicCount = 1;
+inline constexpr uint16_t kSelectorRandomNOutOfN = 3;
 inline constexpr uint16_t kInformationElementId = 303;
 inline constexpr uint16_t kInformationElementDataType = 339;
 inline constexpr uint16_t kInformationElementName = 341;

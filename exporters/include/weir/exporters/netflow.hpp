@@ -14,6 +14,10 @@ inline constexpr uint16_t kVersion = 5;
 inline constexpr uint32_t kHeaderSize = 24;
 inline constexpr uint32_t kRecordSize = 48;
 inline constexpr uint32_t kMaxRecords = 30;
+/// Header sampling_interval: 2-bit mode, 14-bit interval.
+inline constexpr uint16_t kSamplingDeterministic = 1;
+inline constexpr uint16_t kSamplingRandom = 2;
+inline constexpr uint32_t kMaxSamplingInterval = 0x3fff;
 } // namespace v5
 
 namespace v9 {
@@ -46,6 +50,11 @@ inline constexpr uint16_t kOutPkts = 24;
 inline constexpr uint16_t kIpv6SrcAddr = 27;
 inline constexpr uint16_t kIpv6DstAddr = 28;
 inline constexpr uint16_t kIcmpType = 32;
+inline constexpr uint16_t kSamplingInterval = 34;
+inline constexpr uint16_t kSamplingAlgorithm = 35;
+/// SAMPLING_ALGORITHM values (RFC 3954 s.8; the same for IPFIX IE 35).
+inline constexpr uint8_t kAlgorithmDeterministic = 1;
+inline constexpr uint8_t kAlgorithmRandom = 2;
 inline constexpr uint16_t kMinTtl = 52;
 inline constexpr uint16_t kMaxTtl = 53;
 inline constexpr uint16_t kInSrcMac = 56;
