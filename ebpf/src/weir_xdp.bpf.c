@@ -25,7 +25,11 @@
  *                             an empty or refused slot is counted
  *                             (divert_failed) and the frame is captured
  *                             as usual, so a missing egress never loses
- *                             traffic silently
+ *                             traffic silently; with
+ *                             WEIR_VERDICT_F_TCP_CONTROL (the IDS egress
+ *                             policy's kernel egress) TCP SYN/FIN/RST are
+ *                             captured as usual instead, so weir's flow
+ *                             table sees a connection's start and end
  *   FORWARD, expired, miss    captured as usual
  * DROP, SHUNT past shunt_after and a successful DIVERT are counted in the
  * entry's undelivered counters by direction (the frame's source side of
@@ -116,6 +120,12 @@ int weir_xdp(struct xdp_md *ctx)
 				st->verdict_shunt++;
 				return XDP_DROP;
 			case WEIR_VERDICT_DIVERT:
+				if ((v->flags & WEIR_VERDICT_F_TCP_CONTROL) && key.proto == WEIR_IPPROTO_TCP &&
+				    (tcp_flags & (WEIR_TCP_FIN | WEIR_TCP_SYN | WEIR_TCP_RST))) {
+					/* Captured: user space sends it to the same egress. */
+					st->verdict_forward++;
+					break;
+				}
 				if (weir_verdict_divert(v, (__u64)(data_end - data), src_is_a)) {
 					st->verdict_divert++;
 					return XDP_REDIRECT;

@@ -14,7 +14,9 @@
 #include <chrono>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <string>
+#include <unordered_set>
 
 namespace weir::engine {
 
@@ -28,13 +30,23 @@ constexpr uint32_t kNoEgress = std::numeric_limits<uint32_t>::max();
 constexpr size_t kMaxL7Names = 65535; // ids are 16-bit, 0 = none
 
 // Entry::flags
-constexpr uint8_t kOffloaded = 1; // a DROP verdict was requested for the flow
+constexpr uint8_t kOffloaded = 1; // a verdict (Entry::off_kind) was requested for the flow
 constexpr uint8_t kListed = 2;    // the slot is in offloaded_
 constexpr uint8_t kL7Known = 4;   // the flow's DPI result came (detected or given up)
 
+// Entry::off_kind and OffloadOp::op
+constexpr uint8_t kOpRemove = 0;
+constexpr uint8_t kOpDrop = 1;   // DROP verdict: discard, shunt past K
+constexpr uint8_t kOpDivert = 2; // DIVERT verdict to off_egress: forward, egress:X
+
 struct OffloadOp {
     FlowKey key;
-    uint8_t install; // 1 install, 0 remove
+    uint32_t egress; // kOpDivert: the egress index
+    uint8_t op;      // kOp*
+};
+
+struct KeyHash {
+    size_t operator()(const FlowKey& k) const noexcept { return flow_hash(k); }
 };
 
 // Single writer (the reader thread): a plain add published with a relaxed
@@ -61,6 +73,17 @@ struct EgressStage::Entry {
     uint8_t action;        // PolicyAction
     uint8_t slice_mode;    // SliceMode
     uint8_t flags;         // kOffloaded | kListed | kL7Known
+    uint8_t off_kind;      // with kOffloaded: kOpDrop or kOpDivert
+    uint8_t off_egress;    // kOpDivert: the egress index (< 256 outputs)
+    uint16_t pad;
+};
+
+// Keys with a DIVERT verdict of the stage: written by the control thread,
+// read by the verdict accounting to split kernel egress from drops.
+struct EgressStage::Diverted {
+    std::mutex mu;
+    std::unordered_set<FlowKey, KeyHash> keys;
+    std::atomic<uint64_t> packets{0}, bytes{0};
 };
 
 struct EgressStage::OffloadQueue {
@@ -79,7 +102,8 @@ struct EgressStage::Counters {
     }
     std::atomic<uint64_t> packets{0}, delivered{0}, unkeyed{0}, not_ethernet{0}, discarded{0}, shunted{0},
         sliced{0}, steered{0}, bad_egress{0}, flows{0}, table_full{0}, redecided{0}, generation{0}, l7_notes{0},
-        l7_redecided{0}, l7_no_flow{0}, offload_installs{0}, offload_removals{0}, offload_failures{0}, offload_lost{0};
+        l7_redecided{0}, l7_no_flow{0}, offload_installs{0}, offload_removals{0}, offload_failures{0}, offload_lost{0},
+        divert_installs{0}, divert_failures{0};
     std::unique_ptr<std::atomic<uint64_t>[]> egress_packets;
     std::unique_ptr<std::atomic<uint64_t>[]> egress_bytes;
 };
@@ -112,11 +136,25 @@ Result<std::unique_ptr<EgressStage>> EgressStage::create(const EgressStageConfig
         return invalid("IDS egress: null output");
     if (cfg.hash_tuple != 2 && cfg.hash_tuple != 5)
         return invalid("egress hash must be 2 (addresses) or 5 (5-tuple)");
-    if (policy && cfg.max_flows == 0)
-        return invalid("egress policy needs a flow capacity");
-    if (cfg.offload && (!policy || cfg.offload_queue < 2))
+    static_assert(sizeof(Entry) == 96, "per-flow state stays 96 bytes");
+    if (cfg.divert && !cfg.offload)
+        return invalid("kernel egress (divert) needs an offload");
+    if (cfg.offload && ((!policy && !cfg.divert) || cfg.offload_queue < 2))
         return invalid("egress offload needs a policy and a request queue");
+    if ((policy || cfg.divert) && cfg.max_flows == 0)
+        return invalid("egress policy needs a flow capacity");
+    std::unique_ptr<PolicyStore> own;
+    if (cfg.divert && !policy) {
+        // Per-flow state is what knows a flow's verdict: forward everything.
+        try {
+            own = std::make_unique<PolicyStore>();
+        } catch (...) {
+            return from_errno(ENOMEM, "egress policy");
+        }
+        policy = own.get();
+    }
     auto st = std::unique_ptr<EgressStage>(new EgressStage(cfg, std::move(outputs), policy));
+    st->own_store_ = std::move(own);
     if (policy) {
         // Twice the flows, so the probe window rarely fills before the
         // capacity is reached. An anonymous mapping is zero and takes
@@ -129,13 +167,20 @@ Result<std::unique_ptr<EgressStage>> EgressStage::create(const EgressStageConfig
         void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (mem == MAP_FAILED)
             return from_errno(errno, "egress flow state (" + std::to_string(bytes >> 20) + " MiB)");
-        (void)::madvise(mem, bytes, MADV_HUGEPAGE);
+        // Not when the state only serves the kernel egress (no policy
+        // file): the reader then sees a flow's first and TCP control
+        // packets only, and a huge page's first touch (2 MiB zeroed, with
+        // direct compaction under THP defrag=madvise) stalled capture for
+        // about a second at the first thousand flows on a veth test bed.
+        if (!st->own_store_)
+            (void)::madvise(mem, bytes, MADV_HUGEPAGE);
         st->table_ = static_cast<Entry*>(mem);
         st->table_bytes_ = bytes;
         st->mask_ = slots - 1;
     }
     if (cfg.offload) {
         st->q_ = std::make_unique<OffloadQueue>(cfg.offload_queue);
+        st->diverted_ = std::make_unique<Diverted>();
         st->control_ = std::thread([s = st.get()] { s->control_main(); });
     }
     return st;
@@ -163,14 +208,19 @@ EgressStage::~EgressStage()
 
 uint32_t EgressStage::balance(const PacketMeta& m) const noexcept
 {
-    uint32_t h = m.hash;
+    return balance_key(m.key, m.hash);
+}
+
+uint32_t EgressStage::balance_key(const FlowKey& key, uint32_t hash) const noexcept
+{
+    uint32_t h = hash;
     if (cfg_.hash_tuple == 2) {
         // Side A has the lower address (the key is canonical by address
         // first), so the pair hashes the same in both directions.
         FlowKey k{};
-        k.addr_a = m.key.addr_a;
-        k.addr_b = m.key.addr_b;
-        k.ip_version = m.key.ip_version;
+        k.addr_a = key.addr_a;
+        k.addr_b = key.addr_b;
+        k.ip_version = key.ip_version;
         h = flow_hash(k);
     }
     return static_cast<uint32_t>((uint64_t{h} * outputs_.size()) >> 32);
@@ -220,7 +270,7 @@ EgressStage::Entry* EgressStage::find_or_add(const PacketMeta& m) noexcept
         return nullptr;
     if (reuse->used && (reuse->flags & kOffloaded)) {
         // The old flow ended here: its verdict goes (if not expired yet).
-        (void)request(reuse->key, false);
+        (void)request(reuse->key, kOpRemove);
     }
     reuse->key = m.key;
     reuse->hash = m.hash;
@@ -376,9 +426,9 @@ void EgressStage::on_l7(const FlowKey& key, uint32_t hash, std::string_view l7) 
         sync_offload(*e);
 }
 
-bool EgressStage::request(const FlowKey& key, bool install) noexcept
+bool EgressStage::request(const FlowKey& key, uint8_t op, uint32_t egress) noexcept
 {
-    if (!q_->ring.push(OffloadOp{key, static_cast<uint8_t>(install)})) {
+    if (!q_->ring.push(OffloadOp{key, egress, op})) {
         bump(c_->offload_lost);
         return false;
     }
@@ -391,18 +441,33 @@ void EgressStage::sync_offload(Entry& e) noexcept
     const auto a = static_cast<PolicyAction>(e.action);
     // Settled: nothing the DPI may still say can change the decision.
     const bool settled = !cfg_.l7_feedback || policy_->protocol_rules() == 0 || (e.flags & kL7Known);
-    const bool want = settled && (a == PolicyAction::Discard || (a == PolicyAction::Shunt && e.packets >= e.shunt_after));
-    if (want == static_cast<bool>(e.flags & kOffloaded))
+    uint8_t want = kOpRemove;
+    uint32_t egress = 0;
+    if (settled) {
+        if (a == PolicyAction::Discard || (a == PolicyAction::Shunt && e.packets >= e.shunt_after)) {
+            want = kOpDrop;
+        } else if (cfg_.divert && (a == PolicyAction::Forward || a == PolicyAction::Egress)) {
+            // The egress user space would pick, so the kernel and the
+            // reader (TCP control packets, an expired verdict) agree.
+            want = kOpDivert;
+            egress = a == PolicyAction::Egress ? e.egress : balance_key(e.key, e.hash);
+        }
+    }
+    const uint8_t have = (e.flags & kOffloaded) ? e.off_kind : kOpRemove;
+    if (want == have && (want != kOpDivert || e.off_egress == egress))
         return;
     // A lost install is asked again at the flow's next packet; a lost
-    // removal leaves the verdict to its TTL.
-    if (!request(e.key, want) && want)
+    // removal leaves the verdict to its TTL. A changed verdict is simply
+    // installed again: the server replaces its own source's entry.
+    if (!request(e.key, want, egress) && want != kOpRemove)
         return;
-    if (!want) {
+    if (want == kOpRemove) {
         e.flags &= static_cast<uint8_t>(~kOffloaded);
         return;
     }
     e.flags |= kOffloaded;
+    e.off_kind = want;
+    e.off_egress = static_cast<uint8_t>(egress);
     if (!(e.flags & kListed)) {
         if (offloaded_.size() >= offloaded_compact_at_) {
             std::erase_if(offloaded_, [this](uint64_t i) {
@@ -432,13 +497,27 @@ void EgressStage::control_main() noexcept
         const bool stopping = q_->stop.load(std::memory_order_acquire);
         const size_t n = q_->ring.pop(ops.data(), ops.size());
         for (size_t i = 0; i < n; ++i) {
-            if (ops[i].install) {
-                auto r = off.install(ops[i].key, ttl);
+            const FlowKey& k = ops[i].key;
+            if (ops[i].op == kOpDivert) {
+                // Listed before the install, so the verdict accounting
+                // counts from its first packet on.
+                divert_mark(k, true);
+                auto r = off.divert(k, ops[i].egress, ttl);
+                const bool ok = r && *r;
+                bump(ok ? c_->divert_installs : c_->divert_failures);
+                if (!ok)
+                    divert_mark(k, false); // the flow stays on user-space TX
+            } else if (ops[i].op == kOpDrop) {
+                // A DIVERT this replaces reports its final counters during
+                // the install: unlisted only after it.
+                auto r = off.install(k, ttl);
                 bump(r && *r ? c_->offload_installs : c_->offload_failures);
+                divert_mark(k, false);
             } else {
-                auto r = off.remove(ops[i].key);
+                auto r = off.remove(k);
                 if (r && *r)
                     bump(c_->offload_removals);
+                divert_mark(k, false);
             }
         }
         if (n)
@@ -448,6 +527,33 @@ void EgressStage::control_main() noexcept
         else
             std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
+}
+
+void EgressStage::divert_mark(const FlowKey& key, bool on) noexcept
+{
+    if (!cfg_.divert)
+        return;
+    std::lock_guard g(diverted_->mu);
+    try {
+        if (on)
+            diverted_->keys.insert(key);
+        else
+            diverted_->keys.erase(key);
+    } catch (...) {
+        // Out of memory: the flow's kernel packets are not told apart from
+        // drops in the counters; its verdict and its accounting are intact.
+    }
+}
+
+void EgressStage::kernel_account(const FlowKey& key, uint64_t packets, uint64_t bytes) noexcept
+{
+    if (!diverted_ || !cfg_.divert)
+        return;
+    std::lock_guard g(diverted_->mu);
+    if (!diverted_->keys.contains(key))
+        return;
+    diverted_->packets.fetch_add(packets, std::memory_order_relaxed);
+    diverted_->bytes.fetch_add(bytes, std::memory_order_relaxed);
 }
 
 void EgressStage::offload_sync() const noexcept
@@ -516,6 +622,12 @@ EgressStageStats EgressStage::stats() const
     s.offload_removals = ld(c_->offload_removals);
     s.offload_failures = ld(c_->offload_failures);
     s.offload_lost = ld(c_->offload_lost);
+    s.divert_installs = ld(c_->divert_installs);
+    s.divert_failures = ld(c_->divert_failures);
+    if (diverted_) {
+        s.kernel_packets = ld(diverted_->packets);
+        s.kernel_bytes = ld(diverted_->bytes);
+    }
     for (size_t i = 0; i < outputs_.size(); ++i) {
         s.egress_packets.push_back(ld(c_->egress_packets[i]));
         s.egress_bytes.push_back(ld(c_->egress_bytes[i]));

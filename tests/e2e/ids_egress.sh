@@ -232,7 +232,7 @@ if [ ! -x "$CTL" ]; then
     echo "note: weirctl not built, the weirctl policy reload part skipped"
 elif mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null; then
     printf '[global]\ndefault = discard\n' > "$TMP/p2.conf"
-    "$WEIR" -i xdp:$SRC --verdict-socket "$TMP/v.sock" --egress weg-e0,weg-e1,weg-e2 --egress-conf "$TMP/p2.conf" \
+    "$WEIR" -i xdp:$SRC --verdict-socket "$TMP/v.sock" --egress weg-e0,weg-e1,weg-e2 --egress-conf "$TMP/p2.conf" --egress-kernel off \
             --json "$TMP/got2.json" -q -d 86400 -t 86400 --stats-interval 0 --duration 120 \
             --summary-json "$TMP/summary2.json" 2>"$TMP/err2" &
     PID=$!

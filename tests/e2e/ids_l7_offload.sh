@@ -93,7 +93,7 @@ start_tcpdump l7_
 # AF_XDP hands each packet over as it comes (AF_PACKET's TPACKET_V3 would
 # hand a DNS query and its answer over in one block, before DPI ran).
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null
-"$WEIR" -i xdp:$SRC -D 1 --egress wex-e0,wex-e1 --egress-conf "$TMP/l7.conf" \
+"$WEIR" -i xdp:$SRC -D 1 --egress wex-e0,wex-e1 --egress-conf "$TMP/l7.conf" --egress-kernel off \
         --json "$TMP/got1.json" -q -d 86400 -t 86400 --stats-interval 0 --duration 120 \
         --summary-json "$TMP/sum1.json" 2>"$TMP/err1" &
 PID=$!
@@ -190,7 +190,7 @@ PY
     printf '[global]\ndefault = forward\n[subnet]\n10.90.0.0/16 = discard\n10.91.0.0/16 = shunt:3\n' > "$TMP/x.conf"
     "$WEIR" -i "$TMP/xall.pcap" --json "$TMP/exp2.json" -q -d 86400 -t 86400 2>/dev/null
     start_tcpdump x_
-    "$WEIR" -i xdp:$SRC --verdict-socket "$TMP/v.sock" --egress wex-e0,wex-e1 --egress-conf "$TMP/x.conf" \
+    "$WEIR" -i xdp:$SRC --verdict-socket "$TMP/v.sock" --egress wex-e0,wex-e1 --egress-conf "$TMP/x.conf" --egress-kernel off \
             --json "$TMP/got2.json" -q -d 86400 -t 86400 --stats-interval 0 --duration 120 \
             --summary-json "$TMP/sum2.json" 2>"$TMP/err2" &
     PID=$!
