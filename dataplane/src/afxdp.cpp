@@ -182,7 +182,7 @@ std::string queue_list(const std::vector<uint32_t>& q)
 class AfXdpSource final : public PacketSource {
 public:
     AfXdpSource(std::string ifname, uint32_t ifindex, std::vector<uint32_t> queues, const LiveOptions& opt,
-                std::unique_ptr<XdpProgram> prog)
+                std::shared_ptr<XdpProgram> prog)
         : ifname_(std::move(ifname)), ifindex_(ifindex), queues_(std::move(queues)), opt_(opt), prog_(std::move(prog))
     {
     }
@@ -191,6 +191,8 @@ public:
     {
         // Stop redirecting before the sockets go: detach, then the sockets,
         // then the UMEMs they share, then (members) the program itself.
+        // Per-queue sources share one program: the first one destroyed
+        // detaches it (detach() is idempotent).
         if (prog_)
             prog_->detach();
         socks_.clear();
@@ -199,7 +201,9 @@ public:
             ::close(ctl_fd_);
     }
 
-    Result<void> setup()
+    /// attach = false: sockets in the XSKMAP, program not attached (the
+    /// caller attaches it once every per-queue source is set up).
+    Result<void> setup(bool attach = true)
     {
         ctl_fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         uint16_t bind = XDP_USE_NEED_WAKEUP;
@@ -221,6 +225,8 @@ public:
         for (const auto& s : socks_)
             if (auto m = prog_->set_socket(s->queue * spq + s->slot, s->fd); !m)
                 return Error{m.error().code, fmt::format("xdp:{}: {}", ifname_, m.error().context)};
+        if (!attach)
+            return {};
         return prog_->attach(ifindex_, ifname_, opt_.xdp_mode);
     }
 
@@ -330,6 +336,11 @@ private:
             u->area = mmap(nullptr, u->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
             if (u->area == MAP_FAILED)
                 return from_errno(errno, fmt::format("xdp:{}@{}: UMEM of {} bytes", ifname_, q, u->size));
+            // Huge pages where transparent huge pages are allowed: every
+            // frame handed out is in a page of its own otherwise, and the
+            // TLB misses show in the decoder's first read of each frame.
+            // Best effort: registration pins whatever pages back the area.
+            (void)madvise(u->area, u->size, MADV_HUGEPAGE);
             xsk_umem_config uc{};
             uc.fill_size = opt_.xdp_ring_size;
             uc.comp_size = kCompRingSize;
@@ -423,6 +434,14 @@ private:
                 const xdp_desc* d = xsk_ring_cons__rx_desc(&s.rx, idx + i);
                 RawPacket& p = out[got + i];
                 p.data = static_cast<const uint8_t*>(xsk_umem__get_data(u.area, d->addr));
+                // The frame was just written by another CPU (the driver's,
+                // or the sender's on veth): the decoder's first read of it
+                // is a cache miss. Start every header fetch of the burst
+                // now so that the misses overlap instead of queueing one
+                // per frame (docs/performance.md, "Live capture").
+                __builtin_prefetch(p.data);
+                if (d->len > 64)
+                    __builtin_prefetch(p.data + 64);
                 p.wire_len = d->len;
                 p.caplen = std::min(d->len, opt_.snaplen);
                 p.ts_ns = ts;
@@ -495,7 +514,7 @@ private:
     // body already), then the sockets, then the UMEMs.
     std::vector<std::unique_ptr<Umem>> umems_;
     std::vector<std::unique_ptr<Socket>> socks_;
-    std::unique_ptr<XdpProgram> prog_;
+    std::shared_ptr<XdpProgram> prog_;
     std::vector<pollfd> pfds_;
     uint16_t bind_flags_ = 0;
     bool zero_copy_ = false;
@@ -525,8 +544,17 @@ Result<void> check_options(const std::string& ifname, const LiveOptions& o)
 
 } // namespace
 
-Result<std::unique_ptr<PacketSource>> open_afxdp(const std::string& ifname, const std::vector<uint32_t>& queues,
-                                                 const LiveOptions& opt)
+namespace {
+
+/// What open_afxdp() and open_afxdp_queues() share: checks, the queue
+/// list (every queue when empty) and the loaded, not yet attached program.
+struct Prepared {
+    uint32_t ifindex = 0;
+    std::vector<uint32_t> queues;
+    std::shared_ptr<XdpProgram> prog;
+};
+
+Result<Prepared> prepare(const std::string& ifname, const std::vector<uint32_t>& queues, const LiveOptions& opt)
 {
     const uint32_t ifindex = ifname.empty() || ifname.size() >= IFNAMSIZ ? 0 : if_nametoindex(ifname.c_str());
     if (ifindex == 0)
@@ -568,10 +596,44 @@ Result<std::unique_ptr<PacketSource>> open_afxdp(const std::string& ifname, cons
     auto prog = XdpProgram::load(pc);
     if (!prog)
         return Error{prog.error().code, fmt::format("xdp:{}: {}", ifname, prog.error().context)};
-    auto src = std::make_unique<AfXdpSource>(ifname, ifindex, std::move(qs), opt, std::move(prog.value()));
+    return Prepared{ifindex, std::move(qs), std::shared_ptr<XdpProgram>(std::move(prog.value()))};
+}
+
+} // namespace
+
+Result<std::unique_ptr<PacketSource>> open_afxdp(const std::string& ifname, const std::vector<uint32_t>& queues,
+                                                 const LiveOptions& opt)
+{
+    auto p = prepare(ifname, queues, opt);
+    if (!p)
+        return p.error();
+    auto src = std::make_unique<AfXdpSource>(ifname, p.value().ifindex, std::move(p.value().queues), opt,
+                                             std::move(p.value().prog));
     if (auto r = src->setup(); !r)
         return r.error();  // src's destructor detaches and closes whatever was set up
     return std::unique_ptr<PacketSource>(std::move(src));
+}
+
+Result<std::vector<std::unique_ptr<PacketSource>>> open_afxdp_queues(const std::string& ifname,
+                                                                     const std::vector<uint32_t>& queues,
+                                                                     const LiveOptions& opt)
+{
+    auto p = prepare(ifname, queues, opt);
+    if (!p)
+        return p.error();
+    Prepared& pr = p.value();
+    // One source per queue, all in the one program's XSKMAP; the program is
+    // attached only once every socket is in place (as open_afxdp() does).
+    std::vector<std::unique_ptr<PacketSource>> out;
+    for (uint32_t q : pr.queues) {
+        auto src = std::make_unique<AfXdpSource>(ifname, pr.ifindex, std::vector<uint32_t>{q}, opt, pr.prog);
+        if (auto r = src->setup(false); !r)
+            return r.error();
+        out.push_back(std::move(src));
+    }
+    if (auto r = pr.prog->attach(pr.ifindex, ifname, opt.xdp_mode); !r)
+        return r.error();
+    return out;
 }
 
 } // namespace weir::dataplane

@@ -45,6 +45,14 @@
 // to the moment the source started: packets/bytes = ipackets/ibytes,
 // drops = imissed + ierrors + rx_nombuf; per queue q_ipackets, q_ibytes and
 // q_errors.
+//
+// Per-queue views (open_dpdk_queues, weir --per-queue): one source per RX
+// queue of one port, each read by its own thread (rte_eth_rx_burst on
+// distinct queues needs no lock; threads that are not EAL lcores use the
+// mbuf pool without a per-lcore cache). A view owns its burst's mbufs and
+// arena and counts what it delivers; the port-wide drops are reported by the
+// view of the first queue only, so sums over the views stay right. The views
+// share the port, which is closed when the last one goes.
 #include <weir/dataplane/dpdk.hpp>
 #include <weir/dataplane/live.hpp>
 
@@ -251,11 +259,27 @@ public:
     {
         ++eal().open_sources;
     }
+    /// A view of RX queue `q` of `port` (already open): reads that queue
+    /// only and keeps the port open while it lives.
+    DpdkSource(std::shared_ptr<DpdkSource> port, uint16_t q, bool port_drops)
+        : devargs_(port->devargs_), opt_(port->opt_), port_(port->port_), port_name_(port->port_name_),
+          driver_(port->driver_), queues_{q}, nb_rxd_(port->nb_rxd_), rss_hf_(port->rss_hf_),
+          rss_key_(port->rss_key_), base_(port->base_), parent_(std::move(port)), port_drops_(port_drops)
+    {
+    }
     DpdkSource(const DpdkSource&) = delete;
     DpdkSource& operator=(const DpdkSource&) = delete;
 
+    /// The RX queues this source reads.
+    [[nodiscard]] const std::vector<uint16_t>& rx_queues() const noexcept { return queues_; }
+
     ~DpdkSource() override
     {
+        if (parent_) { // a view: the port is the parent's
+            free_held();
+            delete[] arena_;
+            return;
+        }
         std::lock_guard lk(eal().mu);
         free_held();
         if (started_)
@@ -288,6 +312,8 @@ public:
 
     uint32_t rx_burst(RawPacket* out, uint32_t n) noexcept override
     {
+        if (parent_ && rte_lcore_id() == LCORE_ID_ANY)
+            register_thread();
         free_held();
         n = std::min(n, kMaxBurst);
         if (n == 0)
@@ -315,7 +341,15 @@ public:
         held_n_ = got;
         if (got == 0)
             return 0;
-        return fill(out, got);
+        const uint32_t n_out = fill(out, got);
+        if (parent_) {
+            uint64_t b = 0;
+            for (uint32_t i = 0; i < n_out; ++i)
+                b += out[i].wire_len;
+            view_packets_.store(view_packets_.load(std::memory_order_relaxed) + n_out, std::memory_order_relaxed);
+            view_bytes_.store(view_bytes_.load(std::memory_order_relaxed) + b, std::memory_order_relaxed);
+        }
+        return n_out;
     }
 
     [[nodiscard]] bool finished() const noexcept override { return false; }
@@ -327,9 +361,19 @@ public:
     [[nodiscard]] SourceStats stats() const noexcept override
     {
         SourceStats out;
+        if (parent_) {
+            out.packets = view_packets_.load(std::memory_order_relaxed);
+            out.bytes = view_bytes_.load(std::memory_order_relaxed);
+        }
         rte_eth_stats s{};
         if (rte_eth_stats_get(port_, &s) != 0)
             return out;
+        if (parent_) {
+            if (port_drops_)
+                out.drops = since(s.imissed, base_.imissed) + since(s.ierrors, base_.ierrors) +
+                            since(s.rx_nombuf, base_.rx_nombuf);
+            return out;
+        }
         out.packets = since(s.ipackets, base_.ipackets);
         out.bytes = since(s.ibytes, base_.ibytes);
         out.drops = since(s.imissed, base_.imissed) + since(s.ierrors, base_.ierrors) +
@@ -350,6 +394,11 @@ public:
                 x.bytes = since(s.q_ibytes[q], base_.q_ibytes[q]);
                 x.drops = since(s.q_errors[q], base_.q_errors[q]);
             }
+            if (parent_) { // what this view delivered; the port's drops on the first view
+                x.packets = view_packets_.load(std::memory_order_relaxed);
+                x.bytes = view_bytes_.load(std::memory_order_relaxed);
+                x.drops = stats().drops;
+            }
             out.push_back(std::move(x));
         }
         return out;
@@ -357,6 +406,10 @@ public:
 
     [[nodiscard]] std::string describe() const override
     {
+        if (parent_)
+            return fmt::format("dpdk:{}@{} (driver {}, port {}, RX queue {} of {}{})", port_name_, queues_.front(),
+                               driver_, port_, queues_.front(), parent_->queues_.size(),
+                               rss_hf_ != 0 ? ", RSS symmetric Toeplitz" : "");
         std::string d = fmt::format("dpdk:{} (driver {}, port {}, {} RX queue{}, {} RX descriptors each, ", port_name_,
                                     driver_, port_, queues_.size(), queues_.size() == 1 ? "" : "s", nb_rxd_);
         if (rss_hf_ != 0)
@@ -546,6 +599,32 @@ private:
         return got;
     }
 
+    /// A view's reader thread, seen for the first time: registered with the
+    /// EAL (an lcore id of its own), so that the mbuf pool gives it a
+    /// per-lcore cache instead of taking every mbuf from the shared ring,
+    /// which the queue threads would otherwise contend on. Without a free
+    /// lcore id it runs uncached, which only costs speed.
+    void register_thread() noexcept
+    {
+        // The lcore id goes back to the EAL when the thread ends.
+        struct Registration {
+            bool tried = false, registered = false;
+            ~Registration()
+            {
+                if (registered)
+                    rte_thread_unregister();
+            }
+        };
+        thread_local Registration reg;
+        if (reg.tried)
+            return;
+        reg.tried = true;
+        reg.registered = rte_thread_register() == 0;
+        if (!reg.registered)
+            std::fprintf(stderr, "weir: dpdk:%s@%u: reader thread not registered with the EAL (%s): mbufs uncached\n",
+                         port_name_.c_str(), unsigned(queues_.front()), rte_strerror(rte_errno));
+    }
+
     /// Makes room for `bytes` of chained frames in this burst's arena.
     bool arena_reserve(size_t bytes) noexcept
     {
@@ -620,6 +699,13 @@ private:
     size_t arena_cap_ = 0;
     std::atomic<uint64_t> linearised_{0};
     std::atomic<uint64_t> linearise_failed_{0};
+
+    // Per-queue view: the port's owner, and what this view delivered.
+    std::shared_ptr<DpdkSource> parent_;
+    bool port_drops_ = false;
+    std::atomic<uint64_t> view_packets_{0};
+    std::atomic<uint64_t> view_bytes_{0};
+
 };
 
 } // namespace
@@ -650,6 +736,22 @@ Result<std::unique_ptr<PacketSource>> open_dpdk(const std::string& devargs, cons
     if (!r)
         return r.error(); // src's destructor (under the lock) undoes what open() did
     return std::unique_ptr<PacketSource>(std::move(src));
+}
+
+Result<std::vector<std::unique_ptr<PacketSource>>> open_dpdk_queues(const std::string& devargs,
+                                                                    const std::vector<uint32_t>& queues,
+                                                                    const LiveOptions& opt)
+{
+    auto port = open_dpdk(devargs, queues, opt);
+    if (!port)
+        return port.error();
+    // The port's owner lives on as the views' parent; it is never read itself.
+    std::shared_ptr<DpdkSource> owner(static_cast<DpdkSource*>(port.value().release()));
+    std::vector<std::unique_ptr<PacketSource>> out;
+    const std::vector<uint16_t>& qs = owner->rx_queues();
+    for (size_t i = 0; i < qs.size(); ++i)
+        out.push_back(std::make_unique<DpdkSource>(owner, qs[i], i == 0));
+    return out;
 }
 
 std::vector<std::string> dpdk_port_names()

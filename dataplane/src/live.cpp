@@ -32,6 +32,7 @@
 #include <charconv>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 
 namespace weir::dataplane {
 
@@ -474,6 +475,168 @@ Result<std::unique_ptr<PacketSource>> open_input(const std::string& text, const 
     if (srcs.size() == 1)
         return std::move(srcs.front());
     return merge_live(std::move(srcs));
+}
+
+namespace {
+
+/// One fanout socket of a per-queue AF_PACKET capture, renamed "IF#i" in
+/// the per-queue statistics (each source alone would call itself IF#0).
+class RenamedQueue final : public PacketSource {
+public:
+    RenamedQueue(std::unique_ptr<PacketSource> inner, std::string name) : inner_(std::move(inner)), name_(std::move(name)) {}
+    uint32_t rx_burst(RawPacket* out, uint32_t n) noexcept override { return inner_->rx_burst(out, n); }
+    [[nodiscard]] bool finished() const noexcept override { return inner_->finished(); }
+    [[nodiscard]] std::optional<Error> error() const override { return inner_->error(); }
+    [[nodiscard]] SourceStats stats() const noexcept override { return inner_->stats(); }
+    [[nodiscard]] bool live() const noexcept override { return inner_->live(); }
+    [[nodiscard]] uint64_t now_ns() const noexcept override { return inner_->now_ns(); }
+    [[nodiscard]] std::vector<QueueStats> queue_stats() const override
+    {
+        auto q = inner_->queue_stats();
+        for (auto& x : q)
+            x.name = name_;
+        return q;
+    }
+    [[nodiscard]] std::vector<uint32_t> linktypes() const override { return inner_->linktypes(); }
+    [[nodiscard]] std::string describe() const override { return inner_->describe(); }
+
+private:
+    std::unique_ptr<PacketSource> inner_;
+    std::string name_;
+};
+
+[[maybe_unused]] Result<void> afpacket_queues(const InterfaceSpec& s, const LiveOptions& opt,
+                                              std::vector<std::unique_ptr<PacketSource>>& out)
+{
+#if WEIR_HAVE_AFPACKET
+    if (!s.queues.empty())
+        return invalid(fmt::format("afpacket:{}: AF_PACKET cannot pick RX queues (@); per-queue AF_PACKET uses one "
+                                   "fanout socket per RX queue, or --afpacket-sockets N",
+                                   s.name));
+    uint32_t n = opt.afp_sockets;
+    if (n <= 1) {
+        // As many sockets as the interface has RX queues.
+        n = 0;
+        std::error_code ec;
+        for (const auto& e : std::filesystem::directory_iterator("/sys/class/net/" + s.name + "/queues", ec))
+            n += e.path().filename().string().rfind("rx-", 0) == 0;
+        n = std::max(n, 1u);
+    }
+    // One group for the interface: each single-socket source joins it.
+    static std::atomic<uint32_t> seq{0};
+    LiveOptions o = opt;
+    o.afp_sockets = 1;
+    if (o.afp_fanout_group == 0)
+        o.afp_fanout_group = (uint32_t(::getpid()) * 7u + 0x5a5au + 977u * seq.fetch_add(1)) & 0xffffu;
+    if (o.afp_fanout_group == 0)
+        o.afp_fanout_group = 1;
+    for (uint32_t i = 0; i < n; ++i) {
+        auto r = open_afpacket(s.name, o);
+        if (!r)
+            return r.error();
+        out.push_back(std::make_unique<RenamedQueue>(std::move(r.value()), fmt::format("{}#{}", s.name, i)));
+    }
+    return {};
+#else
+    (void)opt;
+    (void)out;
+    return not_built(s, "AF_PACKET");
+#endif
+}
+
+[[maybe_unused]] Result<void> afxdp_queues(const InterfaceSpec& s, const LiveOptions& opt,
+                                           std::vector<std::unique_ptr<PacketSource>>& out)
+{
+#if WEIR_HAVE_AFXDP
+    auto qs = open_afxdp_queues(s.name, s.queues, opt);
+    if (!qs)
+        return qs.error();
+    bool first = true;
+    for (auto& q : qs.value()) {
+        // Promiscuous mode is held once per interface, the filter runs per queue.
+        auto w = wrap_live(std::move(q), s.name, opt.promisc && first, opt);
+        if (!w)
+            return w.error();
+        out.push_back(std::move(w.value()));
+        first = false;
+    }
+    return {};
+#else
+    (void)opt;
+    (void)out;
+    return not_built(s, "AF_XDP (install libxdp-dev, libbpf-dev, bpftool, clang and rebuild)");
+#endif
+}
+
+[[maybe_unused]] Result<void> dpdk_queues(const InterfaceSpec& s, const LiveOptions& opt,
+                                          std::vector<std::unique_ptr<PacketSource>>& out)
+{
+#if WEIR_HAVE_DPDK
+    auto qs = open_dpdk_queues(s.name, s.queues, opt);
+    if (!qs)
+        return qs.error();
+    for (auto& q : qs.value()) {
+        auto w = wrap_live(std::move(q), s.name, false, opt); // the -B filter, per queue
+        if (!w)
+            return w.error();
+        out.push_back(std::move(w.value()));
+    }
+    return {};
+#else
+    (void)opt;
+    (void)out;
+    return not_built(s, "DPDK (install dpdk-dev and rebuild)");
+#endif
+}
+
+} // namespace
+
+Result<QueueInput> open_input_queues(const std::string& text, const LiveOptions& opt)
+{
+    auto specs = parse_interface_list(text);
+    if (!specs)
+        return specs.error();
+    std::vector<std::unique_ptr<PacketSource>> srcs;
+    for (const auto& s : specs.value()) {
+        switch (s.backend) {
+        case Backend::File:
+            return invalid(fmt::format("--per-queue needs live interfaces; '{}' is a capture file (read files with -w N)",
+                                       s.name));
+        case Backend::Pcap:
+            return invalid(fmt::format("--per-queue: pcap:{} cannot be split by RX queue; use xdp:{} or afpacket:{}",
+                                       s.name, s.name, s.name));
+        default:
+            break;
+        }
+        std::vector<std::unique_ptr<PacketSource>> mine;
+        Result<void> r{};
+        if (s.backend == Backend::Dpdk) {
+            r = dpdk_queues(s, opt, mine); // --dpdk-queues N: N threads
+        } else if (auto c = check_interface(s); !c) {
+            return c.error();
+        } else if (s.backend == Backend::AfXdp) {
+            r = afxdp_queues(s, opt, mine);
+        } else if (s.backend == Backend::AfPacket) {
+            r = afpacket_queues(s, opt, mine);
+        } else {
+            r = afxdp_queues(s, opt, mine);
+            if (!r && s.queues.empty()) {
+                std::fprintf(stderr, "weir: %s: AF_XDP unavailable (%s), using AF_PACKET\n", s.name.c_str(),
+                             r.error().message().c_str());
+                mine.clear();
+                r = afpacket_queues(s, opt, mine);
+            }
+        }
+        if (!r)
+            return r.error();
+        for (auto& m : mine)
+            srcs.push_back(std::move(m));
+    }
+    QueueInput in;
+    for (const auto& s : srcs)
+        in.queues.push_back(s.get());
+    in.all = merge_live(std::move(srcs));
+    return in;
 }
 
 } // namespace weir::dataplane

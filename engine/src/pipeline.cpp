@@ -230,6 +230,10 @@ struct Pipeline::Impl {
     std::atomic<uint64_t> rd_bytes{0};
     std::atomic<uint64_t> rd_decoded{0};
     std::atomic<uint64_t> rd_ring_full{0};
+    // Packet sampling (reader only), and what it left out.
+    PacketSampler sampler;
+    std::atomic<uint64_t> rd_unsampled{0};
+    std::atomic<uint64_t> rd_unsampled_bytes{0};
     uint64_t rd_copies_dropped = 0; ///< read after run() only
     std::atomic<uint64_t> exported{0};
     std::atomic<uint64_t> first_ts{0};
@@ -291,7 +295,10 @@ struct Pipeline::Impl {
         deltas_closed = true;
     }
 
-    explicit Impl(const PipelineConfig& c, Sink s) : cfg(c), sink(std::move(s)), decoder(c.decoder) {}
+    explicit Impl(const PipelineConfig& c, Sink s)
+        : cfg(c), sink(std::move(s)), decoder(c.decoder), sampler(c.sampling)
+    {
+    }
 
     uint32_t nworkers() const noexcept { return cfg.workers; }
 
@@ -454,6 +461,8 @@ void Pipeline::Impl::collect(PipelineStats& st) const
     st.packets = rd_packets.load(std::memory_order_relaxed);
     st.bytes = rd_bytes.load(std::memory_order_relaxed);
     st.decoded = rd_decoded.load(std::memory_order_relaxed);
+    st.unsampled = rd_unsampled.load(std::memory_order_relaxed);
+    st.unsampled_bytes = rd_unsampled_bytes.load(std::memory_order_relaxed);
     st.first_ts_ns = first_ts.load(std::memory_order_relaxed);
     st.last_ts_ns = last_ts.load(std::memory_order_relaxed);
     st.flows_exported = exported.load(std::memory_order_relaxed);
@@ -473,15 +482,8 @@ void Pipeline::Impl::collect(PipelineStats& st) const
             for (int r = 0; r < 6; ++r)
                 st.exported_by_reason[r] += t->stats().exported[r];
         }
-        for (const auto& d : dpis) {
-            const DpiStats& ds = d->stats();
-            st.dpi.inspected += ds.inspected;
-            st.dpi.detected += ds.detected;
-            st.dpi.not_inspected += ds.not_inspected;
-            st.dpi.tls_stream_full += ds.tls_stream_full;
-            st.dpi.payloads += ds.payloads;
-            st.dpi.gave_up += ds.gave_up;
-        }
+        for (const auto& d : dpis)
+            st.dpi += d->stats();
         st.dpi_copies_dropped = rd_copies_dropped;
         for (const auto& t : tables) {
             st.delta_packets += t->stats().delta_packets;
@@ -519,6 +521,7 @@ void Pipeline::Impl::run_inline(PacketSource& source, PipelineStats&)
         exported.fetch_add(1, std::memory_order_relaxed);
     };
     uint64_t packets = 0, bytes = 0, decoded = 0, now = 0;
+    uint64_t unsampled = 0, unsampled_bytes = 0;
 
     const bool live = source.live();
     while (!stop_requested.load(std::memory_order_relaxed)) {
@@ -547,6 +550,12 @@ void Pipeline::Impl::run_inline(PacketSource& source, PipelineStats&)
                 raw_of[m] = i;
                 if (cfg.tap)
                     cfg.tap->packet(raw[i], &metas[m]);
+                // Sampling after the tap: the IDS egress sees every frame.
+                if (!sampler.take()) {
+                    ++unsampled;
+                    unsampled_bytes += raw[i].wire_len;
+                    continue;
+                }
                 ++m;
             } else if (cfg.tap) {
                 cfg.tap->packet(raw[i], nullptr);
@@ -578,6 +587,8 @@ void Pipeline::Impl::run_inline(PacketSource& source, PipelineStats&)
         rd_packets.store(packets, std::memory_order_relaxed);
         rd_bytes.store(bytes, std::memory_order_relaxed);
         rd_decoded.store(decoded, std::memory_order_relaxed);
+        rd_unsampled.store(unsampled, std::memory_order_relaxed);
+        rd_unsampled_bytes.store(unsampled_bytes, std::memory_order_relaxed);
         pub.active.store(table.active(), std::memory_order_relaxed);
         pub.flows_created.store(table.stats().flows_created, std::memory_order_relaxed);
     }
@@ -772,6 +783,7 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
     std::vector<std::vector<PacketMeta>> stage(nw, std::vector<PacketMeta>(cfg.burst + 1));
     std::vector<uint32_t> staged(nw, 0);
     uint64_t packets = 0, bytes = 0, decoded = 0, ring_full = 0;
+    uint64_t unsampled = 0, unsampled_bytes = 0;
     uint64_t now = 0, next_tick = 0;
 
     auto push_all = [&](uint32_t w, const PacketMeta* p, uint32_t n) {
@@ -886,10 +898,16 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
                 bytes += raw[i].wire_len;
                 if (decoder.decode(raw[i], out[m])) {
                     now = std::max(now, out[m].ts_ns);
-                    if (filter)
-                        copy_payload(raw[i], out[m], 0);
                     if (cfg.tap)
                         cfg.tap->packet(raw[i], &out[m]);
+                    // Sampling after the tap: the IDS egress sees every frame.
+                    if (!sampler.take()) {
+                        ++unsampled;
+                        unsampled_bytes += raw[i].wire_len;
+                        continue;
+                    }
+                    if (filter)
+                        copy_payload(raw[i], out[m], 0);
                     ++m;
                 } else if (cfg.tap) {
                     cfg.tap->packet(raw[i], nullptr);
@@ -911,8 +929,13 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
                 }
                 if (cfg.tap)
                     cfg.tap->packet(raw[i], &tmp);
-                const uint32_t w = worker_of(tmp.hash);
                 now = std::max(now, tmp.ts_ns);
+                if (!sampler.take()) {
+                    ++unsampled;
+                    unsampled_bytes += raw[i].wire_len;
+                    continue;
+                }
+                const uint32_t w = worker_of(tmp.hash);
                 if (filter)
                     copy_payload(raw[i], tmp, w);
                 if (w == nw - 1)
@@ -941,6 +964,8 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
         rd_bytes.store(bytes, std::memory_order_relaxed);
         rd_decoded.store(decoded, std::memory_order_relaxed);
         rd_ring_full.store(ring_full, std::memory_order_relaxed);
+        rd_unsampled.store(unsampled, std::memory_order_relaxed);
+        rd_unsampled_bytes.store(unsampled_bytes, std::memory_order_relaxed);
     }
     rd_copies_dropped = copies_dropped;
     close_deltas();

@@ -1,10 +1,12 @@
 // weir: the flow probe. Wires a packet source, the engine pipeline and the
 // flow outputs together; all logic lives in the libraries.
+#include <weir/abi/xdp.h>
 #include <weir/dataplane/egress.hpp>
 #include <weir/dataplane/live.hpp>
 #include <weir/dataplane/verdict_map.hpp>
 #include <weir/dataplane/verdict_server.hpp>
 #include "verdict_redis_cli.hpp"
+#include "per_queue.hpp"
 #if WEIR_HAVE_BRIDGE
 #include <weir/dataplane/bridge.hpp>
 #endif
@@ -24,6 +26,7 @@
 #include <algorithm>
 #include <atomic>
 #include <optional>
+#include <random>
 #include <span>
 #include <chrono>
 #include <condition_variable>
@@ -39,6 +42,7 @@ namespace {
 using weir::engine::Pipeline;
 
 std::atomic<Pipeline*> g_pipeline{nullptr};
+std::atomic<weir::engine::QueuePipelines*> g_queue_pipelines{nullptr};
 std::atomic<bool> g_stop{false};
 
 extern "C" void on_signal(int)
@@ -46,6 +50,8 @@ extern "C" void on_signal(int)
     g_stop.store(true);
     if (Pipeline* p = g_pipeline.load())
         p->stop();
+    if (weir::engine::QueuePipelines* q = g_queue_pipelines.load())
+        q->stop();
 }
 
 std::string human(double v)
@@ -64,6 +70,9 @@ struct Options {
     uint32_t max_flows = 1u << 20;
     std::string bytes = "wire";
     bool no_tunnels = false;
+    std::string sampling;                 ///< -S N: packet sampling 1 in N
+    std::string sampling_mode = "systematic";
+    bool sampling_upscale = false;
     std::string json;
     std::string text;
     bool quiet = false;
@@ -89,11 +98,13 @@ struct Options {
     std::vector<std::string> egress;
     uint32_t egress_hash = 5;
     std::string egress_conf;
+    std::string egress_kernel = "on"; // XDP DIVERT of settled forward / egress:X flows (AF_XDP)
     bool no_promisc = false;
     double duration_s = 0;
     double stats_interval_s = -1; ///< -1: 1 s for live capture, off for files
     std::string stats_json;
     bool capture_only = false;
+    bool per_queue = false;
     // inline bridge
     std::string bridge;
     std::string bridge_fail = "open";
@@ -209,7 +220,7 @@ struct LiveStatsPrinter {
 
 /// --capture-only: frames counted as they come, nothing decoded (the bare
 /// capture rate of a back-end, for comparison with the whole pipeline).
-int run_capture_only(weir::PacketSource& source, const Options& o)
+int run_capture_only(weir::PacketSource& source, const Options& o, const std::vector<std::string>& nic_warnings)
 {
     std::vector<weir::RawPacket> raw(o.live.burst);
     uint64_t packets = 0, bytes = 0;
@@ -236,8 +247,9 @@ int run_capture_only(weir::PacketSource& source, const Options& o)
     if (!o.summary_json.empty()) {
         std::FILE* f = o.summary_json == "-" ? stdout : std::fopen(o.summary_json.c_str(), "w");
         if (f) {
-            fmt::print(f, R"({{"packets":{},"bytes":{},"elapsed_s":{:.6f},"pps":{:.0f},"capture_drops":{}}})" "\n",
-                packets, bytes, el, packets / el, ss.drops);
+            fmt::print(f, R"({{"packets":{},"bytes":{},"elapsed_s":{:.6f},"pps":{:.0f},"capture_drops":{}{}}})" "\n",
+                packets, bytes, el, packets / el, ss.drops,
+                source.live() ? ",\"nic_warnings\":" + weir::tools::json_string_array(nic_warnings) : std::string());
             if (f != stdout)
                 std::fclose(f);
         }
@@ -252,6 +264,7 @@ struct XdpAccounting {
     weir::dataplane::VerdictAccounting acct;
     std::mutex mu;               ///< guards pipe: the pipeline ends before the server
     Pipeline* pipe = nullptr;
+    weir::engine::EgressStage* stage = nullptr; ///< IDS kernel egress: tells diverted packets apart
     uint64_t poll_errors = 0;    ///< guarded by mu
 
     void attach(Pipeline* p)
@@ -264,8 +277,11 @@ struct XdpAccounting {
         std::lock_guard g(mu);
         if (!pipe)
             return;
-        for (const auto& d : ds)
+        for (const auto& d : ds) {
             pipe->account(d.key, d.packets, d.bytes, weir::dataplane::VerdictAccounting::wall_ns(d.last_ns));
+            if (stage)
+                stage->kernel_account(d.key, d.packets[0] + d.packets[1], d.bytes[0] + d.bytes[1]);
+        }
     }
     void poll(const weir::dataplane::VerdictMap& vm)
     {
@@ -292,6 +308,17 @@ public:
         v.source = WEIR_VERDICT_SRC_POLICY;
         return server_.install(key, v, ttl_ns);
     }
+    /// Kernel egress: the rest of the flow through the weir_egress DEVMAP;
+    /// TCP SYN/FIN/RST stay in the capture (docs/ids.md).
+    weir::Result<bool> divert(const weir::FlowKey& key, uint32_t egress, uint64_t ttl_ns) override
+    {
+        weir::dataplane::Verdict v{};
+        v.action = WEIR_VERDICT_DIVERT;
+        v.source = WEIR_VERDICT_SRC_POLICY;
+        v.egress = egress;
+        v.flags = WEIR_VERDICT_F_TCP_CONTROL;
+        return server_.install(key, v, ttl_ns);
+    }
     weir::Result<bool> remove(const weir::FlowKey& key) override
     {
         return server_.remove_if(key, WEIR_VERDICT_SRC_POLICY);
@@ -307,6 +334,9 @@ void print_summary(std::FILE* out, const weir::engine::PipelineStats& st, const 
     const double bps = st.elapsed_s > 0 ? static_cast<double>(st.bytes) * 8 / st.elapsed_s : 0;
     fmt::print(out, "\nweir summary for {}\n", src.describe());
     fmt::print(out, "  packets      {:>14}   ({} decoded into flows)\n", st.packets, st.decoded);
+    if (st.unsampled)
+        fmt::print(out, "  not sampled  {:>14}   packets ({} bytes) left out of the flows by -S\n", st.unsampled,
+                   st.unsampled_bytes);
     fmt::print(out, "  bytes        {:>14}\n", st.bytes);
     fmt::print(out, "  flows        {:>14}   exported {}\n", st.flows_created, st.flows_exported);
     for (int r = 1; r <= 5; ++r)
@@ -319,8 +349,9 @@ void print_summary(std::FILE* out, const weir::engine::PipelineStats& st, const 
         fmt::print(out, "  capture span {:>14.3f} s\n", static_cast<double>(st.last_ts_ns - st.first_ts_ns) / 1e9);
     if (st.dpi.inspected || st.dpi.not_inspected)
         fmt::print(out, "  DPI          {:>14}   flows inspected, {} detected, {} not inspected (pool full), "
-                        "{} split handshakes not reassembled\n",
-                   st.dpi.inspected, st.dpi.detected, st.dpi.not_inspected, st.dpi.tls_stream_full);
+                        "{} split handshakes not reassembled, {} QUIC/DTLS hellos given up\n",
+                   st.dpi.inspected, st.dpi.detected, st.dpi.not_inspected, st.dpi.tls_stream_full,
+                   st.dpi.hello_gave_up);
     uint64_t total_drops = 0;
     for (size_t i = 1; i < weir::kDropReasonCount; ++i)
         total_drops += st.drops.n[i];
@@ -358,15 +389,21 @@ std::string print_egress_summary(std::FILE* out, const weir::engine::EgressStage
         fmt::print(out, "    XDP offload: {} DROP verdicts installed, {} removed, {} failed (table full / IDS verdict), "
                         "{} requests lost\n",
                    es.offload_installs, es.offload_removals, es.offload_failures, es.offload_lost);
+    if (es.divert_installs || es.divert_failures)
+        fmt::print(out, "    kernel egress: {} flows DIVERTed to their egress in XDP, {} packets ({} bytes) sent by the "
+                        "kernel, {} flows left on user-space TX (table full / IDS verdict)\n",
+                   es.divert_installs, es.kernel_packets, es.kernel_bytes, es.divert_failures);
     std::string j = fmt::format(R"(,"egress":{{"packets":{},"delivered":{},"unkeyed":{},"not_ethernet":{},"flows":{},)"
                                 R"("discarded":{},"shunted":{},"sliced":{},"steered":{},"bad_egress":{},"table_full":{},)"
                                 R"("redecided":{},"policy_generation":{},"l7_notes":{},"l7_notes_lost":{},"l7_no_flow":{},)"
                                 R"("l7_redecided":{},"offload_installs":{},"offload_removals":{},"offload_failures":{},)"
-                                R"("offload_lost":{},"ports":[)",
+                                R"("offload_lost":{},"divert_installs":{},"divert_failures":{},"kernel_packets":{},)"
+                                R"("kernel_bytes":{},"ports":[)",
                                 es.packets, es.delivered, es.unkeyed, es.not_ethernet, es.flows, es.discarded, es.shunted,
                                 es.sliced, es.steered, es.bad_egress, es.table_full, es.redecided, es.policy_generation,
                                 es.l7_notes, st.l7_notes_lost, es.l7_no_flow, es.l7_redecided, es.offload_installs,
-                                es.offload_removals, es.offload_failures, es.offload_lost);
+                                es.offload_removals, es.offload_failures, es.offload_lost, es.divert_installs,
+                                es.divert_failures, es.kernel_packets, es.kernel_bytes);
     for (size_t i = 0; i < ports.size(); ++i) {
         const auto c = ports[i]->counters();
         fmt::print(out, "    egress {} {:<12} {:>10} frames {:>12} bytes sent, {} dropped (TX full), {} errors{}\n", i,
@@ -386,14 +423,20 @@ void write_summary_json(const std::string& path, const weir::engine::PipelineSta
         fmt::print(stderr, "weir: cannot write {}: {}\n", path, std::strerror(errno));
         return;
     }
-    fmt::print(f, R"({{"packets":{},"bytes":{},"decoded":{},"flows":{},"exported":{},"elapsed_s":{:.6f},)"
+    fmt::print(f, R"({{"packets":{},"bytes":{},"decoded":{},"unsampled":{},"unsampled_bytes":{},"flows":{},"exported":{},"elapsed_s":{:.6f},)"
                   R"("pps":{:.0f},"capture_drops":{},"xdp_undelivered_packets":{},"xdp_undelivered_bytes":{},"drops":{{)",
-        st.packets, st.bytes, st.decoded, st.flows_created, st.flows_exported, st.elapsed_s,
+        st.packets, st.bytes, st.decoded, st.unsampled, st.unsampled_bytes, st.flows_created, st.flows_exported, st.elapsed_s,
         st.elapsed_s > 0 ? static_cast<double>(st.packets) / st.elapsed_s : 0.0, src.stats().drops,
         st.delta_packets, st.delta_bytes);
     for (size_t i = 1; i < weir::kDropReasonCount; ++i)
         fmt::print(f, R"({}"{}":{})", i > 1 ? "," : "", weir::drop_reason_name(static_cast<weir::DropReason>(i)), st.drops.n[i]);
-    fmt::print(f, "}}{}}}\n", extra); // extra: more members, each starting with ','
+    fmt::print(f, "}}");
+    if (st.dpi.inspected || st.dpi.not_inspected)
+        fmt::print(f, R"(,"dpi":{{"inspected":{},"detected":{},"not_inspected":{},"tls_stream_full":{},)"
+                      R"("hello_gave_up":{},"payloads":{},"gave_up":{}}})",
+            st.dpi.inspected, st.dpi.detected, st.dpi.not_inspected, st.dpi.tls_stream_full, st.dpi.hello_gave_up,
+            st.dpi.payloads, st.dpi.gave_up);
+    fmt::print(f, "{}}}\n", extra); // extra: more members, each starting with ','
     if (f != stdout)
         std::fclose(f);
 }
@@ -645,11 +688,17 @@ int main(int argc, char** argv)
     app.add_option("--dpi-packets", o.dpi_packets, "Payloads inspected per direction of a flow at most")
         ->check(CLI::Range(1, 255))->capture_default_str();
     app.add_flag("--no-tunnels", o.no_tunnels, "Do not decapsulate GRE, VXLAN, GTP-U and IP-in-IP");
+    app.add_option("-S,--sampling", o.sampling, "Packet sampling: only 1 in N packets reach the flow table (N = 1..1000000000); "
+                                                "counters count those, and N goes to the collectors (see docs/export.md)");
+    app.add_option("--sampling-mode", o.sampling_mode, "With -S: systematic (every Nth packet) or random (one at random in every N)")
+        ->check(CLI::IsMember({"systematic", "random"}))->capture_default_str();
+    app.add_flag("--sampling-upscale", o.sampling_upscale, "With -S: multiply every flow's packets and bytes by N in all outputs "
+                                                          "(nProbe style) and announce no sampling to collectors");
     app.add_option("--json", o.json, "Write one JSON object per flow to FILE ('-' = stdout)");
     app.add_option("--text", o.text, "Write one readable line per flow to FILE ('-' = stdout, the default)");
     app.add_flag("-q,--quiet", o.quiet, "No per-flow output unless --json/--text is given");
     app.add_option("--summary-json", o.summary_json, "Also write the summary as JSON to FILE ('-' = stdout)");
-    app.add_option("-g,--cpus", o.cpus, "Pin worker i to the i-th CPU of this list")->delimiter(',');
+    app.add_option("-g,--cpus", o.cpus, "Pin worker i (with --per-queue: queue thread i) to the i-th CPU of this list")->delimiter(',');
     app.add_flag("!--no-progress", o.progress, "No progress line on a terminal");
     auto* lg = app.add_option_group("Live capture", "Interfaces (see docs/capture.md)");
     lg->add_option("-B,--filter", o.live.bpf_filter, "Capture filter in tcpdump syntax (kernel cBPF on AF_PACKET and libpcap, libpcap's interpreter on AF_XDP, DPDK and files)");
@@ -660,6 +709,9 @@ int main(int argc, char** argv)
         ->check(CLI::Range(0.0, 3600.0));
     lg->add_option("--stats-json", o.stats_json, "Also write each statistics line as one JSON object to FILE ('-' = stdout)");
     lg->add_flag("--capture-only", o.capture_only, "Count frames without decoding them: the bare capture rate");
+    lg->add_flag("--per-queue", o.per_queue, "One thread per RX queue (AF_XDP, DPDK) or fanout socket (AF_PACKET) that captures "
+                                             "and runs its own flow table and DPI, pinned by -g, all feeding one export "
+                                             "thread (instead of a reader and -w workers; see docs/capture.md)");
     lg->add_option("--poll-timeout", o.live.poll_timeout_ms, "Milliseconds a quiet interface is waited for before the clock moves")
         ->check(CLI::Range(0, 1000))->capture_default_str();
     lg->add_option("--xdp-mode", o.xdp_mode, "XDP attach mode: auto (native, else generic), native, generic")
@@ -694,6 +746,10 @@ int main(int argc, char** argv)
         ->check(CLI::IsMember({2u, 5u}))->capture_default_str();
     vg->add_option("--egress-conf", o.egress_conf, "IDS mode: egress policy file (docs/ids.md); reloaded on SIGHUP")
         ->check(CLI::ExistingFile);
+    vg->add_option("--egress-kernel", o.egress_kernel, "IDS mode with AF_XDP capture: forward each flow's packets after "
+                                                       "its decision in the kernel (XDP DIVERT), on by default; off: "
+                                                       "every frame by user-space AF_PACKET TX, in capture order")
+        ->check(CLI::IsMember({"on", "off"}))->capture_default_str();
     auto* xg = app.add_option_group("Flow export", "NetFlow v5/v9 and IPFIX to collectors (see docs/export.md)");
     xg->add_option("--v5", o.exp.v5, "NetFlow v5 collectors: host:port[,host:port] (IPv4 flows only)");
     xg->add_option("--v9", o.exp.v9, "NetFlow v9 collectors: host:port[,host:port]");
@@ -736,6 +792,20 @@ int main(int argc, char** argv)
         fmt::print(stderr, "weir: give either -i/--input or --bridge IFACE_A:IFACE_B\n");
         return 2;
     }
+    if (o.per_queue) {
+        const char* clash = !o.bridge.empty()                 ? "--bridge"
+                            : app.count("--workers")          ? "-w/--workers (per-queue threads replace the workers)"
+                            : o.capture_only                  ? "--capture-only"
+                            : !o.egress.empty()               ? "--egress"
+                            : !o.verdict_socket.empty() || !o.verdict_zmq.empty() || !o.verdict_redis.url.empty() ||
+                                      !o.verdict_pin.empty()
+                                ? "IDS verdicts"
+                                : nullptr;
+        if (clash) {
+            fmt::print(stderr, "weir: --per-queue cannot be combined with {}\n", clash);
+            return 2;
+        }
+    }
 
     const bool exporting = !o.exp.v5.empty() || !o.exp.v9.empty() || !o.exp.ipfix.empty() || !o.exp.zmq.empty();
     if (o.text.empty() && o.json.empty() && !o.quiet && !exporting)
@@ -750,6 +820,40 @@ int main(int argc, char** argv)
                                                   : weir::dataplane::LiveOptions::ZeroCopy::Auto;
     o.live.eal_args = split_blanks(o.dpdk_args);
 
+    // -S N: nProbe's form is N[:flow collection rate:flow export rate];
+    // only packet sampling exists here, so anything but one number is refused.
+    uint32_t sample_n = 1;
+    if (!o.sampling.empty()) {
+        const std::string& v = o.sampling;
+        uint64_t n = 0;
+        const bool digits = v.size() <= 10 && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (digits)
+            n = std::stoull(v);
+        if (!digits || n < 1 || n > 1000000000ULL) {
+            fmt::print(stderr, "weir: -S/--sampling: '{}': expected a packet sampling rate N in 1..1000000000 (1 in N "
+                               "packets){}\n",
+                       v, v.find(':') != std::string::npos ? "; flow collection and export sampling are not supported" : "");
+            return 2;
+        }
+        sample_n = static_cast<uint32_t>(n);
+        if (!o.bridge.empty()) {
+            fmt::print(stderr, "weir: -S/--sampling applies to captured traffic (-i), not to --bridge\n");
+            return 2;
+        }
+        if (sample_n > 16383 && !o.exp.v5.empty() && !o.sampling_upscale) {
+            fmt::print(stderr, "weir: -S {}: NetFlow v5 carries sampling intervals up to 16383 (14 bits); use "
+                               "--sampling-upscale or a smaller N\n", sample_n);
+            return 2;
+        }
+    } else if (o.sampling_upscale || o.sampling_mode != "systematic") {
+        fmt::print(stderr, "weir: --sampling-mode and --sampling-upscale need -S N\n");
+        return 2;
+    }
+    // Sampled counters go out as they are with the interval announced
+    // (routers' Sampled NetFlow: the collector scales), or multiplied here.
+    o.exp.sampling_interval = o.sampling_upscale ? 0 : sample_n;
+    o.exp.sampling_random = o.sampling_mode == "random";
+
     // Packets a verdict keeps from the capture go back into their flows
     // (docs/ids.md, "Flow accounting"): declared before the verdict server,
     // whose hooks use it, so that it outlives the server.
@@ -758,20 +862,36 @@ int main(int argc, char** argv)
     std::optional<weir::dataplane::VerdictMap> verdicts;
     std::unique_ptr<weir::dataplane::VerdictServer> verdict_server;
     std::unique_ptr<weir::dataplane::VerdictRedis> verdict_redis; // feeds verdict_server: destroyed first
-    const bool want_verdicts = !o.verdict_socket.empty() || !o.verdict_zmq.empty() || !o.verdict_redis.url.empty() || !o.verdict_pin.empty();
+    // IDS kernel egress (docs/ids.md): with one AF_XDP input and --egress,
+    // settled forward / egress:X flows become DIVERT verdicts through the
+    // program's weir_egress DEVMAP, so the verdict maps are made even
+    // without a verdict channel.
+    // Where it cannot be had (verdict maps, program load), weir says why
+    // and goes on with AF_PACKET TX, unless verdicts were asked for.
+    bool kernel_egress = o.egress_kernel == "on" && !o.egress.empty() && o.egress.size() <= WEIR_XDP_MAX_EGRESS &&
+                         o.bridge.empty() && !o.capture_only && o.input.rfind("xdp:", 0) == 0 &&
+                         o.input.find(',') == std::string::npos;
+    const bool verdict_channel = !o.verdict_socket.empty() || !o.verdict_zmq.empty() || !o.verdict_redis.url.empty() ||
+                                 !o.verdict_pin.empty();
+    bool want_verdicts = verdict_channel || kernel_egress;
     if (want_verdicts) {
         weir::dataplane::VerdictMapOptions vo;
         vo.max_flows = o.verdict_max;
         vo.pin_dir = o.verdict_pin;
         auto vm = weir::dataplane::VerdictMap::create(vo);
-        if (!vm) {
+        if (!vm && !verdict_channel) {
+            fmt::print(stderr, "weir: kernel egress off, every frame by AF_PACKET TX: verdict maps: {}\n",
+                       vm.error().message());
+            kernel_egress = want_verdicts = false;
+        } else if (!vm) {
             fmt::print(stderr, "weir: verdict maps: {}\n", vm.error().message());
             return 1;
+        } else {
+            verdicts.emplace(std::move(vm.value()));
+            o.live.verdict_map_fd = verdicts->fd();
+            o.live.subnet_verdict_map_fd = verdicts->subnet_fd();
+            o.live.egress_ifaces = o.egress;
         }
-        verdicts.emplace(std::move(vm.value()));
-        o.live.verdict_map_fd = verdicts->fd();
-        o.live.subnet_verdict_map_fd = verdicts->subnet_fd();
-        o.live.egress_ifaces = o.egress;
     }
     // Signals from here on: a live capture may take a while to open.
     std::signal(SIGINT, on_signal);
@@ -816,7 +936,19 @@ int main(int argc, char** argv)
         fmt::print(stderr, "weir: {}\n", msg);
         return msg;
     };
-    auto src = weir::dataplane::open_input(o.input, o.live);
+    // Checked before the capture opens (weir's own XDP program is no warning).
+    const std::vector<std::string> nic_warnings = weir::tools::capture_warnings(o.input, o.live);
+    std::vector<weir::PacketSource*> queue_sources; // --per-queue: one per queue thread, owned by src
+    auto src = o.per_queue ? weir::tools::open_per_queue(o.input, o.live, queue_sources)
+                           : weir::dataplane::open_input(o.input, o.live);
+    if (!src && kernel_egress && !verdict_channel) {
+        fmt::print(stderr, "weir: kernel egress off, every frame by AF_PACKET TX: {}\n", src.error().message());
+        kernel_egress = want_verdicts = false;
+        o.live.verdict_map_fd = o.live.subnet_verdict_map_fd = -1;
+        o.live.egress_ifaces.clear();
+        verdicts.reset();
+        src = weir::dataplane::open_input(o.input, o.live);
+    }
     if (!src) {
         fmt::print(stderr, "weir: {}\n", src.error().message());
         return 1;
@@ -824,7 +956,10 @@ int main(int argc, char** argv)
     weir::PacketSource& source = *src.value();
     const bool live = source.live();
     if (live)
-        fmt::print(stderr, "weir: capturing on {}\n", source.describe());
+        fmt::print(stderr, "weir: capturing on {}{}\n", source.describe(),
+                   o.per_queue ? fmt::format(" ({} per-queue threads)", queue_sources.size()) : "");
+    for (const auto& w : nic_warnings)
+        fmt::print(stderr, "weir: warning: {}\n", w);
     if (want_verdicts) {
         if (source.describe().find("verdicts on") == std::string::npos) {
             fmt::print(stderr, "weir: verdicts need AF_XDP capture (-i xdp:IFACE); {} has none\n", source.describe());
@@ -833,7 +968,8 @@ int main(int argc, char** argv)
         // The egress policy's offload goes through the server too (it owns
         // the map and sweeps expired entries): one without a socket of its
         // own when only --verdict-pin was given.
-        if (!o.verdict_socket.empty() || !o.verdict_zmq.empty() || !o.verdict_redis.url.empty() || policy_store) {
+        if (!o.verdict_socket.empty() || !o.verdict_zmq.empty() || !o.verdict_redis.url.empty() || policy_store ||
+            kernel_egress) {
             weir::dataplane::VerdictServerOptions so;
             so.unix_path = o.verdict_socket;
             so.zmq_endpoint = o.verdict_zmq;
@@ -864,7 +1000,7 @@ int main(int argc, char** argv)
         }
     }
     if (o.capture_only)
-        return run_capture_only(source, o);
+        return run_capture_only(source, o, nic_warnings);
     for (uint32_t lt : source.linktypes()) {
         if (!weir::engine::Decoder::linktype_supported(lt)) {
             fmt::print(stderr, "weir: {}: link type {} is not supported\n", source.describe(), lt);
@@ -923,6 +1059,10 @@ int main(int argc, char** argv)
     // Files: never lose a packet or a flow to a full ring. Interfaces: never
     // let a slow exporter stall capture; count what is lost instead.
     cfg.lossless = !live;
+    cfg.sampling.interval = sample_n;
+    cfg.sampling.random = o.sampling_mode == "random";
+    cfg.sampling.seed = std::random_device{}() | (uint64_t{std::random_device{}()} << 32);
+    const uint32_t upscale = o.sampling_upscale ? sample_n : 1;
 
     // IDS mode: every frame goes whole to one egress interface, per flow.
     std::vector<std::unique_ptr<weir::dataplane::EgressPort>> egress_ports;
@@ -963,11 +1103,13 @@ int main(int argc, char** argv)
         ec.max_flows = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{o.max_flows} * std::max(1u, o.workers), 1u << 22));
         ec.idle_timeout_ns = cfg.table.idle_timeout_ns;
         ec.l7_feedback = cfg.dpi.level >= 1;
-        if (policy_store && verdict_server) {
-            // Discards (and shunts past K) become DROP verdicts in XDP.
+        if ((policy_store || kernel_egress) && verdict_server) {
+            // Discards (and shunts past K) become DROP verdicts in XDP;
+            // with the kernel egress, forwards become DIVERTs.
             policy_offload = std::make_unique<PolicyOffload>(*verdict_server);
             ec.offload = policy_offload.get();
             ec.offload_ttl_ns = cfg.table.idle_timeout_ns;
+            ec.divert = kernel_egress;
         }
         auto es = weir::engine::EgressStage::create(ec, outs, policy_store.get());
         if (!es) {
@@ -979,14 +1121,26 @@ int main(int argc, char** argv)
         std::string names;
         for (const auto& p : egress_ports)
             names += (names.empty() ? "" : ", ") + p->describe();
-        fmt::print(stderr, "weir: IDS egress by {}, {} egress: {}{}\n", o.egress_hash == 2 ? "address pair" : "5-tuple",
-                   egress_ports.size(), names, o.egress_conf.empty() ? "" : ", policy " + o.egress_conf);
+        fmt::print(stderr, "weir: IDS egress by {}, {} egress: {}{}{}\n", o.egress_hash == 2 ? "address pair" : "5-tuple",
+                   egress_ports.size(), names, o.egress_conf.empty() ? "" : ", policy " + o.egress_conf,
+                   ec.divert ? ", flows forwarded in the kernel (XDP DIVERT) once decided" : "");
     }
 
     // The sink runs on the export thread: the exporters live there until run() returns.
-    Pipeline* boot_src = nullptr;
+    weir::tools::PipelineHandle* boot_src = nullptr;
     bool booted = false;
-    auto pipe = Pipeline::create(cfg, [&writers, &exporters, &zmq, &boot_src, &booted](const weir::FlowRecord& r) {
+    const Pipeline::Sink flow_sink = [&writers, &exporters, &zmq, &boot_src, &booted,
+                                      upscale](const weir::FlowRecord& rec) {
+        // --sampling-upscale: every output gets the estimated totals.
+        weir::FlowRecord scaled;
+        if (upscale > 1) {
+            scaled = rec;
+            for (auto& d : scaled.dir) {
+                d.packets *= upscale;
+                d.bytes *= upscale;
+            }
+        }
+        const weir::FlowRecord& r = upscale > 1 ? scaled : rec;
         for (auto& w : writers)
             w->write(r);
         if (zmq)
@@ -1002,21 +1156,36 @@ int main(int argc, char** argv)
         }
         for (auto& e : exporters)
             e->export_flow(r);
-    });
-    if (!pipe) {
-        fmt::print(stderr, "weir: {}\n", pipe.error().message());
-        return 1;
+    };
+    std::unique_ptr<Pipeline> pipe_one;
+    std::unique_ptr<weir::engine::QueuePipelines> pipe_queues;
+    if (o.per_queue) {
+        auto q = weir::engine::QueuePipelines::create(cfg, queue_sources.size(), flow_sink);
+        if (!q) {
+            fmt::print(stderr, "weir: {}\n", q.error().message());
+            return 1;
+        }
+        pipe_queues = std::move(q.value());
+    } else {
+        auto p = Pipeline::create(cfg, flow_sink);
+        if (!p) {
+            fmt::print(stderr, "weir: {}\n", p.error().message());
+            return 1;
+        }
+        pipe_one = std::move(p.value());
     }
-    Pipeline& pipeline = *pipe.value();
+    weir::tools::PipelineHandle pipeline{pipe_one.get(), pipe_queues.get(), queue_sources};
     boot_src = &pipeline;
-    g_pipeline.store(&pipeline);
+    g_pipeline.store(pipe_one.get());
+    g_queue_pipelines.store(pipe_queues.get());
     // Once a second, what XDP kept from the capture since the last poll; a
     // last poll once reading stops, before the flows are flushed.
     Periodic xdp_poller;
     if (verdicts) {
-        xdp_acct.attach(&pipeline);
+        xdp_acct.stage = egress_stage.get(); // before attach: read under its lock from then on
+        xdp_acct.attach(pipeline.one); // verdicts are refused with --per-queue
         weir::dataplane::VerdictMap* vm = &*verdicts;
-        pipeline.set_before_flush([&xdp_acct, vm] { xdp_acct.poll(*vm); });
+        pipeline.one->set_before_flush([&xdp_acct, vm] { xdp_acct.poll(*vm); });
         xdp_poller.start(std::chrono::seconds(1), [&xdp_acct, vm] { xdp_acct.poll(*vm); });
     }
     if (g_stop.load())
@@ -1106,6 +1275,7 @@ int main(int argc, char** argv)
     if (progress_printed)
         fmt::print(stderr, "\n");
     g_pipeline.store(nullptr);
+    g_queue_pipelines.store(nullptr);
     if (stats_json && stats_json != stdout)
         std::fclose(stats_json);
 
@@ -1139,6 +1309,10 @@ int main(int argc, char** argv)
     std::string egress_json;
     if (egress_stage)
         egress_json = print_egress_summary(stderr, *egress_stage, egress_ports, st);
+    if (pipe_queues)
+        egress_json += weir::tools::print_per_queue_summary(stderr, pipe_queues->per_queue(), queue_sources, o.cpus);
+    if (live)
+        egress_json += ",\"nic_warnings\":" + weir::tools::json_string_array(nic_warnings);
     if (!o.summary_json.empty())
         write_summary_json(o.summary_json, st, source, egress_json);
     if (auto err = source.error()) {

@@ -30,6 +30,14 @@ namespace weir::dataplane {
 Result<std::unique_ptr<PacketSource>> open_afxdp(const std::string& ifname, const std::vector<uint32_t>& queues,
                                                  const LiveOptions& opt);
 
+/// The same capture split by RX queue (--per-queue): one source per queue
+/// of `queues` (empty: every RX queue), each owning its queue's sockets and
+/// UMEM, all sharing one XDP program that is attached once every socket is
+/// in place. Each source may be read on its own thread. Errors: as open_afxdp().
+Result<std::vector<std::unique_ptr<PacketSource>>> open_afxdp_queues(const std::string& ifname,
+                                                                     const std::vector<uint32_t>& queues,
+                                                                     const LiveOptions& opt);
+
 /// RX queues of an interface as the kernel exposes them
 /// (/sys/class/net/IF/queues/rx-*). Errors: ENODEV.
 Result<uint32_t> rx_queue_count(const std::string& ifname);

@@ -41,6 +41,13 @@ Result<void> dpdk_init(const LiveOptions& opt);
 Result<std::unique_ptr<PacketSource>> open_dpdk(const std::string& devargs, const std::vector<uint32_t>& queues,
                                                 const LiveOptions& opt);
 
+/// The same port split by RX queue (--per-queue): one source per queue,
+/// each to be read by one thread; the port stays open until the last is
+/// destroyed. Errors: as open_dpdk().
+Result<std::vector<std::unique_ptr<PacketSource>>> open_dpdk_queues(const std::string& devargs,
+                                                                    const std::vector<uint32_t>& queues,
+                                                                    const LiveOptions& opt);
+
 /// Names of the ethdev ports that exist now (empty before the EAL is up).
 std::vector<std::string> dpdk_port_names();
 

@@ -87,6 +87,22 @@ Result<std::unique_ptr<PacketSource>> open_source(const InterfaceSpec& spec, con
 /// polled in turn (merge_live). Mixing files and interfaces is EINVAL.
 Result<std::unique_ptr<PacketSource>> open_input(const std::string& text, const LiveOptions& opt);
 
+/// An -i list split by RX queue for per-queue capture threads (--per-queue).
+struct QueueInput {
+    std::unique_ptr<PacketSource> all;  ///< owns every queue source: summed stats, per-queue stats, describe()
+    std::vector<PacketSource*> queues;  ///< one per RX queue (AF_XDP, DPDK) or fanout socket (AF_PACKET); owned by `all`
+};
+
+/// Opens every interface of `text` as one source per RX queue: xdp:IF[@q]
+/// one AF_XDP source per queue (open_afxdp_queues); dpdk:ARGS one source
+/// per RX queue of the port (opt.dpdk_rx_queues, open_dpdk_queues);
+/// afpacket:IF one socket per RX queue of IF (or opt.afp_sockets when > 1),
+/// each its own source, all in one PACKET_FANOUT group (flow hash); a bare
+/// IF tries AF_XDP, then AF_PACKET. Each source is read by one thread only.
+/// Errors: EINVAL for capture files and pcap: (not split by queue), and
+/// whatever opening the back-ends gives.
+Result<QueueInput> open_input_queues(const std::string& text, const LiveOptions& opt);
+
 /// Live sources polled round-robin into one view (both halves of a tap).
 std::unique_ptr<PacketSource> merge_live(std::vector<std::unique_ptr<PacketSource>> sources);
 

@@ -27,6 +27,10 @@
 // Rings full: with lossless (files) the producer waits; without (live
 // capture) the packet or flow is dropped and counted (RingFull,
 // ExportRingFull), and nothing on the packet path waits for the exporter.
+//
+// Sampling (cfg.sampling, sampler.hpp): the reader keeps 1 in N of the
+// packets it keyed, after the tap (the IDS egress sees every frame) and
+// before the flow table and DPI; the others are counted in unsampled.
 #pragma once
 
 #include <weir/core/drop_reason.hpp>
@@ -36,6 +40,7 @@
 #include <weir/engine/decoder.hpp>
 #include <weir/engine/dpi_stage.hpp>
 #include <weir/engine/flow_table.hpp>
+#include <weir/engine/sampler.hpp>
 
 #include <array>
 #include <atomic>
@@ -86,6 +91,7 @@ struct PipelineConfig {
     uint32_t burst = 32;           ///< rx burst size
     std::vector<int> cpus;         ///< optional: pin worker i to cpus[i]
     ReaderTap* tap = nullptr;      ///< optional, not owned: every frame read, reader thread
+    SamplingConfig sampling;       ///< 1-in-N packet sampling before the flow table (sampler.hpp), per reader
 };
 
 struct PipelineStats {
@@ -107,6 +113,8 @@ struct PipelineStats {
     uint64_t deltas_late = 0;      ///< account() calls that came after the final flush (lost)
     uint64_t l7_notes = 0;         ///< DPI results handed to the tap (ReaderTap::on_l7)
     uint64_t l7_notes_lost = 0;    ///< DPI results lost to a full worker->reader ring
+    uint64_t unsampled = 0;        ///< keyed packets packet sampling left out of the flow table
+    uint64_t unsampled_bytes = 0;  ///< their wire bytes
 };
 
 class Pipeline {
