@@ -1,6 +1,9 @@
 // MD5 (JA3/JA3S) and SHA-256 (JA4's truncated hashes), streaming and
 // allocation-free, so fingerprints can be hashed while the ClientHello is
-// walked without building the whole fingerprint string first.
+// walked without building the whole fingerprint string first. The block
+// functions are OpenSSL's (SHA extensions / AVX2 where the CPU has them);
+// the small pieces a fingerprint is fed in are gathered here into whole
+// blocks first, so most update() calls are a copy of a few bytes.
 #pragma once
 
 #include <array>
@@ -20,9 +23,9 @@ public:
     std::array<uint8_t, 16> finish() noexcept;
 
 private:
-    void block(const uint8_t* p) noexcept;
-    uint32_t state_[4];
-    uint64_t bytes_ = 0;
+    // OpenSSL's MD5_CTX (92 bytes; checked in hash.cpp), kept opaque here.
+    alignas(8) uint8_t ctx_[96];
+    uint32_t have_ = 0; ///< bytes waiting in buf_
     uint8_t buf_[64];
 };
 
@@ -35,9 +38,9 @@ public:
     std::array<uint8_t, 32> finish() noexcept;
 
 private:
-    void block(const uint8_t* p) noexcept;
-    uint32_t state_[8];
-    uint64_t bytes_ = 0;
+    // OpenSSL's SHA256_CTX (112 bytes; checked in hash.cpp), kept opaque here.
+    alignas(8) uint8_t ctx_[112];
+    uint32_t have_ = 0; ///< bytes waiting in buf_
     uint8_t buf_[64];
 };
 
