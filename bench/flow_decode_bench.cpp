@@ -7,6 +7,7 @@
 #include <weir/exporters/encoder.hpp>
 #include <weir/exporters/flow_decoder.hpp>
 
+#include "datagram_bytes.hpp"
 #include "sample_flows.hpp"
 
 #include <benchmark/benchmark.h>
@@ -18,10 +19,7 @@ namespace {
 using namespace weir;
 using namespace weir::exporters;
 
-struct Collect final : DatagramSink {
-    std::vector<std::vector<uint8_t>> d;
-    void on_datagram(std::span<const uint8_t> x) noexcept override { d.emplace_back(x.begin(), x.end()); }
-};
+using test::Collect;
 
 struct Touch final : FlowRecordSink {
     uint64_t packets = 0;

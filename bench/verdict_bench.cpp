@@ -156,6 +156,48 @@ private:
     int fd_ = -1;
 };
 
+/// A VerdictServer (no sweeper) on v.sock in a new directory under /tmp;
+/// stopped and the directory removed at scope exit. When it cannot start,
+/// the benchmark is skipped with the reason and ok() is false.
+class BenchServer {
+public:
+    BenchServer(benchmark::State& state, VerdictMap& m)
+    {
+        if (!mkdtemp(dir_)) {
+            dir_[0] = '\0';
+            state.SkipWithError("mkdtemp");
+            return;
+        }
+        VerdictServerOptions o;
+        o.unix_path = std::string(dir_) + "/v.sock";
+        o.sweep_interval_ms = 0;
+        path_ = o.unix_path;
+        auto srv = VerdictServer::start(m, o);
+        if (!srv.ok()) {
+            state.SkipWithError(srv.error().message().c_str());
+            return;
+        }
+        srv_ = std::move(srv.value());
+    }
+    ~BenchServer()
+    {
+        if (srv_)
+            srv_->stop();
+        if (dir_[0])
+            rmdir(dir_);
+    }
+    BenchServer(const BenchServer&) = delete;
+    BenchServer& operator=(const BenchServer&) = delete;
+
+    bool ok() const { return srv_ != nullptr; }
+    const std::string& path() const { return path_; }
+
+private:
+    char dir_[21] = "/tmp/wv-bench-XXXXXX";
+    std::string path_;
+    std::unique_ptr<VerdictServer> srv_;
+};
+
 std::string item_json(uint32_t i)
 {
     const weir::FlowKey k = nth_key(i);
@@ -171,22 +213,11 @@ void socket_bench(benchmark::State& state, uint32_t per_request)
     auto m = make_map(state, max);
     if (!m)
         return;
-    char dir[] = "/tmp/wv-bench-XXXXXX";
-    if (!mkdtemp(dir)) {
-        state.SkipWithError("mkdtemp");
+    BenchServer srv(state, *m);
+    if (!srv.ok())
         return;
-    }
-    VerdictServerOptions o;
-    o.unix_path = std::string(dir) + "/v.sock";
-    o.sweep_interval_ms = 0;
-    auto srv = VerdictServer::start(*m, o);
-    if (!srv.ok()) {
-        state.SkipWithError(srv.error().message().c_str());
-        rmdir(dir);
-        return;
-    }
     {
-        Client c(o.unix_path);
+        Client c(srv.path());
         if (!c.ok()) {
             state.SkipWithError("connect");
         } else {
@@ -224,8 +255,6 @@ void socket_bench(benchmark::State& state, uint32_t per_request)
             state.counters["request_bytes"] = static_cast<double>(line.size());
         }
     }
-    (*srv)->stop();
-    rmdir(dir);
 }
 
 void BM_InstallViaSocketBatched(benchmark::State& state)
@@ -250,22 +279,11 @@ void BM_InstallViaSocketBinary(benchmark::State& state)
     auto m = make_map(state, max);
     if (!m)
         return;
-    char dir[] = "/tmp/wv-bench-XXXXXX";
-    if (!mkdtemp(dir)) {
-        state.SkipWithError("mkdtemp");
+    BenchServer srv(state, *m);
+    if (!srv.ok())
         return;
-    }
-    VerdictServerOptions o;
-    o.unix_path = std::string(dir) + "/v.sock";
-    o.sweep_interval_ms = 0;
-    auto srv = VerdictServer::start(*m, o);
-    if (!srv.ok()) {
-        state.SkipWithError(srv.error().message().c_str());
-        rmdir(dir);
-        return;
-    }
     {
-        auto c = VerdictClient::connect(o.unix_path);
+        auto c = VerdictClient::connect(srv.path());
         if (!c.ok()) {
             state.SkipWithError(("connect: " + c.error().message()).c_str());
         } else {
@@ -305,8 +323,6 @@ void BM_InstallViaSocketBinary(benchmark::State& state)
             state.counters["request_bytes"] = static_cast<double>(sizeof(weir_vwire_hdr) + kBatch * sizeof(weir_verdict_req));
         }
     }
-    (*srv)->stop();
-    rmdir(dir);
 }
 BENCHMARK(BM_InstallViaSocketBinary)->Iterations(15)->Unit(benchmark::kMillisecond)->UseRealTime();
 

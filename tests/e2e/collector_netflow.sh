@@ -18,49 +18,20 @@
 # 77 (skipped) when one is missing.
 set -u
 
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../support/collector_lib.sh"
 
 for t in softflowd nfcapd nfdump python3; do
     command -v "$t" >/dev/null 2>&1 || skip "$t not installed (tools/ci/install-deps.sh installs it)"
 done
 [ "$(id -u)" -eq 0 ] || skip "needs root to raise net.core.rmem_max"
 : "${WEIR_BIN:?WEIR_BIN not set}" "${WEIR_SHARED_DIR:?WEIR_SHARED_DIR not set}"
-COLLECTOR=${WEIR_COLLECTOR_BIN:-$(dirname "$WEIR_BIN")/weir-collector}
-[ -x "$COLLECTOR" ] || skip "weir-collector not built at $COLLECTOR"
+need_collector
 
 P=$WEIR_SHARED_DIR/pcaps/ndpi/pcap
-for c in 1kxun.pcap android.pcap http_ipv6.pcap dns.pcap icmp-tunnel.pcap; do
-    [ -f "$P/$c" ] || skip "capture $P/$c missing"
-done
+need_caps "$P" 1kxun.pcap android.pcap http_ipv6.pcap dns.pcap icmp-tunnel.pcap
 
-old_rmem=$(cat /proc/sys/net/core/rmem_max)
-if [ "$old_rmem" -lt 33554432 ]; then
-    sysctl -q -w net.core.rmem_max=33554432 || skip "cannot raise net.core.rmem_max"
-fi
-
-TMP=$(mktemp -d /tmp/weir-coll-e2e.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    if [ "$old_rmem" -lt 33554432 ]; then sysctl -q -w net.core.rmem_max="$old_rmem"; fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() { # udp|tcp
-    python3 -c 'import socket,sys; t=socket.SOCK_DGRAM if sys.argv[1]=="udp" else socket.SOCK_STREAM
-s=socket.socket(socket.AF_INET, t); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' "$1"
-}
-
-wait_for() { # file pattern seconds
-    local i
-    for i in $(seq 1 $(( $3 * 10 ))); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
+scratch_dir /tmp/weir-coll-e2e.XXXXXX
+raise_rmem
 
 # nfdump.py NFDUMP_LINES NFDUMP_I COLLECTOR_JSON COLLECTOR_STATS
 cat >"$TMP/nfdump.py" <<'PY'

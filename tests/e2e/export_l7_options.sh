@@ -18,39 +18,21 @@
 # one is missing.
 set -u
 
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../support/collector_lib.sh"
 
 for t in tshark tcpdump python3; do
     command -v "$t" >/dev/null 2>&1 || skip "$t not installed"
 done
 [ "$(id -u)" -eq 0 ] || skip "needs root to capture on lo"
 : "${WEIR_BIN:?WEIR_BIN not set}" "${WEIR_SHARED_DIR:?WEIR_SHARED_DIR not set}"
-BIN_DIR=$(dirname "$WEIR_BIN")
-DRIVER=${WEIR_EXPORT_DRIVER:-$BIN_DIR/../tests/weir_export_driver}
-COLLECTOR=${WEIR_COLLECTOR:-$BIN_DIR/../tools/weir-collector}
-[ -x "$DRIVER" ] || skip "test driver $DRIVER not built"
-[ -x "$COLLECTOR" ] || skip "weir-collector $COLLECTOR not built"
+need_export_driver
+need_collector
 
 P=$WEIR_SHARED_DIR/pcaps/ndpi/pcap
-CAPS=""
-for c in 1kxun.pcap http_ipv6.pcap dns.pcap android.pcap; do
-    [ -f "$P/$c" ] || skip "capture $P/$c missing"
-    CAPS="${CAPS:+$CAPS,}$P/$c"
-done
+need_caps "$P" 1kxun.pcap http_ipv6.pcap dns.pcap android.pcap
+CAPS=$CAP_LIST
 
-TMP=$(mktemp -d /tmp/weir-export-l7.XXXXXX)
-PIDS=""
-cleanup() {
-    for p in $PIDS; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_udp_port() {
-    python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+scratch_dir /tmp/weir-export-l7.XXXXXX
 
 # check DRIVER_OUT STATS_JSON FLOWS_JSON FORMAT [late]
 check() {
@@ -92,16 +74,16 @@ EOF
 }
 
 for fmt in v9 ipfix; do
-    port=$(free_udp_port)
+    port=$(free_port udp)
     dir=$TMP/$fmt
     mkdir -p "$dir"
     tcpdump -i lo -n -U -w "$dir/export.pcap" "udp and port $port" >"$dir/tcpdump.log" 2>&1 &
     TCPDUMP=$!
-    PIDS="$PIDS $TCPDUMP"
+    PIDS+=("$TCPDUMP")
     "$COLLECTOR" --netflow "udp://127.0.0.1:$port" --json "$dir/flows.json" --stats "$dir/stats.json" \
         --idle 2 --timeout 60 >"$dir/collector.log" 2>&1 &
     COL=$!
-    PIDS="$PIDS $COL"
+    PIDS+=("$COL")
     sleep 1
     "$DRIVER" -i "$CAPS" -D 1 --export-options "--$fmt" "127.0.0.1:$port" --template-refresh-packets 10 >"$dir/driver.out" 2>&1 \
         || fail "$fmt: driver failed: $(cat "$dir/driver.out")"
@@ -124,18 +106,18 @@ for fmt in v9 ipfix; do
 done
 
 # --- 2. a collector started after the exporter -------------------------------
-port=$(free_udp_port)
+port=$(free_port udp)
 dir=$TMP/late
 mkdir -p "$dir"
 "$DRIVER" -i "$CAPS" -D 1 --export-options --ipfix "127.0.0.1:$port" --template-refresh-packets 0 --template-refresh-seconds 1 \
     --flow-delay-us 20000 --flow-tick-ms 100 >"$dir/driver.out" 2>&1 &
 DRV=$!
-PIDS="$PIDS $DRV"
+PIDS+=("$DRV")
 sleep 1.5
 "$COLLECTOR" --netflow "udp://127.0.0.1:$port" --json "$dir/flows.json" --stats "$dir/stats.json" \
     --idle 3 --timeout 60 >"$dir/collector.log" 2>&1 &
 COL=$!
-PIDS="$PIDS $COL"
+PIDS+=("$COL")
 wait "$DRV" || fail "late: driver failed: $(cat "$dir/driver.out")"
 wait "$COL" || fail "late: weir-collector failed: $(tail -3 "$dir/collector.log")"
 check "$dir/driver.out" "$dir/stats.json" "$dir/flows.json" ipfix late || exit 1

@@ -11,15 +11,13 @@
 # Needs nfcapd/nfdump and python3; exits 77 when one is missing.
 set -u
 
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../support/collector_lib.sh"
 
 for t in nfcapd nfdump python3; do
     command -v "$t" >/dev/null 2>&1 || skip "$t not installed"
 done
 : "${WEIR_BIN:?WEIR_BIN not set}" "${WEIR_SHARED_DIR:?WEIR_SHARED_DIR not set}"
-DRIVER=${WEIR_EXPORT_DRIVER:-$(dirname "$WEIR_BIN")/../tests/weir_export_driver}
-[ -x "$DRIVER" ] || skip "test driver $DRIVER not built"
+need_export_driver
 
 P=$WEIR_SHARED_DIR/pcaps/ndpi/pcap
 [ -d "$P" ] || skip "captures $P missing"
@@ -27,27 +25,16 @@ P=$WEIR_SHARED_DIR/pcaps/ndpi/pcap
 CAPS=$(ls -S "$P"/*.pcap 2>/dev/null | head -60 | paste -sd, -)
 [ -n "$CAPS" ] || skip "no capture in $P"
 
-TMP=$(mktemp -d /tmp/weir-export-pacing.XXXXXX)
-PIDS=""
-cleanup() {
-    for p in $PIDS; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    [ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_udp_port() {
-    python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+scratch_dir /tmp/weir-export-pacing.XXXXXX
 
 # run RATE -> "flows sequence_failures records datagrams seconds paced_waits"
 run() {
     local rate=$1 dir=$TMP/rate-$1 port
     mkdir -p "$dir/nf"
-    port=$(free_udp_port)
+    port=$(free_port udp)
     nfcapd -b 127.0.0.1 -p "$port" -w "$dir/nf" -B 32768 -t 3600 >"$dir/nfcapd.log" 2>&1 &
     local nf=$!
-    PIDS="$PIDS $nf"
+    PIDS+=("$nf")
     # Wait for nfcapd's socket (a slow start would refuse the whole export).
     local i
     for i in $(seq 50); do

@@ -24,8 +24,7 @@
 # tcpdump, python3; nfacctd is checked when installed. Exit 77 = skipped.
 set -u
 
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../support/collector_lib.sh"
 
 : "${WEIR_BIN:?WEIR_BIN not set}" "${WEIR_SHARED_DIR:?WEIR_SHARED_DIR not set}"
 
@@ -54,11 +53,8 @@ for t in nfcapd nfdump tshark tcpdump python3; do
     command -v "$t" >/dev/null 2>&1 || skip "$t not installed (tools/ci/install-deps.sh installs it)"
 done
 [ "$(id -u)" -eq 0 ] || skip "needs root to raise net.core.rmem_max and capture on lo"
-CAPS=""
-for c in 1kxun.pcap dns.pcap http_ipv6.pcap; do
-    [ -f "$P/$c" ] || skip "capture $P/$c missing"
-    CAPS="${CAPS:+$CAPS,}$P/$c"
-done
+need_caps "$P" 1kxun.pcap dns.pcap http_ipv6.pcap
+CAPS=$CAP_LIST
 N=10
 # "nfdump: Version: NSEL-NEL1.7.1" (Debian 12): the number at the end.
 NFDUMP_VER=$(nfdump -V 2>&1 | sed -n 's/.*Version: *[^0-9]*\([0-9][0-9.]*\).*/\1/p')
@@ -66,30 +62,8 @@ HAVE_NFACCTD=0
 command -v nfacctd >/dev/null 2>&1 && HAVE_NFACCTD=1
 [ "$HAVE_NFACCTD" -eq 1 ] || echo "NOTE: nfacctd (pmacct) not installed: renormalisation not checked"
 
-old_rmem=$(cat /proc/sys/net/core/rmem_max)
-if [ "$old_rmem" -lt 33554432 ]; then
-    sysctl -q -w net.core.rmem_max=33554432 || skip "cannot raise net.core.rmem_max"
-fi
-TMP=$(mktemp -d /tmp/weir-sampling-e2e.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    if [ "$old_rmem" -lt 33554432 ]; then sysctl -q -w net.core.rmem_max="$old_rmem"; fi
-    if [ "${KEEP_TMP:-0}" = 1 ]; then echo "files kept in $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-
-free_udp_port() {
-    python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_for() { # file pattern seconds
-    local i
-    for i in $(seq 1 $(( $3 * 10 ))); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
+scratch_dir /tmp/weir-sampling-e2e.XXXXXX
+raise_rmem
 
 # Keyed packets of an unsampled run (the population sampling draws from).
 "$WEIR_BIN" -i "$CAPS" -q --summary-json "$TMP/full.json" 2>/dev/null || fail "unsampled run failed"
@@ -178,16 +152,12 @@ run_case() { # format mode [upscale]
     local fmt=$1 mode=$2 upscale=${3:-0} port pport="" pp=""
     local dir=$TMP/$fmt-$mode-$upscale
     mkdir -p "$dir/nf"
-    port=$(free_udp_port)
-    tcpdump -i lo -U -w "$dir/cap.pcap" "udp and dst port $port" >"$dir/tcpdump.log" 2>&1 &
-    local tp=$!; PIDS+=("$tp")
-    wait_for "$dir/tcpdump.log" "listening on" 10 || fail "tcpdump did not start: $(cat "$dir/tcpdump.log")"
-    nfcapd -B 16777216 -b 127.0.0.1 -p "$port" -w "$dir/nf" >"$dir/nfcapd.log" 2>&1 &
-    local np=$!; PIDS+=("$np")
-    wait_for "$dir/nfcapd.log" "Startup" 10 || fail "nfcapd did not start: $(cat "$dir/nfcapd.log")"
+    port=$(free_port udp)
+    start_nfcapd_recorded "$dir" "$port"
+    local tp=$TCPDUMP_PID np=$NFCAPD_PID
     local collectors="127.0.0.1:$port"
     if [ "$HAVE_NFACCTD" -eq 1 ]; then
-        pport=$(free_udp_port)
+        pport=$(free_port udp)
         cat >"$dir/nfacctd.conf" <<CONF
 daemonize: false
 nfacctd_ip: 127.0.0.1

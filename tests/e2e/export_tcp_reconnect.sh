@@ -12,42 +12,28 @@
 # Needs python3; exits 77 when it, the driver or weir-collector is missing.
 set -u
 
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../support/collector_lib.sh"
 
 command -v python3 >/dev/null 2>&1 || skip "python3 not installed"
 : "${WEIR_BIN:?WEIR_BIN not set}" "${WEIR_SHARED_DIR:?WEIR_SHARED_DIR not set}"
-BIN_DIR=$(dirname "$WEIR_BIN")
-DRIVER=${WEIR_EXPORT_DRIVER:-$BIN_DIR/../tests/weir_export_driver}
-COLLECTOR=${WEIR_COLLECTOR:-$BIN_DIR/../tools/weir-collector}
-[ -x "$DRIVER" ] || skip "test driver $DRIVER not built"
-[ -x "$COLLECTOR" ] || skip "weir-collector $COLLECTOR not built"
+need_export_driver
+need_collector
 
 P=$WEIR_SHARED_DIR/pcaps/ndpi/pcap
-CAPS=""
-for c in 1kxun.pcap http_ipv6.pcap dns.pcap android.pcap; do
-    [ -f "$P/$c" ] || skip "capture $P/$c missing"
-    CAPS="${CAPS:+$CAPS,}$P/$c"
-done
+need_caps "$P" 1kxun.pcap http_ipv6.pcap dns.pcap android.pcap
+CAPS=$CAP_LIST
 
-TMP=$(mktemp -d /tmp/weir-export-tcp.XXXXXX)
-PIDS=""
-cleanup() {
-    for p in $PIDS; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+scratch_dir /tmp/weir-export-tcp.XXXXXX
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port tcp)
 
 "$COLLECTOR" --ipfix-tcp "tcp://127.0.0.1:$port" --stats "$TMP/stats1.json" --timeout 60 >"$TMP/col1.log" 2>&1 &
 COL1=$!
-PIDS="$PIDS $COL1"
+PIDS+=("$COL1")
 sleep 0.5
 "$DRIVER" -i "$CAPS" -D 1 --export-options --ipfix "tcp://127.0.0.1:$port" --flow-delay-us 20000 >"$TMP/driver.out" 2>&1 &
 DRV=$!
-PIDS="$PIDS $DRV"
+PIDS+=("$DRV")
 sleep 1.5
 # SIGTERM: weir-collector writes its statistics and exits, closing the stream.
 kill "$COL1"
@@ -56,7 +42,7 @@ sleep 1
 "$COLLECTOR" --ipfix-tcp "tcp://127.0.0.1:$port" --stats "$TMP/stats2.json" --idle 3 --timeout 60 \
     >"$TMP/col2.log" 2>&1 &
 COL2=$!
-PIDS="$PIDS $COL2"
+PIDS+=("$COL2")
 wait "$DRV" || fail "driver failed: $(cat "$TMP/driver.out")"
 # The driver's stream closes at exit: the collector's idle timer ends it.
 wait "$COL2" || fail "second weir-collector failed: $(tail -3 "$TMP/col2.log")"

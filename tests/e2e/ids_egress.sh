@@ -18,34 +18,12 @@ for t in ip tcpreplay tcpdump python3; do command -v $t >/dev/null || { echo "SK
 CAP=$SHARED/pcaps/ndpi/pcap/netflix.pcap
 [ -f "$CAP" ] || { echo "SKIP: $CAP missing"; exit 77; }
 
-NS=weg-ns; SRC=weg-s0; SRCP=weg-s1
+NS=weg-ns; SRC=weg-s0; SRCP=weg-s1; EG=weg; NEG=3
 TMP=$(mktemp -d)
-PID=; TD=()
-cleanup() {
-    [ -n "$PID" ] && kill "$PID" 2>/dev/null
-    for p in "${TD[@]}"; do kill "$p" 2>/dev/null; done
-    ip link del $SRC 2>/dev/null
-    for i in 0 1 2; do ip link del weg-e$i 2>/dev/null; done
-    ip netns del $NS 2>/dev/null
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-cleanup_links() { ip link del $SRC 2>/dev/null; for i in 0 1 2; do ip link del weg-e$i 2>/dev/null; done; ip netns del $NS 2>/dev/null; }
-cleanup_links
-ip netns add $NS || { echo "SKIP: cannot create a network namespace"; exit 77; }
-ip link add $SRC type veth peer name $SRCP
-ip link set $SRCP netns $NS
-for i in 0 1 2; do
-    ip link add weg-e$i type veth peer name weg-p$i
-    ip link set weg-p$i netns $NS
-done
-for l in $SRC weg-e0 weg-e1 weg-e2; do sysctl -qw net.ipv6.conf.$l.disable_ipv6=1; ip link set $l up; done
-for l in $SRCP weg-p0 weg-p1 weg-p2; do
-    ip netns exec $NS sysctl -qw net.ipv6.conf.$l.disable_ipv6=1; ip netns exec $NS ip link set $l up
-done
-
-fail=0; pass=0
-check() { if eval "$2"; then echo "ok: $1"; pass=$((pass+1)); else echo "FAIL: $1"; fail=$((fail+1)); fi; }
+. "$(dirname "$0")/../support/e2e_lib.sh"
+. "$(dirname "$0")/../support/ids_lib.sh"
+trap ids_cleanup EXIT
+ids_links
 
 # Generated flows, UDP over IPv4, directions alternating:
 #   10.76/16 3000 flows x 2 (spread), 10.77/16 100 x 6 (shunt:3, later forward),
@@ -53,26 +31,17 @@ check() { if eval "$2"; then echo "ok: $1"; pass=$((pass+1)); else echo "FAIL: $
 # phase 2: the 10.77 flows 4 packets more, 10.80/16 100 x 4 (discarded after the reload);
 # phase 3 (after a bad reload): 10.80.200/24 50 x 2 (still discarded).
 python3 - "$TMP" <<'PY'
-import struct, sys
+import sys
+from ids_flows import PCAP_HEADER, T0_US, pcap_record, udp_frame as frame
 d = sys.argv[1]
-def ip_csum(h):
-    s = sum(struct.unpack("!10H", h))
-    s = (s >> 16) + (s & 0xffff); s += s >> 16
-    return (~s) & 0xffff
-def frame(src, dst, sp, dp, plen):
-    payload = bytes(plen)
-    udp = struct.pack("!HHHH", sp, dp, 8 + plen, 0) + payload
-    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, bytes(src), bytes(dst))
-    h = h[:10] + struct.pack("!H", ip_csum(h)) + h[12:]
-    return b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x00" + h + udp
 def write(name, flows):
-    out = [struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1)]
-    t = 1_700_000_000 * 1_000_000
+    out = [PCAP_HEADER]
+    t = T0_US
     for (a, b, sp, dp, n, plen) in flows:
         for k in range(n):
             f = frame(a, b, sp, dp, plen) if k % 2 == 0 else frame(b, a, dp, sp, plen)
             t += 50
-            out.append(struct.pack("<IIII", t // 1_000_000, t % 1_000_000, len(f), len(f)) + f)
+            out.append(pcap_record(t, f))
     open(f"{d}/{name}", "wb").write(b"".join(out))
 srv = [10, 255, 0, 1]
 def fl(net, n, pkts, plen=18, third=0):
@@ -106,14 +75,7 @@ check "an egress that is also the input is refused" "[ $r -eq 2 ] && grep -q 'bo
 "$WEIR" -i "$CAP" --json "$TMP/exp_cap.json" -q -d 86400 -t 86400 2>/dev/null
 for g in gen1 gen2 gen3; do "$WEIR" -i "$TMP/$g.pcap" --json "$TMP/exp_$g.json" -q -d 86400 -t 86400 2>/dev/null; done
 
-for i in 0 1 2; do
-    ip netns exec $NS tcpdump -i weg-p$i -w "$TMP/eg$i.pcap" -U -B 16384 -s 0 -n 2>"$TMP/td$i.err" &
-    TD+=($!)
-done
-for _ in $(seq 100); do
-    n=0; for i in 0 1 2; do grep -q "listening on" "$TMP/td$i.err" && n=$((n+1)); done
-    [ $n -eq 3 ] && break; sleep 0.1
-done
+start_tcpdump eg
 
 # Many small blocks: a block is handed over every 4 ms at this rate, and
 # 1024 of them ride out seconds of a starved reader on a loaded machine.
@@ -125,7 +87,6 @@ PID=$!
 for _ in $(seq 100); do grep -q "capturing on" "$TMP/err" && break; sleep 0.1; done
 check "weir starts in IDS mode with three egress ports" "grep -q 'IDS egress by 5-tuple, 3 egress' $TMP/err"
 
-replay() { ip netns exec $NS tcpreplay -q -i $SRCP --pps "$2" "$1" >/dev/null 2>&1; }
 replay "$CAP" 5000
 replay "$TMP/gen1.pcap" 5000
 sleep 0.5
@@ -151,38 +112,22 @@ replay "$TMP/gen3.pcap" 5000
 sleep 1
 kill -TERM $PID; wait $PID; rc=$?; PID=
 check "weir exits 0" "[ $rc -eq 0 ]"
-sleep 0.5
-for p in "${TD[@]}"; do kill -INT "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; TD=()
+stop_tcpdump
 grep -E "capture drops|not accounted|IDS egress|policy:|egress [0-9]" "$TMP/err"
 for i in 0 1 2; do "$WEIR" -i "$TMP/eg$i.pcap" --json "$TMP/eg$i.json" -q -d 86400 -t 86400 2>/dev/null; done
 
 python3 - "$TMP" <<'PY'
 import json, struct, sys
 d = sys.argv[1]
-def load(p):
-    try:
-        return [json.loads(l) for l in open(p)]
-    except FileNotFoundError:
-        return []
-def key(f):
-    a = sorted([(f.get("IPV4_SRC_ADDR") or f.get("IPV6_SRC_ADDR"), f["L4_SRC_PORT"]), (f.get("IPV4_DST_ADDR") or f.get("IPV6_DST_ADDR"), f["L4_DST_PORT"])])
-    return (f["PROTOCOL"], *a)
-def agg(fl):
-    r = {}
-    for f in fl:
-        k = key(f); r[k] = r.get(k, 0) + f["IN_PKTS"] + f["OUT_PKTS"]
-    return r
+from ids_flows import Checks, load, agg
 exp = {}
 for n in ("cap", "gen1", "gen2", "gen3"):
     for k, v in agg(load(f"{d}/exp_{n}.json")).items():
         exp[k] = exp.get(k, 0) + v
 got = agg(load(f"{d}/got.json"))
 eg = [agg(load(f"{d}/eg{i}.json")) for i in range(3)]
-bad = 0
-def ok(cond, what):
-    global bad
-    print(("ok: " if cond else "FAIL: ") + what)
-    bad += 0 if cond else 1
+checks = Checks()
+ok = checks.ok
 def cls(k):
     a = {k[1][0], k[2][0]}
     if "10.255.0.1" not in a:
@@ -220,7 +165,7 @@ for i in range(3):
         if len(f) >= 34 and f[12:14] == b"\x08\x00" and (f[26:28] == b"\x0a\x4f" or f[30:32] == b"\x0a\x4f"):
             lens[incl] = lens.get(incl, 0) + 1
 ok(lens == {42: 200}, f"slice:l4 cut the 200 frames of 10.79/16 after the UDP header: {lens}")
-sys.exit(1 if bad else 0)
+checks.exit()
 PY
 check "per-flow delivery on the egresses" "[ $? -eq 0 ]"
 check "summary JSON has the egress counters" "python3 -c \"import json,sys; j=json.load(open('$TMP/summary.json')); e=j['egress']; sys.exit(0 if len(e['ports'])==3 and e['discarded']>0 and e['shunted']==300 and e['policy_generation']==1 else 1)\""
@@ -259,5 +204,4 @@ elif mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null; then
         kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null; PID=
     fi
 fi
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

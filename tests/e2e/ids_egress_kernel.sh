@@ -23,48 +23,17 @@ for t in ip tcpreplay tcpdump ethtool python3; do command -v $t >/dev/null || { 
 CTL="$(dirname "$WEIR")/../weirctl/weirctl"
 [ -x "$CTL" ] || CTL="$(dirname "$WEIR")/weirctl/weirctl"
 
-NS=eo-ns; SRC=eo-s0; SRCP=eo-s1
+NS=eo-ns; SRC=eo-s0; SRCP=eo-s1; EG=eo; NEG=2
 TMP=$(mktemp -d)
-PID=; TD=()
-cleanup_links() { ip link del $SRC 2>/dev/null; for i in 0 1; do ip link del eo-e$i 2>/dev/null; done; ip netns del $NS 2>/dev/null; }
-cleanup() {
-    [ -n "$PID" ] && kill "$PID" 2>/dev/null
-    for p in "${TD[@]}"; do kill "$p" 2>/dev/null; done
-    cleanup_links
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-cleanup_links
+. "$(dirname "$0")/../support/e2e_lib.sh"
+. "$(dirname "$0")/../support/ids_lib.sh"
+trap ids_cleanup EXIT
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null
-ip netns add $NS || { echo "SKIP: cannot create a network namespace"; exit 77; }
-ip link add $SRC type veth peer name $SRCP
-ip link set $SRCP netns $NS
-for i in 0 1; do
-    ip link add eo-e$i type veth peer name eo-p$i
-    ip link set eo-p$i netns $NS
-done
-for l in $SRC eo-e0 eo-e1; do sysctl -qw net.ipv6.conf.$l.disable_ipv6=1; ip link set $l up; done
-for l in $SRCP eo-p0 eo-p1; do
-    ip netns exec $NS sysctl -qw net.ipv6.conf.$l.disable_ipv6=1; ip netns exec $NS ip link set $l up
-done
+ids_links
 # The far end of a DEVMAP egress receives redirected frames only with GRO
 # on (or an XDP program) there.
 for i in 0 1; do ip netns exec $NS ethtool -K eo-p$i gro on >/dev/null 2>&1; done
 
-fail=0; pass=0
-check() { if eval "$2"; then echo "ok: $1"; pass=$((pass+1)); else echo "FAIL: $1"; fail=$((fail+1)); fi; }
-replay() { ip netns exec $NS tcpreplay -q -i $SRCP --pps "$2" "$1" >/dev/null 2>&1; }
-start_tcpdump() {
-    for i in 0 1; do
-        ip netns exec $NS tcpdump -i eo-p$i -w "$TMP/$1$i.pcap" -U -B 16384 -s 0 -n 2>"$TMP/td$i.err" &
-        TD+=($!)
-    done
-    for _ in $(seq 100); do
-        n=0; for i in 0 1; do grep -q "listening on" "$TMP/td$i.err" && n=$((n+1)); done
-        [ $n -eq 2 ] && break; sleep 0.1
-    done
-}
-stop_tcpdump() { sleep 0.5; for p in "${TD[@]}"; do kill -INT "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; TD=(); }
 start_weir() { # tag, extra args...
     local tag=$1; shift
     "$WEIR" -i xdp:$SRC --egress eo-e0,eo-e1 --json "$TMP/got_$tag.json" -q -d 86400 -t 86400 \
@@ -84,14 +53,8 @@ stop_weir() { # tag
 
 python3 - "$TMP" <<'PY'
 import struct, sys
+from ids_flows import PCAP_HEADER, T0_US, pcap_record, ip4 as ip
 d = sys.argv[1]
-def csum(h):
-    s = sum(struct.unpack("!%dH" % (len(h) // 2), h))
-    s = (s >> 16) + (s & 0xffff); s += s >> 16
-    return (~s) & 0xffff
-def ip(src, dst, proto, l4):
-    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 1, 0, 64, proto, 0, bytes(src), bytes(dst))
-    return h[:10] + struct.pack("!H", csum(h)) + h[12:] + l4
 def eth(p, back):
     a, b = b"\x02\x00\x00\x00\x00\x02", b"\x02\x00\x00\x00\x00\x01"
     return (b + a if back else a + b) + b"\x08\x00" + p
@@ -119,18 +82,18 @@ for i in range(20):  # TCP: handshake, 20 data segments (PSH), FIN both ways, la
     f += [tcp(a, b, sp, 80, c, s, FIN | ACK, 0, False), tcp(b, a, 80, sp, s, c + 1, FIN | ACK, 0, True),
           tcp(a, b, sp, 80, c + 1, s + 1, ACK, 0, False)]
     flows.append(f)
-out = [struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1)]
-t = 1_700_000_000 * 1_000_000
+out = [PCAP_HEADER]
+t = T0_US
 for k in range(30):  # round robin: every flow is open at once
     for f in flows:
         if k < len(f):
             t += 100
-            out.append(struct.pack("<IIII", t // 1_000_000, t % 1_000_000, len(f[k]), len(f[k])) + f[k])
+            out.append(pcap_record(t, f[k]))
 open(f"{d}/gen.pcap", "wb").write(b"".join(out))
 # One packet of another flow: the first packet read after a reload runs
 # the stage's reload pass.
 f = udp([10, 70, 0, 1], [10, 60, 0, 1], 1, 2, 10, False)
-open(f"{d}/poke.pcap", "wb").write(out[0] + struct.pack("<IIII", 1_700_000_100, 0, len(f), len(f)) + f)
+open(f"{d}/poke.pcap", "wb").write(PCAP_HEADER + pcap_record(1_700_000_100 * 1_000_000, f))
 print(sum(len(f) for f in flows), "packets in", len(flows), "flows")
 PY
 "$WEIR" -i "$TMP/gen.pcap" --json "$TMP/exp.json" -q -d 86400 -t 86400 2>/dev/null
@@ -140,15 +103,8 @@ TOTAL=$((40 * 30 + 20 * 26))
 # flow's packets landed on the egresses.
 cat > "$TMP/check.py" <<'PY'
 import json, sys
+from ids_flows import Checks, load, key
 d, tag, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
-def load(p):
-    try:
-        return [json.loads(l) for l in open(p)]
-    except FileNotFoundError:
-        return []
-def key(f):
-    a = sorted([(f.get("IPV4_SRC_ADDR"), f["L4_SRC_PORT"]), (f.get("IPV4_DST_ADDR"), f["L4_DST_PORT"])])
-    return (f["PROTOCOL"], *a)
 def agg(fl):
     r = {}
     for f in fl:
@@ -162,11 +118,8 @@ exp, got = agg(load(f"{d}/exp.json")), agg(load(f"{d}/got_{tag}.json"))
 eg = [agg(load(f"{d}/{tag}_eg{i}.json")) for i in range(2)]
 s = json.load(open(f"{d}/sum_{tag}.json"))
 e = s["egress"]
-bad = 0
-def ok(cond, what):
-    global bad
-    print(("ok: " if cond else "FAIL: ") + f"[{tag}] " + what)
-    bad += 0 if cond else 1
+checks = Checks(f"[{tag}] ")
+ok = checks.ok
 diff = [(k, exp[k], got.get(k)) for k in exp if got.get(k) != exp[k]]
 ok(len(exp) == 60 and not diff, f"60 flows exported with every packet, byte and SYN/FIN/RST/ACK flag ({len(diff)} differ: {diff[:2]})")
 on = {k: [(i, eg[i][k][0]) for i in range(2) if k in eg[i]] for k in exp}
@@ -185,7 +138,7 @@ elif mode == "off":
 else:
     ok(e["divert_failures"] >= 40 and e["divert_installs"] >= 10 and e["kernel_packets"] > 0,
        f"full map: {e['divert_installs']} DIVERTs, {e['divert_failures']} flows left on user-space TX")
-sys.exit(1 if bad else 0)
+checks.exit()
 PY
 
 # ---------------------------------------------------------------- part 1
@@ -229,12 +182,11 @@ else
     "$CTL" verdict list --socket "$TMP/v.sock" > "$TMP/list2.json"
     python3 - "$TMP" <<'PY'
 import json, sys
+from ids_flows import Checks
 d = sys.argv[1]
 l1, l2 = (json.load(open(f"{d}/list{i}.json"))["flows"] for i in (1, 2))
-bad = 0
-def ok(cond, what):
-    global bad
-    print(("ok: " if cond else "FAIL: ") + what); bad += 0 if cond else 1
+checks = Checks()
+ok = checks.ok
 api = [x for x in l1 if x.get("source") == "api"]
 pol = [x for x in l1 if x.get("source") == "policy"]
 ok(len(api) == 1 and api[0]["verdict"] == "forward", f"the IDS verdict is left alone ({api})")
@@ -248,12 +200,11 @@ udp2 = sorted(json.dumps(x["flow"], sort_keys=True) for x in pol2 if x["verdict"
 ok(len(udp1) >= 10 and udp1 == udp2, f"reload: the {len(udp1)} diverted 10.50/16 flows now have DROP verdicts ({len(udp2)})")
 api2 = [x for x in l2 if x.get("source") == "api"]
 ok(len(api2) == 1 and api2[0]["verdict"] == "forward", "the IDS verdict survives the reload untouched")
-sys.exit(1 if bad else 0)
+checks.exit()
 PY
     check "full verdict map and IDS verdict" "[ $? -eq 0 ]"
     stop_weir full
     python3 "$TMP/check.py" "$TMP" full $((TOTAL + 1)) full
     check "full verdict map: whole flows, complete counters" "[ $? -eq 0 ]"
 fi
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

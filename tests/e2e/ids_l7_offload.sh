@@ -21,64 +21,12 @@ CAP=$SHARED/pcaps/ndpi/pcap/netflix.pcap
 [ -f "$CAP" ] || { echo "SKIP: $CAP missing"; exit 77; }
 CTL="$(dirname "$WEIR")/weirctl/weirctl"
 
-NS=wex-ns; SRC=wex-s0; SRCP=wex-s1
+NS=wex-ns; SRC=wex-s0; SRCP=wex-s1; EG=wex; NEG=2
 TMP=$(mktemp -d)
-PID=; TD=()
-cleanup_links() { ip link del $SRC 2>/dev/null; for i in 0 1; do ip link del wex-e$i 2>/dev/null; done; ip netns del $NS 2>/dev/null; }
-cleanup() {
-    [ -n "$PID" ] && kill "$PID" 2>/dev/null
-    for p in "${TD[@]}"; do kill "$p" 2>/dev/null; done
-    cleanup_links
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-cleanup_links
-ip netns add $NS || { echo "SKIP: cannot create a network namespace"; exit 77; }
-ip link add $SRC type veth peer name $SRCP
-ip link set $SRCP netns $NS
-for i in 0 1; do
-    ip link add wex-e$i type veth peer name wex-p$i
-    ip link set wex-p$i netns $NS
-done
-for l in $SRC wex-e0 wex-e1; do sysctl -qw net.ipv6.conf.$l.disable_ipv6=1; ip link set $l up; done
-for l in $SRCP wex-p0 wex-p1; do
-    ip netns exec $NS sysctl -qw net.ipv6.conf.$l.disable_ipv6=1; ip netns exec $NS ip link set $l up
-done
-
-fail=0; pass=0
-check() { if eval "$2"; then echo "ok: $1"; pass=$((pass+1)); else echo "FAIL: $1"; fail=$((fail+1)); fi; }
-replay() { ip netns exec $NS tcpreplay -q -i $SRCP --pps "$2" "$1" >/dev/null 2>&1; }
-start_tcpdump() {
-    for i in 0 1; do
-        ip netns exec $NS tcpdump -i wex-p$i -w "$TMP/$1$i.pcap" -U -B 16384 -s 0 -n 2>"$TMP/td$i.err" &
-        TD+=($!)
-    done
-    for _ in $(seq 100); do
-        n=0; for i in 0 1; do grep -q "listening on" "$TMP/td$i.err" && n=$((n+1)); done
-        [ $n -eq 2 ] && break; sleep 0.1
-    done
-}
-stop_tcpdump() { sleep 0.5; for p in "${TD[@]}"; do kill -INT "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; TD=(); }
-
-# Per-flow packet counts of weir's JSON flow files (both directions).
-cat > "$TMP/flows.py" <<'PY'
-import json
-def load(p):
-    try:
-        return [json.loads(l) for l in open(p)]
-    except FileNotFoundError:
-        return []
-def key(f):
-    a = sorted([(f.get("IPV4_SRC_ADDR") or f.get("IPV6_SRC_ADDR"), f["L4_SRC_PORT"]), (f.get("IPV4_DST_ADDR") or f.get("IPV6_DST_ADDR"), f["L4_DST_PORT"])])
-    return (f["PROTOCOL"], *a)
-def agg(fl):
-    r = {}
-    for f in fl:
-        k = key(f); r[k] = r.get(k, 0) + f["IN_PKTS"] + f["OUT_PKTS"]
-    return r
-def names(fl):
-    return {key(f): f.get("L7_PROTO_NAME", "") for f in fl}
-PY
+. "$(dirname "$0")/../support/e2e_lib.sh"
+. "$(dirname "$0")/../support/ids_lib.sh"
+trap ids_cleanup EXIT
+ids_links
 
 # ---------------------------------------------------------------- part 1
 cat > "$TMP/l7.conf" <<'EOF2'
@@ -119,17 +67,13 @@ for i in 0 1; do "$WEIR" -i "$TMP/l7_$i.pcap" --json "$TMP/l7_$i.json" -q -d 864
 python3 - "$TMP" <<'PY'
 import sys
 d = sys.argv[1]
-sys.path.insert(0, d)
-from flows import load, agg, names
+from ids_flows import Checks, load, agg, names
 exp_fl = load(f"{d}/exp1.json")
 exp, l7 = agg(exp_fl), names(exp_fl)
 got = agg(load(f"{d}/got1.json"))
 eg = [agg(load(f"{d}/l7_{i}.json")) for i in range(2)]
-bad = 0
-def ok(cond, what):
-    global bad
-    print(("ok: " if cond else "FAIL: ") + what)
-    bad += 0 if cond else 1
+checks = Checks()
+ok = checks.ok
 diff = [k for k in exp if got.get(k) != exp[k]]
 ok(not diff, f"all {len(exp)} flows exported with full counters ({len(diff)} differ, e.g. {diff[:2]})")
 on = {k: [eg[i][k] for i in range(2) if k in eg[i]] for k in exp}
@@ -142,7 +86,7 @@ bad_tls = [(k, exp[k], on[k]) for k in tls if on[k] != [min(exp[k], 8)]]
 ok(len(tls) >= 20 and not bad_tls, f"{len(tls)} TLS flows: exactly their first 8 packets (or all of fewer) ({bad_tls[:3]})")
 bad_rest = [k for k in rest if on[k] != [exp[k]]]
 ok(len(rest) >= 20 and not bad_rest, f"{len(rest)} other flows (HTTP...): whole on one egress ({bad_rest[:3]})")
-sys.exit(1 if bad else 0)
+checks.exit()
 PY
 check "per-flow delivery under [protocol] rules" "[ $? -eq 0 ]"
 check "summary JSON counts the L7 results" \
@@ -158,27 +102,19 @@ else
     # (discard), 10.91/16 20 flows (shunt:3), 10.92/16 20 flows (forward).
     # Phase a: their first 6 packets; phase b: the other 24.
     python3 - "$TMP" <<'PY'
-import struct, sys
+import sys
+from ids_flows import PCAP_HEADER, T0_US, pcap_record, udp_frame as frame
 d = sys.argv[1]
-def ip_csum(h):
-    s = sum(struct.unpack("!10H", h))
-    s = (s >> 16) + (s & 0xffff); s += s >> 16
-    return (~s) & 0xffff
-def frame(src, dst, sp, dp):
-    udp = struct.pack("!HHHH", sp, dp, 8 + 18, 0) + bytes(18)
-    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, bytes(src), bytes(dst))
-    h = h[:10] + struct.pack("!H", ip_csum(h)) + h[12:]
-    return b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x00" + h + udp
 def write(name, lo, hi):
-    out = [struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1)]
-    t = 1_700_000_000 * 1_000_000
+    out = [PCAP_HEADER]
+    t = T0_US
     for k in range(lo, hi):
         for net in (90, 91, 92):
             for i in range(20):
                 a, b = [10, net, 0, 1 + i], [10, 255, 0, 1]
                 f = frame(a, b, 30000 + i, 4000) if k % 2 == 0 else frame(b, a, 4000, 30000 + i)
                 t += 50
-                out.append(struct.pack("<IIII", t // 1_000_000, t % 1_000_000, len(f), len(f)) + f)
+                out.append(pcap_record(t, f))
     open(f"{d}/{name}", "wb").write(b"".join(out))
 write("xa.pcap", 0, 6)
 write("xb.pcap", 6, 30)
@@ -186,8 +122,7 @@ write("xall.pcap", 0, 30)
 # One packet of another (forwarded) flow: the first packet read after a
 # reload runs the stage's reload pass.
 f = frame([10, 93, 0, 1], [10, 255, 0, 1], 1, 2)
-open(f"{d}/xpoke.pcap", "wb").write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1) +
-                                    struct.pack("<IIII", 1_700_000_100, 0, len(f), len(f)) + f)
+open(f"{d}/xpoke.pcap", "wb").write(PCAP_HEADER + pcap_record(1_700_000_100 * 1_000_000, f))
 PY
     printf '[global]\ndefault = forward\n[subnet]\n10.90.0.0/16 = discard\n10.91.0.0/16 = shunt:3\n' > "$TMP/x.conf"
     "$WEIR" -i "$TMP/xall.pcap" --json "$TMP/exp2.json" -q -d 86400 -t 86400 2>/dev/null
@@ -224,8 +159,7 @@ PY
         python3 - "$TMP" <<'PY'
 import json, sys
 d = sys.argv[1]
-sys.path.insert(0, d)
-from flows import load, agg
+from ids_flows import Checks, load, agg
 exp = agg(load(f"{d}/exp2.json"))
 # xa.pcap was replayed twice: 6 more packets per flow.
 exp = {k: v + 6 for k, v in exp.items()}
@@ -233,11 +167,8 @@ got = agg(load(f"{d}/got2.json"))
 eg = [agg(load(f"{d}/x_{i}.json")) for i in range(2)]
 s = json.load(open(f"{d}/sum2.json"))
 e = s["egress"]
-bad = 0
-def ok(cond, what):
-    global bad
-    print(("ok: " if cond else "FAIL: ") + what)
-    bad += 0 if cond else 1
+checks = Checks()
+ok = checks.ok
 def net(k):
     return int(k[1][0].split(".")[1]) if k[1][0] != "10.255.0.1" else int(k[2][0].split(".")[1])
 diff = [(k, exp[k], got.get(k)) for k in exp if got.get(k) != exp[k]]
@@ -250,7 +181,7 @@ ok(all(on[k] == 36 for k in exp if net(k) == 92), "forwarded flows: every packet
 ok(s["xdp_undelivered_packets"] >= 960, f"XDP dropped {s['xdp_undelivered_packets']} packets (>= 960), added back to their flows")
 ok(e["offload_installs"] == 40 and e["offload_removals"] == 20 and e["offload_failures"] == 0 and e["offload_lost"] == 0,
    f"offload counters: {e['offload_installs']} installs, {e['offload_removals']} removals, {e['offload_failures']} failures")
-sys.exit(1 if bad else 0)
+checks.exit()
 PY
         check "offloaded discard and shunt: XDP drops, egress counts, full exported flows" "[ $? -eq 0 ]"
     else
@@ -259,5 +190,4 @@ PY
         stop_tcpdump
     fi
 fi
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

@@ -20,50 +20,21 @@
 # (skipped) when one is missing.
 set -u
 
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../support/collector_lib.sh"
 
 for t in nfcapd nfdump tshark tcpdump python3; do
     command -v "$t" >/dev/null 2>&1 || skip "$t not installed (tools/ci/install-deps.sh installs it)"
 done
 [ "$(id -u)" -eq 0 ] || skip "needs root to raise net.core.rmem_max and capture on lo"
 : "${WEIR_BIN:?WEIR_BIN not set}" "${WEIR_SHARED_DIR:?WEIR_SHARED_DIR not set}"
-DRIVER=${WEIR_EXPORT_DRIVER:-$(dirname "$WEIR_BIN")/../tests/weir_export_driver}
-[ -x "$DRIVER" ] || skip "test driver $DRIVER not built"
+need_export_driver
 
 P=$WEIR_SHARED_DIR/pcaps/ndpi/pcap
-CAPS=""
-for c in 1kxun.pcap icmp-tunnel.pcap http_ipv6.pcap android.pcap dns.pcap; do
-    [ -f "$P/$c" ] || skip "capture $P/$c missing"
-    CAPS="${CAPS:+$CAPS,}$P/$c"
-done
+need_caps "$P" 1kxun.pcap icmp-tunnel.pcap http_ipv6.pcap android.pcap dns.pcap
+CAPS=$CAP_LIST
 
-old_rmem=$(cat /proc/sys/net/core/rmem_max)
-if [ "$old_rmem" -lt 33554432 ]; then
-    sysctl -q -w net.core.rmem_max=33554432 || skip "cannot raise net.core.rmem_max"
-fi
-
-TMP=$(mktemp -d /tmp/weir-nf-e2e.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    if [ "$old_rmem" -lt 33554432 ]; then sysctl -q -w net.core.rmem_max="$old_rmem"; fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_udp_port() {
-    python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_for() { # file pattern seconds
-    local i
-    for i in $(seq 1 $(( $3 * 10 ))); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
+scratch_dir /tmp/weir-nf-e2e.XXXXXX
+raise_rmem
 
 HAVE_NFACCTD=0
 command -v nfacctd >/dev/null 2>&1 && HAVE_NFACCTD=1
@@ -168,17 +139,13 @@ PY
 run_case() { # format biflow-mode
     local fmt=$1 mode=$2 dir=$TMP/$1-$2 port
     mkdir -p "$dir/nf"
-    port=$(free_udp_port)
-    tcpdump -i lo -U -w "$dir/cap.pcap" "udp and dst port $port" >"$dir/tcpdump.log" 2>&1 &
-    local tp=$!; PIDS+=("$tp")
-    wait_for "$dir/tcpdump.log" "listening on" 10 || fail "tcpdump did not start: $(cat "$dir/tcpdump.log")"
-    nfcapd -B 16777216 -b 127.0.0.1 -p "$port" -w "$dir/nf" >"$dir/nfcapd.log" 2>&1 &
-    local np=$!; PIDS+=("$np")
-    wait_for "$dir/nfcapd.log" "Startup" 10 || fail "nfcapd did not start: $(cat "$dir/nfcapd.log")"
+    port=$(free_port udp)
+    start_nfcapd_recorded "$dir" "$port"
+    local tp=$TCPDUMP_PID np=$NFCAPD_PID
     local collectors="127.0.0.1:$port" streams=1 pp="" pm_csv=""
     if [ "$HAVE_NFACCTD" -eq 1 ]; then
         local pport
-        pport=$(free_udp_port)
+        pport=$(free_port udp)
         pm_csv=$dir/nfacctd.csv
         cat >"$dir/nfacctd.conf" <<CONF
 daemonize: false

@@ -6,6 +6,7 @@
 # GRO off must not; promiscuous mode is warned about only with --no-promisc.
 # Needs root; exit 77 (skip) otherwise.
 set -u
+. "$(dirname "$0")/../support/e2e_lib.sh"
 WEIR=${WEIR_BIN:?WEIR_BIN not set}
 [ "$(id -u)" -eq 0 ] || { echo "skip: needs root for a veth pair"; exit 77; }
 command -v ip >/dev/null || { echo "skip: iproute2 missing"; exit 77; }
@@ -14,13 +15,9 @@ command -v python3 >/dev/null || { echo "skip: python3 missing"; exit 77; }
 
 OUT=pqwo IN=pqwi NS=pqwns
 remove_pair() { ip link del "$OUT" 2>/dev/null; ip netns del "$NS" 2>/dev/null; }
-remove_pair # leftovers of an interrupted run
 TMP=$(mktemp -d)
 trap 'remove_pair; rm -rf "$TMP"' EXIT
-ip netns add "$NS" &&
-ip link add "$OUT" numrxqueues 2 numtxqueues 2 type veth peer name "$IN" numrxqueues 2 numtxqueues 2 &&
-ip link set "$IN" netns "$NS" &&
-ip link set "$OUT" up && ip netns exec "$NS" ip link set "$IN" up || { echo "FAIL: cannot make veth pair"; exit 1; }
+veth_to_ns "$NS" "$OUT" "$IN" queues=2 || { echo "FAIL: cannot make veth pair"; exit 1; }
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
 fail=0; pass=0

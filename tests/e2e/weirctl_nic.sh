@@ -4,6 +4,7 @@
 # promiscuous on) checked against ethtool/ip, and a missing interface.
 # Needs root; exit 77 (skip) otherwise or when weirctl was not built.
 set -u
+. "$(dirname "$0")/../support/e2e_lib.sh"
 WEIR=${WEIR_BIN:?WEIR_BIN not set}
 WEIRCTL=$(dirname "$WEIR")/weirctl/weirctl
 [ "$(id -u)" -eq 0 ] || { echo "skip: needs root for a veth pair"; exit 77; }
@@ -13,13 +14,9 @@ command -v python3 >/dev/null || { echo "skip: python3 missing"; exit 77; }
 
 OUT=wneo IN=wnei NS=wnens
 remove_pair() { ip link del "$OUT" 2>/dev/null; ip netns del "$NS" 2>/dev/null; }
-remove_pair # leftovers of an interrupted run
 TMP=$(mktemp -d)
 trap 'remove_pair; rm -rf "$TMP"' EXIT
-ip netns add "$NS" &&
-ip link add "$OUT" numrxqueues 4 numtxqueues 4 type veth peer name "$IN" numrxqueues 4 numtxqueues 4 &&
-ip link set "$IN" netns "$NS" &&
-ip link set "$OUT" up && ip netns exec "$NS" ip link set "$IN" up || { echo "FAIL: cannot make veth pair"; exit 1; }
+veth_to_ns "$NS" "$OUT" "$IN" queues=4 || { echo "FAIL: cannot make veth pair"; exit 1; }
 
 fail=0; pass=0
 check() { # check <description> <command...>

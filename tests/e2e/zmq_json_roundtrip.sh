@@ -18,30 +18,18 @@
 # Needs python3 and a weir with --zmq-format; exits 77 (skipped) otherwise.
 set -u
 
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../support/collector_lib.sh"
 
 command -v python3 >/dev/null 2>&1 || skip "python3 not installed"
 : "${WEIR_BIN:?WEIR_BIN not set}" "${WEIR_SHARED_DIR:?WEIR_SHARED_DIR not set}"
-COLLECTOR=${WEIR_COLLECTOR_BIN:-$(dirname "$WEIR_BIN")/weir-collector}
-[ -x "$COLLECTOR" ] || skip "weir-collector not built at $COLLECTOR"
+need_collector
 "$WEIR_BIN" --help 2>&1 | grep -q -- '--zmq-format' || skip "weir has no --zmq-format option"
 
 P=$WEIR_SHARED_DIR/pcaps/ndpi/pcap
 CAPS=(1kxun.pcap http_ipv6.pcap dns.pcap android.pcap)
-for c in "${CAPS[@]}"; do [ -f "$P/$c" ] || skip "capture $P/$c missing"; done
+need_caps "$P" "${CAPS[@]}"
 
-TMP=$(mktemp -d /tmp/weir-zmq-json-e2e.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+scratch_dir /tmp/weir-zmq-json-e2e.XXXXXX
 
 compare() { # weir.json collector.json
     python3 - "$@" <<'PY'
@@ -106,7 +94,7 @@ start_collector() { # out-prefix endpoint [extra args]; sets CPID
 
 run_case() { # capture mode(bind|probe) zlib(0|1) labels(0|1) [dpi level]
     local cap=$1 mode=$2 z=$3 labels=$4 dpi=${5:-0}
-    local port; port=$(free_port)
+    local port; port=$(free_port tcp)
     local tag="$TMP/${cap%.*}-$mode-$z-$labels"
     local extra=(--zmq-format json)
     [ "$z" = 1 ] && extra+=(--zmq-compress)
@@ -137,7 +125,7 @@ run_case 1kxun.pcap probe 0 1
 
 # Quiet link: nothing matches the filter on lo, so no flow and no packet
 # clock; the events come from the exporter's timer.
-port=$(free_port)
+port=$(free_port tcp)
 start_collector "$TMP/quiet" "tcp://127.0.0.1:${port}c" --timeout 15 --idle 2 --events "$TMP/quiet.events"
 qpid=$CPID
 "$WEIR_BIN" -i afpacket:lo -B 'udp port 9 and host 192.0.2.1' -q --duration 3 --stats-interval 0 \

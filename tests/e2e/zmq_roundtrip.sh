@@ -12,30 +12,18 @@
 # captures.
 set -u
 
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../support/collector_lib.sh"
 
 command -v python3 >/dev/null 2>&1 || skip "python3 not installed"
 : "${WEIR_BIN:?WEIR_BIN not set}" "${WEIR_SHARED_DIR:?WEIR_SHARED_DIR not set}"
-COLLECTOR=${WEIR_COLLECTOR_BIN:-$(dirname "$WEIR_BIN")/weir-collector}
-[ -x "$COLLECTOR" ] || skip "weir-collector not built at $COLLECTOR"
+need_collector
 
 P=$WEIR_SHARED_DIR/pcaps/ndpi/pcap
 CAPS=(1kxun.pcap http_ipv6.pcap icmp-tunnel.pcap dns.pcap android.pcap 6in4tunnel.pcap)
-for c in "${CAPS[@]}"; do [ -f "$P/$c" ] || skip "capture $P/$c missing"; done
+need_caps "$P" "${CAPS[@]}"
 
 COLLECTOR_EXTRA=()
-TMP=$(mktemp -d /tmp/weir-zmq-e2e.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+scratch_dir /tmp/weir-zmq-e2e.XXXXXX
 
 # compare weir.json collector.json... : multisets of flow tuples must match.
 compare() {
@@ -88,7 +76,7 @@ start_collector() { # out-prefix endpoint... ; sets CPID
 
 run_case() { # capture mode(bind|probe) compress(0|1)
     local cap=$1 mode=$2 z=$3
-    local port; port=$(free_port)
+    local port; port=$(free_port tcp)
     local tag="$TMP/${cap%.*}-$mode-$z"
     local zflag=(); [ "$z" = 1 ] && zflag=(--zmq-compress)
     local cpid
@@ -119,7 +107,7 @@ for cap in "${CAPS[@]}"; do
 done
 
 # Two endpoints, flows spread by flow hash: each collector gets a share.
-p1=$(free_port); p2=$(free_port)
+p1=$(free_port tcp); p2=$(free_port tcp)
 start_collector "$TMP/two1" "tcp://127.0.0.1:$p1"; c1=$CPID
 start_collector "$TMP/two2" "tcp://127.0.0.1:$p2"; c2=$CPID
 "$WEIR_BIN" -i "$P/1kxun.pcap" -q --json "$TMP/two.weir.json" --zmq "tcp://127.0.0.1:$p1,tcp://127.0.0.1:$p2" \
@@ -131,7 +119,7 @@ compare "$TMP/two.weir.json" "$TMP/two1.json" "$TMP/two2.json" || fail "two endp
 check_stats "$TMP/two1.stats" && check_stats "$TMP/two2.stats" || fail "two endpoints: stats"
 
 # Nobody listening: every flow is reported as sent without a subscriber.
-port=$(free_port)
+port=$(free_port tcp)
 "$WEIR_BIN" -i "$P/dns.pcap" -q --json "$TMP/nosub.json" --zmq "tcp://127.0.0.1:$port" 2>"$TMP/nosub.err" \
     || fail "no subscriber: weir exited $?"
 n=$(grep -c . "$TMP/nosub.json")
@@ -142,7 +130,7 @@ echo "no subscriber: $n flows reported"
 # CURVE: the collector is the server (as ntopng --zmq-encryption), weir a
 # client with the collector's public key; a client without it gets nothing through.
 read -r pub sec < <("$COLLECTOR" --curve-keypair) || fail "curve: no key pair"
-port=$(free_port)
+port=$(free_port tcp)
 COLLECTOR_EXTRA=(--zmq-encryption-key-priv "$sec")
 start_collector "$TMP/curve" "tcp://127.0.0.1:${port}c"; c1=$CPID
 "$WEIR_BIN" -i "$P/android.pcap" -q --json "$TMP/curve.weir.json" --zmq "tcp://127.0.0.1:$port" --zmq-probe-mode \
@@ -152,7 +140,7 @@ wait "$c1" || fail "curve: collector failed"
 grep -q ', curve' "$TMP/curve.err" || fail "curve: not encrypted"
 echo "android.pcap CURVE"
 compare "$TMP/curve.weir.json" "$TMP/curve.json" || fail "curve"
-port=$(free_port)
+port=$(free_port tcp)
 COLLECTOR_EXTRA=(--zmq-encryption-key-priv "$sec" --timeout 3)
 start_collector "$TMP/nokey" "tcp://127.0.0.1:${port}c"; c1=$CPID
 "$WEIR_BIN" -i "$P/dns.pcap" -q --zmq "tcp://127.0.0.1:$port" --zmq-probe-mode --zmq-wait-subscriber 1000 \

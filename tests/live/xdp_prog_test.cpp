@@ -191,14 +191,24 @@ std::vector<Case> rejected_cases()
 
 std::string why_cant_run();
 
-TEST(XdpParse, KeyEqualsDecoderKey)
+/// The parser test program, loaded for each test; skips without root or
+/// when the kernel refuses it.
+class XdpParse : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        if (auto w = why_cant_run(); !w.empty())
+            GTEST_SKIP() << w;
+        std::string why;
+        prog = ParseProg::open(&why);
+        if (!prog)
+            GTEST_SKIP() << why;
+    }
+    std::unique_ptr<ParseProg> prog;
+};
+
+TEST_F(XdpParse, KeyEqualsDecoderKey)
 {
-    if (auto w = why_cant_run(); !w.empty())
-        GTEST_SKIP() << w;
-    std::string why;
-    auto prog = ParseProg::open(&why);
-    if (!prog)
-        GTEST_SKIP() << why;
     for (const Case& c : same_key_cases()) {
         weir::engine::DecoderConfig dc;
         dc.decap_tunnels = c.decap;
@@ -213,14 +223,8 @@ TEST(XdpParse, KeyEqualsDecoderKey)
     }
 }
 
-TEST(XdpParse, RejectsWhatTheDecoderRejects)
+TEST_F(XdpParse, RejectsWhatTheDecoderRejects)
 {
-    if (auto w = why_cant_run(); !w.empty())
-        GTEST_SKIP() << w;
-    std::string why;
-    auto prog = ParseProg::open(&why);
-    if (!prog)
-        GTEST_SKIP() << why;
     for (const Case& c : rejected_cases()) {
         weir::engine::Decoder dec;
         weir::PacketMeta m{};
@@ -236,14 +240,8 @@ TEST(XdpParse, RejectsWhatTheDecoderRejects)
 }
 
 // What flow_parse.h leaves to the decoder, by design (see its header).
-TEST(XdpParse, DocumentedDifferences)
+TEST_F(XdpParse, DocumentedDifferences)
 {
-    if (auto w = why_cant_run(); !w.empty())
-        GTEST_SKIP() << w;
-    std::string why;
-    auto prog = ParseProg::open(&why);
-    if (!prog)
-        GTEST_SKIP() << why;
     EXPECT_EQ(prog->run(PacketBuilder().eth().vlan(1, 0x88a8).vlan(2).vlan(3).ipv4("10.0.0.1", "10.0.0.2").udp(1, 2).build())
                   .reason,
               uint32_t(WEIR_DROP_TOO_MANY_ENCAPS));
@@ -262,14 +260,8 @@ TEST(XdpParse, DocumentedDifferences)
     EXPECT_EQ(m.key.tunnel_type, weir::TunnelType::Gre);
 }
 
-TEST(XdpParse, HashIsSymmetric)
+TEST_F(XdpParse, HashIsSymmetric)
 {
-    if (auto w = why_cant_run(); !w.empty())
-        GTEST_SKIP() << w;
-    std::string why;
-    auto prog = ParseProg::open(&why);
-    if (!prog)
-        GTEST_SKIP() << why;
     std::vector<uint32_t> seen;
     for (uint16_t p = 1000; p < 1016; ++p) {
         const auto a = prog->run(tcp4("10.0.0.1", "10.0.0.2", p, 80));

@@ -1,5 +1,6 @@
 // A fixed, varied set of flow records for encoder benchmarks and tests:
-// TCP, UDP and ICMP, one in five IPv6, two-way, with MACs and TCP flags.
+// TCP, UDP and ICMP, one in five IPv6, two-way, with MACs and TCP flags;
+// and one fixed TCP flow for byte-exact encoder tests.
 #pragma once
 
 #include <weir/core/flow_record.hpp>
@@ -35,6 +36,29 @@ inline std::vector<FlowRecord> sample_flows(uint32_t n = 4096)
         r.end_reason = EndReason::IdleTimeout;
     }
     return v;
+}
+
+/// One TCP/IPv4 flow for byte-exact encoder tests: 192.0.2.1:40000 (the
+/// client, key side B) <-> 198.51.100.2:443 on VLAN 7, with MACs, flags,
+/// TTLs and a server ToS; packets between 1 s and 2.5 s after t0_ns.
+inline FlowRecord tcp4_flow(uint64_t t0_ns)
+{
+    constexpr uint64_t kMs = 1000000ULL;
+    FlowRecord r{};
+    r.key.ip_version = 4;
+    r.key.proto = 6;
+    r.key.addr_a = {198, 51, 100, 2};
+    r.key.addr_b = {192, 0, 2, 1};
+    r.key.port_a = 443;
+    r.key.port_b = 40000;
+    r.key.vlan = 7;
+    r.client_is_a = 0;
+    r.client_mac = {0x02, 0, 0, 0, 0, 0x01};
+    r.server_mac = {0x02, 0, 0, 0, 0, 0x02};
+    r.dir[0] = {10, 1000, t0_ns + 1000 * kMs, t0_ns + 2000 * kMs, 0x1b, 60, 64, 0x00};
+    r.dir[1] = {8, 6000, t0_ns + 1100 * kMs, t0_ns + 2500 * kMs, 0x1a, 50, 52, 0x20};
+    r.end_reason = EndReason::EndOfFlow;
+    return r;
 }
 
 } // namespace weir::test

@@ -10,6 +10,7 @@
 #include <weir/exporters/ipfix.hpp>
 #include <weir/exporters/netflow.hpp>
 
+#include <datagram_bytes.hpp>
 #include <pcap_writer.hpp>
 
 #include <gtest/gtest.h>
@@ -32,21 +33,12 @@ namespace {
 using namespace weir;
 using namespace weir::exporters;
 
-using Bytes = std::vector<uint8_t>;
-
-struct Collect final : DatagramSink {
-    std::vector<Bytes> d;
-    void on_datagram(std::span<const uint8_t> x) noexcept override { d.emplace_back(x.begin(), x.end()); }
-};
+using namespace weir::test;
 
 struct Flows final : FlowRecordSink {
     std::vector<FlowRecord> r;
     void on_flow(const FlowRecord& f, const FlowOrigin&) noexcept override { r.push_back(f); }
 };
-
-uint16_t rd16(const Bytes& b, std::size_t at) { return uint16_t(b[at] << 8 | b[at + 1]); }
-uint32_t rd32(const Bytes& b, std::size_t at) { return uint32_t(rd16(b, at)) << 16 | rd16(b, at + 2); }
-uint64_t rd64(const Bytes& b, std::size_t at) { return uint64_t(rd32(b, at)) << 32 | rd32(b, at + 4); }
 
 constexpr uint64_t kSec = 1000000000ULL;
 constexpr uint64_t kMs = 1000000ULL;

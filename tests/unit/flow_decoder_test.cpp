@@ -10,6 +10,7 @@
 #include <weir/exporters/ipfix.hpp>
 #include <weir/exporters/netflow.hpp>
 
+#include <datagram_bytes.hpp>
 #include <sample_flows.hpp>
 
 #include <gtest/gtest.h>
@@ -32,15 +33,11 @@ namespace {
 using namespace weir;
 using namespace weir::exporters;
 using Bytes = std::vector<uint8_t>;
+using test::Collect;
 
 constexpr uint64_t kSec = 1000000000ULL;
 constexpr uint64_t kMs = 1000000ULL;
 constexpr uint64_t kT0 = 1700000000ULL * kSec;
-
-struct Collect final : DatagramSink {
-    std::vector<Bytes> d;
-    void on_datagram(std::span<const uint8_t> x) noexcept override { d.emplace_back(x.begin(), x.end()); }
-};
 
 struct Flows final : FlowRecordSink {
     std::vector<FlowRecord> v;

@@ -5,6 +5,9 @@
 #include <weir/exporters/exporter.hpp>
 #include <weir/exporters/ipfix.hpp>
 
+#include <datagram_bytes.hpp>
+#include <sample_flows.hpp>
+
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
@@ -20,28 +23,7 @@ namespace {
 using namespace weir;
 using namespace weir::exporters;
 
-using Bytes = std::vector<uint8_t>;
-
-struct Be {
-    Bytes b;
-    Be& u8(uint8_t v) { b.push_back(v); return *this; }
-    Be& u16(uint16_t v) { return u8(uint8_t(v >> 8)).u8(uint8_t(v)); }
-    Be& u32(uint32_t v) { return u16(uint16_t(v >> 16)).u16(uint16_t(v)); }
-    Be& u64(uint64_t v) { return u32(uint32_t(v >> 32)).u32(uint32_t(v)); }
-    Be& raw(std::initializer_list<uint8_t> l) { b.insert(b.end(), l); return *this; }
-    Be& ie(uint16_t id, uint16_t len) { return u16(id).u16(len); }
-    Be& rev(uint16_t id, uint16_t len) { return u16(uint16_t(0x8000 | id)).u16(len).u32(29305); }
-    Be& add(const Be& o) { b.insert(b.end(), o.b.begin(), o.b.end()); return *this; }
-};
-
-struct Collect final : DatagramSink {
-    std::vector<Bytes> d;
-    void on_datagram(std::span<const uint8_t> x) noexcept override { d.emplace_back(x.begin(), x.end()); }
-};
-
-uint16_t rd16(const Bytes& b, std::size_t at) { return uint16_t(b[at] << 8 | b[at + 1]); }
-uint32_t rd32(const Bytes& b, std::size_t at) { return uint32_t(rd16(b, at)) << 16 | rd16(b, at + 2); }
-uint64_t rd64(const Bytes& b, std::size_t at) { return uint64_t(rd32(b, at)) << 32 | rd32(b, at + 4); }
+using namespace weir::test;
 
 constexpr uint64_t kSec = 1000000000ULL;
 constexpr uint64_t kMs = 1000000ULL;
@@ -50,21 +32,7 @@ const ExportClock kClock{kT0 + 10005 * kMs, kT0};
 
 FlowRecord tcp4()
 {
-    FlowRecord r{};
-    r.key.ip_version = 4;
-    r.key.proto = 6;
-    r.key.addr_a = {198, 51, 100, 2};
-    r.key.addr_b = {192, 0, 2, 1};
-    r.key.port_a = 443;
-    r.key.port_b = 40000;
-    r.key.vlan = 7;
-    r.client_is_a = 0;
-    r.client_mac = {0x02, 0, 0, 0, 0, 0x01};
-    r.server_mac = {0x02, 0, 0, 0, 0, 0x02};
-    r.dir[0] = {10, 1000, kT0 + 1000 * kMs, kT0 + 2000 * kMs, 0x1b, 60, 64, 0x00};
-    r.dir[1] = {8, 6000, kT0 + 1100 * kMs, kT0 + 2500 * kMs, 0x1a, 50, 52, 0x20};
-    r.end_reason = EndReason::EndOfFlow;
-    return r;
+    return test::tcp4_flow(kT0);
 }
 
 FlowRecord icmp6()

@@ -5,6 +5,8 @@
 #include <weir/exporters/zmq_decoder.hpp>
 #include <weir/exporters/zmq_encoder.hpp>
 
+#include <tlv_map.hpp>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -52,24 +54,7 @@ FlowRecord http_flow()
     return r;
 }
 
-struct MapVisitor final : TlvRecordVisitor {
-    std::vector<std::map<std::string, std::string>> records;
-    std::map<std::string, std::string> cur;
-    void on_item(const tlv::Item& it) noexcept override
-    {
-        std::string k = it.string_key ? std::string(it.key_str) : std::string(tlv::key_name(it.key));
-        if (k.empty())
-            k = std::to_string(it.key);
-        if (it.is_unsigned()) cur[k] = std::to_string(it.u);
-        else if (it.is_signed()) cur[k] = std::to_string(it.i);
-        else cur[k] = std::string(it.s);
-    }
-    void on_record_end() noexcept override
-    {
-        records.push_back(cur);
-        cur.clear();
-    }
-};
+using test::MapVisitor;
 
 std::map<std::string, std::string> zmq_record(const FlowRecord& r)
 {

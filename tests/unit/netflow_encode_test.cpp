@@ -4,6 +4,9 @@
 #include <weir/exporters/exporter.hpp>
 #include <weir/exporters/netflow.hpp>
 
+#include <datagram_bytes.hpp>
+#include <sample_flows.hpp>
+
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
@@ -20,25 +23,7 @@ namespace {
 using namespace weir;
 using namespace weir::exporters;
 
-using Bytes = std::vector<uint8_t>;
-
-/// Expected bytes, written field by field in network order.
-struct Be {
-    Bytes b;
-    Be& u8(uint8_t v) { b.push_back(v); return *this; }
-    Be& u16(uint16_t v) { return u8(uint8_t(v >> 8)).u8(uint8_t(v)); }
-    Be& u32(uint32_t v) { return u16(uint16_t(v >> 16)).u16(uint16_t(v)); }
-    Be& u64(uint64_t v) { return u32(uint32_t(v >> 32)).u32(uint32_t(v)); }
-    Be& raw(std::initializer_list<uint8_t> l) { b.insert(b.end(), l); return *this; }
-};
-
-struct Collect final : DatagramSink {
-    std::vector<Bytes> d;
-    void on_datagram(std::span<const uint8_t> x) noexcept override { d.emplace_back(x.begin(), x.end()); }
-};
-
-uint16_t rd16(const Bytes& b, std::size_t at) { return uint16_t(b[at] << 8 | b[at + 1]); }
-uint32_t rd32(const Bytes& b, std::size_t at) { return uint32_t(rd16(b, at)) << 16 | rd16(b, at + 2); }
+using namespace weir::test;
 
 constexpr uint64_t kSec = 1000000000ULL;
 constexpr uint64_t kMs = 1000000ULL;
@@ -47,21 +32,7 @@ constexpr uint64_t kBoot = 1700000000ULL * kSec; // 0x6553F100 s
 // 192.0.2.1:40000 (client) <-> 198.51.100.2:443, client is key side B.
 FlowRecord tcp4()
 {
-    FlowRecord r{};
-    r.key.ip_version = 4;
-    r.key.proto = 6;
-    r.key.addr_a = {198, 51, 100, 2};
-    r.key.addr_b = {192, 0, 2, 1};
-    r.key.port_a = 443;
-    r.key.port_b = 40000;
-    r.key.vlan = 7;
-    r.client_is_a = 0;
-    r.client_mac = {0x02, 0, 0, 0, 0, 0x01};
-    r.server_mac = {0x02, 0, 0, 0, 0, 0x02};
-    r.dir[0] = {10, 1000, kBoot + 1000 * kMs, kBoot + 2000 * kMs, 0x1b, 60, 64, 0x00};
-    r.dir[1] = {8, 6000, kBoot + 1100 * kMs, kBoot + 2500 * kMs, 0x1a, 50, 52, 0x20};
-    r.end_reason = EndReason::EndOfFlow;
-    return r;
+    return test::tcp4_flow(kBoot);
 }
 
 const ExportClock kClock{kBoot + 10005 * kMs, kBoot};

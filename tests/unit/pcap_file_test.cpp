@@ -275,10 +275,21 @@ std::vector<std::string> corpus_files()
     return files;
 }
 
+// Every pcap magic: both byte orders, micro- and nanosecond timestamps.
+using Magic = std::tuple<ByteOrder, TsPrecision>;
+const auto kAllMagics = ::testing::Combine(::testing::Values(ByteOrder::Little, ByteOrder::Big),
+                                           ::testing::Values(TsPrecision::Micro, TsPrecision::Nano));
+
+std::string magic_name(const ::testing::TestParamInfo<Magic>& info)
+{
+    return std::string(std::get<0>(info.param) == ByteOrder::Little ? "Little" : "Big") +
+           (std::get<1>(info.param) == TsPrecision::Micro ? "Micro" : "Nano");
+}
+
 // ---------------------------------------------------------------------------
 // Round trips
 
-class RoundTrip : public ::testing::TestWithParam<std::tuple<ByteOrder, TsPrecision>> {};
+class RoundTrip : public ::testing::TestWithParam<Magic> {};
 
 TEST_P(RoundTrip, DeliversWhatWasWritten)
 {
@@ -317,13 +328,7 @@ TEST_P(RoundTrip, DeliversWhatWasWritten)
     expect_same_as_libpcap(tmp, 32);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllMagics, RoundTrip,
-                         ::testing::Combine(::testing::Values(ByteOrder::Little, ByteOrder::Big),
-                                            ::testing::Values(TsPrecision::Micro, TsPrecision::Nano)),
-                         [](const auto& info) {
-                             return std::string(std::get<0>(info.param) == ByteOrder::Little ? "Little" : "Big") +
-                                    (std::get<1>(info.param) == TsPrecision::Micro ? "Micro" : "Nano");
-                         });
+INSTANTIATE_TEST_SUITE_P(AllMagics, RoundTrip, kAllMagics, magic_name);
 
 TEST(PcapFile, HeaderOnlyIsAnEmptyCapture)
 {
@@ -484,7 +489,7 @@ TEST(PcapFileErrors, BadMagicSaysWhatWasFound)
     EXPECT_THAT(msg, HasSubstr("libpcap"));
 }
 
-class RecordErrors : public ::testing::TestWithParam<std::tuple<ByteOrder, TsPrecision>> {
+class RecordErrors : public ::testing::TestWithParam<Magic> {
 protected:
     PcapOptions opts() const
     {
@@ -596,13 +601,7 @@ TEST_P(RecordErrors, OddButReadableRecordsAreDelivered)
     expect_same_as_libpcap(tmp, 32);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllMagics, RecordErrors,
-                         ::testing::Combine(::testing::Values(ByteOrder::Little, ByteOrder::Big),
-                                            ::testing::Values(TsPrecision::Micro, TsPrecision::Nano)),
-                         [](const auto& info) {
-                             return std::string(std::get<0>(info.param) == ByteOrder::Little ? "Little" : "Big") +
-                                    (std::get<1>(info.param) == TsPrecision::Micro ? "Micro" : "Nano");
-                         });
+INSTANTIATE_TEST_SUITE_P(AllMagics, RecordErrors, kAllMagics, magic_name);
 
 TEST(PcapFileErrors, TruncatedPcapngReportsTheRecord)
 {

@@ -11,6 +11,7 @@
 #include <weir/exporters/netflow.hpp>
 
 #include "packet_builder.hpp"
+#include <datagram_bytes.hpp>
 
 #include <gtest/gtest.h>
 
@@ -171,21 +172,10 @@ TEST(PipelineSampling, FlowsCountOnlySampledPacketsAndTheRestIsCounted)
 
 // --- on the wire ------------------------------------------------------------------
 
-struct Be {
-    Bytes b;
-    Be& u8(uint8_t v) { b.push_back(v); return *this; }
-    Be& u16(uint16_t v) { return u8(uint8_t(v >> 8)).u8(uint8_t(v)); }
-    Be& u32(uint32_t v) { return u16(uint16_t(v >> 16)).u16(uint16_t(v)); }
-    Be& zeros(int n) { b.insert(b.end(), n, 0); return *this; }
-};
-
-struct Collect final : DatagramSink {
-    std::vector<Bytes> d;
-    void on_datagram(std::span<const uint8_t> x) noexcept override { d.emplace_back(x.begin(), x.end()); }
-};
-
-uint16_t rd16(const Bytes& b, std::size_t at) { return uint16_t(b[at] << 8 | b[at + 1]); }
-uint32_t rd32(const Bytes& b, std::size_t at) { return uint32_t(rd16(b, at)) << 16 | rd16(b, at + 2); }
+using test::Be;
+using test::Collect;
+using test::rd16;
+using test::rd32;
 
 constexpr uint64_t kSec = 1000000000ULL;
 const ExportClock kClock{1700000010ULL * kSec, 1700000000ULL * kSec};

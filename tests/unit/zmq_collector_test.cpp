@@ -4,17 +4,18 @@
 // and msg_id gaps are counted per source as ntopng counts them.
 #include <weir/exporters/zmq_encoder.hpp>
 
+#include <loopback.hpp>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <zlib.h>
 #include <zmq.h>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -30,18 +31,87 @@ namespace {
 
 const std::string kCollector = std::string(WEIR_BINARY_DIR) + "/tools/weir-collector";
 
-int free_port()
-{
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-    socklen_t len = sizeof(a);
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
+/// weir-collector in a child process, connecting (probe mode) to an XPUB
+/// socket of the test's own: the test sends raw frames on `sock` and
+/// reads the collector's JSON flows (`out`) and statistics once it exits.
+class CollectorRun {
+public:
+    /// Forks weir-collector writing `name`_flows.json / `name`_stats.json
+    /// in the test's temp directory; it stops 1 s after the last message.
+    explicit CollectorRun(const std::string& name)
+        : out(::testing::TempDir() + "/" + name + "_flows.json"),
+          stats(::testing::TempDir() + "/" + name + "_stats.json"),
+          ep_("tcp://127.0.0.1:" + std::to_string(weir::test::free_tcp_port()))
+    {
+        pid_ = fork();
+        if (pid_ == 0) {
+            const std::string bind = ep_ + "c";
+            execl(kCollector.c_str(), "weir-collector", "-i", bind.c_str(), "--json", out.c_str(), "--stats",
+                  stats.c_str(), "--idle", "1", "--timeout", "20", "--max-decompressed", "65536",
+                  static_cast<char*>(nullptr));
+            _exit(127);
+        }
+    }
+    // After a failed assertion: no collector left behind, and no wait for
+    // messages it will never read.
+    ~CollectorRun()
+    {
+        if (pid_ > 0) {
+            kill(pid_, SIGKILL);
+            waitpid(pid_, nullptr, 0);
+        }
+        if (sock) {
+            const int zero = 0;
+            zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
+            zmq_close(sock);
+        }
+        if (ctx_)
+            zmq_ctx_term(ctx_);
+    }
+    CollectorRun(const CollectorRun&) = delete;
+    CollectorRun& operator=(const CollectorRun&) = delete;
+
+    /// Connects the XPUB socket and waits for the collector's subscription,
+    /// so nothing sent afterwards is lost to a slow join.
+    void connect()
+    {
+        ASSERT_GE(pid_, 0);
+        ctx_ = zmq_ctx_new();
+        sock = zmq_socket(ctx_, ZMQ_XPUB);
+        ASSERT_EQ(zmq_connect(sock, ep_.c_str()), 0);
+        const int rcvtimeo = 10000;
+        zmq_setsockopt(sock, ZMQ_RCVTIMEO, &rcvtimeo, sizeof(rcvtimeo));
+        uint8_t sub[64];
+        ASSERT_GT(zmq_recv(sock, sub, sizeof(sub), 0), 0) << "collector never subscribed";
+    }
+
+    /// Waits for the collector to exit (idle timer) and checks it exited 0;
+    /// `js` gets its statistics.
+    void finish(nlohmann::json& js)
+    {
+        int status = 0;
+        ASSERT_EQ(waitpid(pid_, &status, 0), pid_);
+        pid_ = -1;
+        zmq_close(sock);
+        sock = nullptr;
+        zmq_ctx_term(ctx_);
+        ctx_ = nullptr;
+        ASSERT_TRUE(WIFEXITED(status)) << "collector died with signal " << WTERMSIG(status);
+        ASSERT_EQ(WEXITSTATUS(status), 0);
+        std::ifstream sf(stats);
+        ASSERT_TRUE(sf.good());
+        js = nlohmann::json::parse(sf);
+    }
+
+    const std::string out;
+    const std::string stats;
+    void* sock = nullptr;
+
+private:
+    std::string ep_;
+    pid_t pid_ = -1;
+    void* ctx_ = nullptr;
+};
 
 std::vector<uint8_t> header(std::string_view topic, uint8_t version, uint8_t flags, uint32_t size, uint32_t msg_id,
                             uint32_t source_id)
@@ -95,29 +165,9 @@ TEST(ZmqCollector, SurvivesAndCountsBadInput)
 {
     if (access(kCollector.c_str(), X_OK) != 0)
         GTEST_SKIP() << kCollector << " not built";
-    const int port = free_port();
-    const std::string dir = ::testing::TempDir();
-    const std::string out = dir + "/zmq_collector_flows.json";
-    const std::string stats = dir + "/zmq_collector_stats.json";
-    const std::string ep = "tcp://127.0.0.1:" + std::to_string(port);
-    const pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-        const std::string bind = ep + "c";
-        execl(kCollector.c_str(), "weir-collector", "-i", bind.c_str(), "--json", out.c_str(), "--stats",
-              stats.c_str(), "--idle", "1", "--timeout", "20", "--max-decompressed", "65536",
-              static_cast<char*>(nullptr));
-        _exit(127);
-    }
-
-    void* ctx = zmq_ctx_new();
-    void* s = zmq_socket(ctx, ZMQ_XPUB);
-    ASSERT_EQ(zmq_connect(s, ep.c_str()), 0);
-    // Wait for the collector's subscriptions so nothing is lost to a slow join.
-    const int rcvtimeo = 10000;
-    zmq_setsockopt(s, ZMQ_RCVTIMEO, &rcvtimeo, sizeof(rcvtimeo));
-    uint8_t sub[64];
-    ASSERT_GT(zmq_recv(s, sub, sizeof(sub), 0), 0) << "collector never subscribed";
+    CollectorRun run("zmq_collector");
+    ASSERT_NO_FATAL_FAILURE(run.connect());
+    void* s = run.sock;
 
     const uint32_t src = 77;
     uint32_t id = 1;
@@ -172,16 +222,8 @@ TEST(ZmqCollector, SurvivesAndCountsBadInput)
     enc.value()->flush(sink);
     send_frames(s, {header("event", 4, 0, 2, 5, 99), {'{', '}'}});
 
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    zmq_close(s);
-    zmq_ctx_term(ctx);
-    ASSERT_TRUE(WIFEXITED(status)) << "collector died with signal " << WTERMSIG(status);
-    ASSERT_EQ(WEXITSTATUS(status), 0);
-
-    std::ifstream sf(stats);
-    ASSERT_TRUE(sf.good());
-    const auto js = nlohmann::json::parse(sf);
+    nlohmann::json js;
+    ASSERT_NO_FATAL_FAILURE(run.finish(js));
     const auto& e = js["errors"];
     EXPECT_EQ(e["framing"].get<int>(), 2);
     EXPECT_GE(e["bad header length"].get<int>(), 1);
@@ -201,7 +243,7 @@ TEST(ZmqCollector, SurvivesAndCountsBadInput)
     }
     EXPECT_TRUE(found);
     // The good flows are in the output, whatever the random messages did.
-    std::ifstream of(out);
+    std::ifstream of(run.out);
     std::string line;
     int good = 0;
     while (std::getline(of, line)) {
@@ -224,27 +266,9 @@ TEST(ZmqCollector, JsonFlowsDecodedAndBadJsonCounted)
 {
     if (access(kCollector.c_str(), X_OK) != 0)
         GTEST_SKIP() << kCollector << " not built";
-    const int port = free_port();
-    const std::string dir = ::testing::TempDir();
-    const std::string out = dir + "/zmq_collector_json_flows.json";
-    const std::string stats = dir + "/zmq_collector_json_stats.json";
-    const std::string ep = "tcp://127.0.0.1:" + std::to_string(port);
-    const pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-        const std::string bind = ep + "c";
-        execl(kCollector.c_str(), "weir-collector", "-i", bind.c_str(), "--json", out.c_str(), "--stats",
-              stats.c_str(), "--idle", "1", "--timeout", "20", "--max-decompressed", "65536",
-              static_cast<char*>(nullptr));
-        _exit(127);
-    }
-    void* ctx = zmq_ctx_new();
-    void* s = zmq_socket(ctx, ZMQ_XPUB);
-    ASSERT_EQ(zmq_connect(s, ep.c_str()), 0);
-    const int rcvtimeo = 10000;
-    zmq_setsockopt(s, ZMQ_RCVTIMEO, &rcvtimeo, sizeof(rcvtimeo));
-    uint8_t sub[64];
-    ASSERT_GT(zmq_recv(s, sub, sizeof(sub), 0), 0) << "collector never subscribed";
+    CollectorRun run("zmq_collector_json");
+    ASSERT_NO_FATAL_FAILURE(run.connect());
+    void* s = run.sock;
 
     Sink sink(s);
     // Source 11: numeric keys, plain; source 12: labels, zlib; 2 + 2 flows.
@@ -285,16 +309,8 @@ TEST(ZmqCollector, JsonFlowsDecodedAndBadJsonCounted)
         send_frames(s, {header("flow", 4, 0, static_cast<uint32_t>(p.size()), id++, bad_src), p});
     }
 
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    zmq_close(s);
-    zmq_ctx_term(ctx);
-    ASSERT_TRUE(WIFEXITED(status)) << "collector died with signal " << WTERMSIG(status);
-    ASSERT_EQ(WEXITSTATUS(status), 0);
-
-    std::ifstream sf(stats);
-    ASSERT_TRUE(sf.good());
-    const auto js = nlohmann::json::parse(sf);
+    nlohmann::json js;
+    ASSERT_NO_FATAL_FAILURE(run.finish(js));
     EXPECT_EQ(js["messages"].get<int>(), 2 + 4 + 100);
     EXPECT_EQ(js["flow_formats"]["json"].get<int>(), 2 + 3 + 100); // the bomb never got decompressed
     EXPECT_EQ(js["flow_formats"]["tlv"].get<int>(), 0);
@@ -308,7 +324,7 @@ TEST(ZmqCollector, JsonFlowsDecodedAndBadJsonCounted)
             EXPECT_EQ(src["json_flow_messages"].get<int>(), 1) << sid;
         }
     }
-    std::ifstream of(out);
+    std::ifstream of(run.out);
     std::string line;
     int good = 0;
     while (std::getline(of, line)) {

@@ -5,12 +5,12 @@
 #include <weir/exporters/zmq_decoder.hpp>
 #include <weir/exporters/zmq_exporter.hpp>
 
+#include <loopback.hpp>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <zmq.h>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -21,19 +21,6 @@ using namespace weir;
 using namespace weir::exporters;
 
 namespace {
-
-int free_port()
-{
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-    socklen_t len = sizeof(a);
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
 
 struct Received {
     std::string topic;
@@ -126,7 +113,7 @@ uint64_t epoch_s()
 
 TEST(ZmqExporter, QuietLinkSendsEventsEverySecond)
 {
-    const std::string ep = "tcp://127.0.0.1:" + std::to_string(free_port());
+    const std::string ep = "tcp://127.0.0.1:" + std::to_string(weir::test::free_tcp_port());
     ZmqOptions o;
     o.endpoints = {ep};
     o.encoder.source_id = 31;
@@ -181,7 +168,7 @@ TEST(ZmqExporter, QuietLinkSendsEventsEverySecond)
 
 TEST(ZmqExporter, TimerSendsAPartlyFilledFlowMessage)
 {
-    const std::string ep = "tcp://127.0.0.1:" + std::to_string(free_port());
+    const std::string ep = "tcp://127.0.0.1:" + std::to_string(weir::test::free_tcp_port());
     ZmqOptions o;
     o.endpoints = {ep};
     o.encoder.format = ZmqPayloadFormat::JsonLabels;
@@ -209,7 +196,7 @@ TEST(ZmqExporter, TimerSendsAPartlyFilledFlowMessage)
 TEST(ZmqExporter, FormatOptions)
 {
     ExportCliOptions c;
-    c.zmq = {"tcp://127.0.0.1:" + std::to_string(free_port())};
+    c.zmq = {"tcp://127.0.0.1:" + std::to_string(weir::test::free_tcp_port())};
     c.zmq_format = "xml";
     auto bad = make_zmq_exporter(c, ZmqOptions{});
     ASSERT_FALSE(bad);
