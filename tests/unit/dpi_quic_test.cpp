@@ -10,6 +10,8 @@
 #include <weir/engine/dpi/tls.hpp>
 
 #include <gtest/gtest.h>
+
+#include "dpi_bytes.hpp"
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -21,34 +23,7 @@
 namespace {
 
 namespace dpi = weir::engine::dpi;
-using Buf = std::vector<uint8_t>;
-
-Buf hex(const std::string& s)
-{
-    Buf b;
-    for (std::size_t i = 0; i + 1 < s.size(); i += 2)
-        b.push_back(static_cast<uint8_t>(std::stoi(s.substr(i, 2), nullptr, 16)));
-    return b;
-}
-
-void put16(Buf& b, uint16_t v)
-{
-    b.push_back(static_cast<uint8_t>(v >> 8));
-    b.push_back(static_cast<uint8_t>(v));
-}
-
-void put24(Buf& b, uint32_t v)
-{
-    b.push_back(static_cast<uint8_t>(v >> 16));
-    put16(b, static_cast<uint16_t>(v));
-}
-
-void put_ext(Buf& b, uint16_t type, const Buf& data)
-{
-    put16(b, type);
-    put16(b, static_cast<uint16_t>(data.size()));
-    b.insert(b.end(), data.begin(), data.end());
-}
+using namespace weir::test;
 
 /// QUIC varint, 2-byte form (values < 16384) or 4-byte form.
 void put_varint(Buf& b, uint64_t v)

@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include "dpi_bytes.hpp"
+
 #include <cstring>
 #include <string>
 #include <vector>
@@ -18,33 +20,7 @@
 namespace {
 
 namespace dpi = weir::engine::dpi;
-using Buf = std::vector<uint8_t>;
-
-Buf hex(const std::string& s)
-{
-    Buf b;
-    for (std::size_t i = 0; i + 1 < s.size();) {
-        if (s[i] == ' ') {
-            ++i;
-            continue;
-        }
-        b.push_back(static_cast<uint8_t>(std::stoi(s.substr(i, 2), nullptr, 16)));
-        i += 2;
-    }
-    return b;
-}
-
-void put16(Buf& b, uint16_t v)
-{
-    b.push_back(static_cast<uint8_t>(v >> 8));
-    b.push_back(static_cast<uint8_t>(v));
-}
-
-void put24(Buf& b, uint32_t v)
-{
-    b.push_back(static_cast<uint8_t>(v >> 16));
-    put16(b, static_cast<uint16_t>(v));
-}
+using namespace weir::test;
 
 struct Attr {
     uint16_t type;

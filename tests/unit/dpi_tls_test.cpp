@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include "dpi_bytes.hpp"
+
 #include <memory>
 #include <span>
 
@@ -17,20 +19,7 @@
 namespace {
 
 namespace dpi = weir::engine::dpi;
-using Buf = std::vector<uint8_t>;
-
-void put16(Buf& b, uint16_t v)
-{
-    b.push_back(static_cast<uint8_t>(v >> 8));
-    b.push_back(static_cast<uint8_t>(v));
-}
-
-void put_ext(Buf& b, uint16_t type, const Buf& data)
-{
-    put16(b, type);
-    put16(b, static_cast<uint16_t>(data.size()));
-    b.insert(b.end(), data.begin(), data.end());
-}
+using namespace weir::test;
 
 /// Handshake header + body. (Built by appending: g++ 12 reports a false
 /// -Warray-bounds on inserting after an initializer-list vector.)
