@@ -200,8 +200,16 @@ Result<int> open_or_create(const std::string& dir, const char* name, bpf_map_typ
                 ::close(fd);
                 return from_errno(e, "bpf_obj_get_info_by_fd " + path);
             }
+            if (info.type == static_cast<uint32_t>(type) && info.key_size == key_size &&
+                info.value_size != sizeof(weir_verdict)) {
+                ::close(fd);
+                return invalid("pinned map " + path + " holds " + std::to_string(info.value_size) +
+                               "-byte verdicts, this weir needs " + std::to_string(sizeof(weir_verdict)) +
+                               " (a map of an older weir/abi/verdict.h layout): remove the pin (rm " + path +
+                               ") so that it is created again");
+            }
             if (info.type != static_cast<uint32_t>(type) || info.key_size != key_size ||
-                info.value_size != sizeof(weir_verdict) || info.max_entries != max_entries) {
+                info.max_entries != max_entries) {
                 ::close(fd);
                 return invalid("pinned map " + path + " has another type or size (max_entries " +
                                std::to_string(info.max_entries) + ", want " + std::to_string(max_entries) +
@@ -597,15 +605,20 @@ bool VerdictAccounting::diff(const FlowVerdict& fv, Seen& s, UndeliveredDelta& o
     const std::array<uint64_t, 2> by{
         v.undelivered_bytes > v.ba_undelivered_bytes ? v.undelivered_bytes - v.ba_undelivered_bytes : 0,
         v.ba_undelivered_bytes};
+    // The flags are ORed after the counters: a bit may show one poll late,
+    // alone; it is reported then.
+    const std::array<uint8_t, 2> fl{WEIR_VERDICT_UNDELIVERED_FLAGS(&v, 0), WEIR_VERDICT_UNDELIVERED_FLAGS(&v, 1)};
     bool any = false;
     out.key = fv.key;
     out.last_ns = v.last_ns;
     for (int d = 0; d < 2; ++d) {
         out.packets[d] = pk[d] > s.packets[d] ? pk[d] - s.packets[d] : 0;
         out.bytes[d] = by[d] > s.bytes[d] ? by[d] - s.bytes[d] : 0;
+        out.tcp_flags[d] = static_cast<uint8_t>(fl[d] & ~s.tcp_flags[d]);
         s.packets[d] = std::max(s.packets[d], pk[d]);
         s.bytes[d] = std::max(s.bytes[d], by[d]);
-        any = any || out.packets[d] || out.bytes[d];
+        s.tcp_flags[d] |= fl[d];
+        any = any || out.packets[d] || out.bytes[d] || out.tcp_flags[d];
     }
     return any;
 }

@@ -779,6 +779,7 @@ struct VerdictServer::Impl {
         j["undelivered_bytes"] = v.undelivered_bytes;
         j["ba_undelivered"] = v.ba_undelivered;
         j["ba_undelivered_bytes"] = v.ba_undelivered_bytes;
+        j["undelivered_tcp_flags"] = {WEIR_VERDICT_UNDELIVERED_FLAGS(&v, 0), WEIR_VERDICT_UNDELIVERED_FLAGS(&v, 1)};
         return j;
     }
 

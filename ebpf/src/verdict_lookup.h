@@ -80,16 +80,21 @@ static __always_inline struct weir_verdict *weir_verdict_find(const struct weir_
 	return v;
 }
 
+/* The TCP flags byte weir_parse_flow_dir() returned for a frame of `key`,
+ * 0 when the flow is not TCP. */
+static __always_inline __u8 weir_frame_tcp_flags(const struct weir_flow_key *key, __u8 tcp_flags)
+{
+	return key->proto == WEIR_IPPROTO_TCP ? tcp_flags : 0;
+}
+
 /* weir_verdict_apply() for one frame of `key`: `len` bytes, sent from the
  * key's address a when src_is_a, with the TCP flags weir_parse_flow_dir()
- * returned (a TCP SYN, FIN or RST is the apply's tcp_control frame). */
+ * returned (a TCP SYN, FIN or RST is a control frame; the flags of an
+ * undelivered frame go to the entry's undelivered_tcp_flags). */
 static __always_inline int weir_verdict_apply_frame(struct weir_verdict *v, const struct weir_flow_key *key, __u64 len,
 						    __u8 tcp_flags, int src_is_a)
 {
-	return weir_verdict_apply(v, len, bpf_ktime_get_ns(),
-				  key->proto == WEIR_IPPROTO_TCP &&
-					  (tcp_flags & (WEIR_TCP_FIN | WEIR_TCP_SYN | WEIR_TCP_RST)),
-				  !src_is_a);
+	return weir_verdict_apply(v, len, bpf_ktime_get_ns(), weir_frame_tcp_flags(key, tcp_flags), !src_is_a);
 }
 
 /* DIVERT: the frame to weir_egress[v->egress]. Once the redirect is taken
@@ -97,11 +102,12 @@ static __always_inline int weir_verdict_apply_frame(struct weir_verdict *v, cons
  * weir's flow export adds it back. 0 when the slot is empty or refuses the
  * frame: the caller counts divert_failed and handles it as usual, so a
  * missing egress never loses traffic silently. */
-static __always_inline int weir_verdict_divert(struct weir_verdict *v, __u64 len, int src_is_a)
+static __always_inline int weir_verdict_divert(struct weir_verdict *v, const struct weir_flow_key *key, __u64 len,
+					       __u8 tcp_flags, int src_is_a)
 {
 	if (bpf_redirect_map(&weir_egress, v->egress, 0) != XDP_REDIRECT)
 		return 0;
-	weir_verdict_count_undelivered(v, len, !src_is_a);
+	weir_verdict_count_undelivered(v, len, !src_is_a, weir_frame_tcp_flags(key, tcp_flags));
 	return 1;
 }
 

@@ -182,7 +182,7 @@ int weir_bridge(struct xdp_md *ctx)
 			st->verdict_shunt++;
 			return XDP_DROP;
 		case WEIR_VERDICT_DIVERT:
-			if (weir_verdict_divert(v, (__u64)(data_end - data), src_is_a)) {
+			if (weir_verdict_divert(v, &key, (__u64)(data_end - data), tcp_flags, src_is_a)) {
 				st->diverted++;
 				return XDP_REDIRECT;
 			}

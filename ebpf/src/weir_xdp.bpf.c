@@ -33,7 +33,8 @@
  *   FORWARD, expired, miss    captured as usual
  * DROP, SHUNT past shunt_after and a successful DIVERT are counted in the
  * entry's undelivered counters by direction (the frame's source side of
- * the canonical key), so weir can add them back to the exported flow.
+ * the canonical key), with their TCP flags, so weir can add them back to
+ * the exported flow.
  * Frames without a key (non-IP, truncated) are captured as usual. A
  * non-first IPv4/IPv6 fragment has ports 0 (flow_parse.h): it matches a
  * verdict installed for the ports-0 key of its addresses and protocol, or a
@@ -126,7 +127,7 @@ int weir_xdp(struct xdp_md *ctx)
 					st->verdict_forward++;
 					break;
 				}
-				if (weir_verdict_divert(v, (__u64)(data_end - data), src_is_a)) {
+				if (weir_verdict_divert(v, &key, (__u64)(data_end - data), tcp_flags, src_is_a)) {
 					st->verdict_divert++;
 					return XDP_REDIRECT;
 				}

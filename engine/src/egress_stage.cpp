@@ -4,9 +4,10 @@
 
 #include <weir/core/flow_key.hpp>
 
+#include "table_memory.hpp"
+
 #include <boost/lockfree/spsc_queue.hpp>
 
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <array>
@@ -157,25 +158,31 @@ Result<std::unique_ptr<EgressStage>> EgressStage::create(const EgressStageConfig
     st->own_store_ = std::move(own);
     if (policy) {
         // Twice the flows, so the probe window rarely fills before the
-        // capacity is reached. An anonymous mapping is zero and takes
-        // memory only where touched; huge pages spare the TLB a miss per
-        // lookup in a table of hundreds of MB (2.5x faster in egress_bench).
+        // capacity is reached. Huge pages spare the TLB a miss per lookup
+        // in a table of hundreds of MB (2.5x faster in egress_bench).
+        // Without prefaulting, memory is taken only where touched; then no
+        // huge pages when the state only serves the kernel egress (no
+        // policy file): the reader sees a flow's first and TCP control
+        // packets only, and their first touches of 2 MiB pages stalled
+        // capture (table_memory.hpp). Prefaulted (live capture), both get
+        // them.
         uint64_t slots = 64;
         while (slots < uint64_t{cfg.max_flows} * 2)
             slots <<= 1;
         const size_t bytes = slots * sizeof(Entry);
-        void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (mem == MAP_FAILED)
-            return from_errno(errno, "egress flow state (" + std::to_string(bytes >> 20) + " MiB)");
-        // Not when the state only serves the kernel egress (no policy
-        // file): the reader then sees a flow's first and TCP control
-        // packets only, and a huge page's first touch (2 MiB zeroed, with
-        // direct compaction under THP defrag=madvise) stalled capture for
-        // about a second at the first thousand flows on a veth test bed.
-        if (!st->own_store_)
-            (void)::madvise(mem, bytes, MADV_HUGEPAGE);
-        st->table_ = static_cast<Entry*>(mem);
-        st->table_bytes_ = bytes;
+        detail::TableMemory::Options mo;
+        mo.prefault = cfg.prefault;
+        mo.huge_pages = cfg.prefault || !st->own_store_;
+        mo.no_reserve = !cfg.prefault;
+        auto mem = detail::TableMemory::map(bytes, mo, "egress flow state");
+        if (!mem)
+            return mem.error();
+        try {
+            st->table_mem_ = std::make_unique<detail::TableMemory>(std::move(mem.value()));
+        } catch (...) {
+            return from_errno(ENOMEM, "egress flow state");
+        }
+        st->table_ = reinterpret_cast<Entry*>(st->table_mem_->data());
         st->mask_ = slots - 1;
     }
     if (cfg.offload) {
@@ -202,8 +209,6 @@ EgressStage::~EgressStage()
         q_->stop.store(true, std::memory_order_release);
         control_.join();
     }
-    if (table_)
-        ::munmap(table_, table_bytes_);
 }
 
 uint32_t EgressStage::balance(const PacketMeta& m) const noexcept

@@ -14,8 +14,8 @@
 #include <weir/engine/flow_table.hpp>
 
 #include "flow_table_layout.hpp"
+#include "table_memory.hpp"
 
-#include <sys/mman.h>
 
 #if defined(__SSE4_1__)
 #include <smmintrin.h>
@@ -44,7 +44,6 @@ constexpr uint32_t kMaxCapacity = 1u << 30;
 constexpr uint8_t kProtoTcp = 6;
 /// Packets per prefetch pipeline round in update_burst.
 constexpr uint32_t kBurst = 32;
-constexpr std::size_t kHugePage = 2u << 20;
 
 inline void prefetch(const void* p) noexcept { __builtin_prefetch(p, 1, 3); }
 
@@ -123,15 +122,8 @@ struct FlowTable::Impl {
     FlowTableStats stats;
     FlowTableConfig cfg;
 
-    void* map_base = nullptr;
-    std::size_t map_len = 0;
+    detail::TableMemory mem;
     std::size_t mem_bytes = 0;
-
-    ~Impl()
-    {
-        if (map_base != nullptr)
-            ::munmap(map_base, map_len);
-    }
 
     // ---- index -------------------------------------------------------
 
@@ -521,16 +513,24 @@ struct FlowTable::Impl {
     /// Adds a bulk delta (PacketMeta::control == kCtlDelta) to its flow:
     /// the timeouts apply as for a packet at the delta's time, the packets
     /// are counted in the delta's direction, and the flow's last activity
-    /// moves on (it stays live while XDP keeps its packets from us).
+    /// moves on (it stays live while XDP keeps its packets from us). The
+    /// delta's TCP flags are ORed into that direction's exported flags
+    /// only: a FIN or RST in them does not end the flow (they are a union
+    /// over an interval, not one packet).
     void add_delta(const PacketMeta& p, const FlowSink& sink) noexcept
     {
         const uint32_t np = delta_packets(p);
         const uint64_t wire = delta_bytes(p);
-        if (np == 0 && wire == 0)
+        if (np == 0 && wire == 0 && p.tcp_flags == 0)
             return;
+        // Flags alone (read a poll after their packets) join a live flow
+        // only: they never start one or keep one alive.
+        const bool counts = np != 0 || wire != 0;
         uint32_t slot;
         uint32_t e = find(p.key, p.hash, slot);
         if (e == kNil) {
+            if (!counts)
+                return;
             if (active == cap) {
                 evict(sink);
                 slot = find_empty(p.hash);
@@ -547,6 +547,8 @@ struct FlowTable::Impl {
             const bool is_ended = (x.state & detail::kStEnded) != 0;
             const bool timed_out = is_ended ? elapsed(flow_last(x), p.ts_ns, cfg.tcp_end_linger_ns)
                                             : elapsed(flow_last(x), p.ts_ns, cfg.idle_timeout_ns);
+            if (timed_out && !counts)
+                return;
             if (timed_out) {
                 emit(e, is_ended ? EndReason::EndOfFlow : EndReason::IdleTimeout, sink);
                 unlink(list_of(x), e);
@@ -554,11 +556,14 @@ struct FlowTable::Impl {
                 push_head(lru, e);
             } else {
                 const uint32_t d = (p.src_is_a != 0) == (x.client_is_a != 0) ? 0 : 1;
-                if (elapsed(flow_first(x), p.ts_ns, cfg.active_timeout_ns) || x.dir[d].packets > UINT32_MAX - np) {
+                // Flags alone belong to the record open now: no rollover.
+                if (counts &&
+                    (elapsed(flow_first(x), p.ts_ns, cfg.active_timeout_ns) || x.dir[d].packets > UINT32_MAX - np)) {
                     emit(e, EndReason::ActiveTimeout, sink);
                     reset_counters(e);
                 }
-                touch(list_of(x), e);
+                if (counts)
+                    touch(list_of(x), e);
             }
         }
         FlowEntry& x = entries[e];
@@ -567,15 +572,16 @@ struct FlowTable::Impl {
         // IP byte count: the frames' Ethernet headers (14 bytes, untagged)
         // taken off, as nothing else is known about them.
         const uint64_t len = count_wire ? wire : (wire > 14ULL * np ? wire - 14ULL * np : 0);
-        if (s.packets == 0) {
+        if (counts && s.packets == 0) {
             s.first_ns = p.ts_ns;
             s.last_ns = p.ts_ns;
-        } else {
+        } else if (counts) {
             s.first_ns = std::min(s.first_ns, p.ts_ns);
             s.last_ns = std::max(s.last_ns, p.ts_ns);
         }
         s.packets += np;
         s.bytes += len;
+        s.tcp_flags |= p.tcp_flags;
         stats.packets += np;
         stats.bytes += len;
         stats.delta_packets += np;
@@ -656,28 +662,14 @@ Result<std::unique_ptr<FlowTable>> FlowTable::create(const FlowTableConfig& cfg,
     const std::size_t mac_bytes = std::size_t{cfg.capacity} * sizeof(ServerMac);
     const std::size_t total = index_bytes + entry_bytes + link_bytes + mac_bytes;
 
-    // Over-map by a huge page so the region can start on a 2 MiB boundary:
-    // with transparent huge pages a million random flows cost far fewer TLB
-    // misses. The slack is never touched, so it costs address space only.
-    const bool huge = total >= kHugePage;
-    const std::size_t map_len = huge ? total + kHugePage : total;
-    void* base = ::mmap(nullptr, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (base == MAP_FAILED)
-        return from_errno(errno, "flow table: map " + std::to_string(total) + " bytes");
-    impl->map_base = base;
-    impl->map_len = map_len;
-    auto* region = static_cast<uint8_t*>(base);
-    if (huge) {
-        const auto addr = reinterpret_cast<uintptr_t>(base);
-        region += ((addr + kHugePage - 1) & ~(uintptr_t{kHugePage} - 1)) - addr;
-        (void)::madvise(region, total, MADV_HUGEPAGE); // best effort
-    }
-    // Anonymous memory is already zero. Prefaulting makes capacity problems
-    // show here and keeps first-touch page faults off the packet path (live
-    // capture); without it, pages are mapped only as flows use them, which
-    // is what a capture file with a large --max-flows wants.
-    if (cfg.prefault)
-        std::memset(region, 0, total);
+    // Huge pages: with a million random flows far fewer TLB misses.
+    detail::TableMemory::Options mo;
+    mo.prefault = cfg.prefault;
+    auto mem = detail::TableMemory::map(total, mo, "flow table");
+    if (!mem)
+        return mem.error();
+    impl->mem = std::move(mem.value());
+    uint8_t* region = impl->mem.data();
 
     impl->index = reinterpret_cast<Slot*>(region);
     impl->entries = reinterpret_cast<FlowEntry*>(region + index_bytes);

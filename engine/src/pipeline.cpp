@@ -419,7 +419,7 @@ PipelineStats Pipeline::run(PacketSource& source)
 }
 
 void Pipeline::account(const FlowKey& key, const std::array<uint64_t, 2>& packets,
-                       const std::array<uint64_t, 2>& bytes, uint64_t last_ns)
+                       const std::array<uint64_t, 2>& bytes, uint64_t last_ns, const std::array<uint8_t, 2>& tcp_flags)
 {
     Impl& m = *impl_;
     const uint32_t hash = flow_hash(key);
@@ -429,16 +429,19 @@ void Pipeline::account(const FlowKey& key, const std::array<uint64_t, 2>& packet
         return;
     }
     for (int d = 0; d < 2; ++d) {
-        // A delta carries 32-bit counts: split larger ones (same sums).
+        // A delta carries 32-bit counts: split larger ones (same sums); the
+        // first carries the flags.
         uint64_t np = packets[d], nb = bytes[d];
-        while (np || nb) {
+        uint8_t fl = tcp_flags[d];
+        while (np || nb || fl) {
             const uint32_t p32 = static_cast<uint32_t>(std::min<uint64_t>(np, UINT32_MAX));
             const uint32_t b32 = static_cast<uint32_t>(std::min<uint64_t>(nb, UINT32_MAX));
-            PacketMeta pm = make_delta(key, d == 0, p32, b32, last_ns);
+            PacketMeta pm = make_delta(key, d == 0, p32, b32, last_ns, fl);
             pm.hash = hash;
             m.delta_q.push_back(pm);
             np -= p32;
             nb -= b32;
+            fl = 0;
         }
     }
     m.delta_pending.store(true, std::memory_order_relaxed);

@@ -7,8 +7,10 @@
 # needs it; PSH on every data segment keeps GRO from merging them).
 # Part 1 (default: kernel egress on, no verdict channel): every flow lands
 #   whole on exactly one egress, the exported flows equal weir's own reading
-#   of the generated file (packets, bytes, TCP flags: SYN/FIN stay in the
-#   capture), and user-space frames + kernel packets = all packets, with
+#   of the generated file (packets, bytes, client and server TCP flags:
+#   SYN/FIN stay in the capture, PSH/URG/ECE/CWR of diverted segments come
+#   back from the verdict entries), and user-space frames + kernel packets
+#   = all packets, with
 #   kernel packets > 0 in --summary-json.
 # Part 2 (--egress-kernel off): the same with everything by AF_PACKET TX.
 # Part 3 (--verdict-max 16, verdict socket, policy file, one IDS verdict):
@@ -60,7 +62,7 @@ def eth(p, back):
     return (b + a if back else a + b) + b"\x08\x00" + p
 def udp(src, dst, sp, dp, n, back):
     return eth(ip(src, dst, 17, struct.pack("!HHHH", sp, dp, 8 + n, 0) + bytes(n)), back)
-FIN, SYN, RST, PSH, ACK = 1, 2, 4, 8, 16
+FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 1, 2, 4, 8, 16, 32, 64, 128
 def tcp(src, dst, sp, dp, seq, ack, flags, n, back):
     t = struct.pack("!HHIIBBHHH", sp, dp, seq, ack, 5 << 4, flags, 65535, 0, 0) + bytes(n)
     return eth(ip(src, dst, 6, t), back)
@@ -74,11 +76,14 @@ for i in range(20):  # TCP: handshake, 20 data segments (PSH), FIN both ways, la
     f = [tcp(a, b, sp, 80, c, 0, SYN, 0, False), tcp(b, a, 80, sp, s, c + 1, SYN | ACK, 0, True),
          tcp(a, b, sp, 80, c + 1, s + 1, ACK, 0, False)]
     c += 1; s += 1
+    # Some segments also carry URG (client), ECE (server) or CWR (client):
+    # flags only the diverted packets have.
+    extra = {4: URG if i % 2 == 0 else 0, 7: ECE if i % 2 == 0 else 0, 12: CWR if i % 4 == 0 else 0}
     for k in range(20):
         if k % 2 == 0:
-            f.append(tcp(a, b, sp, 80, c, s, PSH | ACK, 100, False)); c += 100
+            f.append(tcp(a, b, sp, 80, c, s, PSH | ACK | extra.get(k, 0), 100, False)); c += 100
         else:
-            f.append(tcp(b, a, 80, sp, s, c, PSH | ACK, 200, True)); s += 200
+            f.append(tcp(b, a, 80, sp, s, c, PSH | ACK | extra.get(k, 0), 200, True)); s += 200
     f += [tcp(a, b, sp, 80, c, s, FIN | ACK, 0, False), tcp(b, a, 80, sp, s, c + 1, FIN | ACK, 0, True),
           tcp(a, b, sp, 80, c + 1, s + 1, ACK, 0, False)]
     flows.append(f)
@@ -109,10 +114,11 @@ def agg(fl):
     r = {}
     for f in fl:
         k = key(f)
-        p, b, fl_ = r.get(k, (0, 0, 0))
-        # PSH, URG, ECE, CWR of diverted packets never reach the capture:
-        # compared are SYN, FIN, RST and ACK (SYN/FIN/RST stay captured).
-        r[k] = (p + f["IN_PKTS"] + f["OUT_PKTS"], b + f["IN_BYTES"] + f["OUT_BYTES"], fl_ | (f.get("TCP_FLAGS", 0) & 0x17))
+        p, b, cf, sf = r.get(k, (0, 0, 0, 0))
+        # Every flag bit by direction: those of diverted packets come from
+        # the verdict entries (undelivered_tcp_flags).
+        r[k] = (p + f["IN_PKTS"] + f["OUT_PKTS"], b + f["IN_BYTES"] + f["OUT_BYTES"],
+                cf | f.get("CLIENT_TCP_FLAGS", 0), sf | f.get("SERVER_TCP_FLAGS", 0))
     return r
 exp, got = agg(load(f"{d}/exp.json")), agg(load(f"{d}/got_{tag}.json"))
 eg = [agg(load(f"{d}/{tag}_eg{i}.json")) for i in range(2)]
@@ -121,7 +127,10 @@ e = s["egress"]
 checks = Checks(f"[{tag}] ")
 ok = checks.ok
 diff = [(k, exp[k], got.get(k)) for k in exp if got.get(k) != exp[k]]
-ok(len(exp) == 60 and not diff, f"60 flows exported with every packet, byte and SYN/FIN/RST/ACK flag ({len(diff)} differ: {diff[:2]})")
+ok(len(exp) == 60 and not diff, f"60 flows exported with every packet, byte and client/server TCP flag ({len(diff)} differ: {diff[:2]})")
+tf = [exp[k][2] | exp[k][3] for k in exp if k[0] == 6]
+ok(len(tf) == 20 and sum(1 for x in tf if x & 0xe0 == 0xe0) == 5 and all(x & 0x1f == 0x1b for x in tf),
+   "the file's TCP flows have SYN/FIN/PSH/ACK, 5 also URG, ECE and CWR")
 on = {k: [(i, eg[i][k][0]) for i in range(2) if k in eg[i]] for k in exp}
 whole = [k for k in exp if len(on[k]) == 1 and on[k][0][1] == exp[k][0]]
 ok(len(whole) == 60, f"{len(whole)} of 60 flows whole on exactly one egress (e.g. {[(k, exp[k][0], on[k]) for k in exp if k not in whole][:3]})")

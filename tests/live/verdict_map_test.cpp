@@ -455,6 +455,28 @@ TEST(VerdictMap, PinnedMapsAreShared)
     }
     unlink((dir + "/" WEIR_VERDICT_MAP_NAME).c_str());
     unlink((dir + "/" WEIR_SUBNET_VERDICT_MAP_NAME).c_str());
+
+    // A pin of an older weir (96-byte verdicts, before
+    // undelivered_tcp_flags) is refused with what to do, never reused.
+    {
+        const int old = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, WEIR_VERDICT_MAP_NAME, sizeof(weir_flow_key), 96, 1024,
+                                       nullptr);
+        ASSERT_GE(old, 0) << strerror(-old);
+        mkdir(dir.c_str(), 0700);
+        ASSERT_EQ(bpf_obj_pin(old, (dir + "/" WEIR_VERDICT_MAP_NAME).c_str()), 0);
+        close(old);
+        VerdictMapOptions o;
+        o.max_flows = 256;
+        o.max_subnets = 16;
+        o.pin_dir = dir;
+        auto c = VerdictMap::create(o);
+        ASSERT_FALSE(c.ok());
+        EXPECT_NE(c.error().message().find("96-byte verdicts, this weir needs 104"), std::string::npos)
+            << c.error().message();
+        EXPECT_NE(c.error().message().find("remove the pin"), std::string::npos);
+    }
+    unlink((dir + "/" WEIR_VERDICT_MAP_NAME).c_str());
+    unlink((dir + "/" WEIR_SUBNET_VERDICT_MAP_NAME).c_str());
     rmdir(dir.c_str());
 }
 

@@ -5,7 +5,8 @@
 //    expiry, TCP control packets kept, flow verdict before subnet verdict,
 //    the longer prefix of two subnet matches, IPv4/IPv6 (an IPv4 address
 //    never matches an IPv6 prefix), VLAN-tagged keys, IPv4 fragments; the
-//    counters in the map entries and the per-queue outcome counters;
+//    counters in the map entries (the undelivered TCP flags by direction
+//    too) and the per-queue outcome counters;
 //  - loader errors (one map only, a wrong descriptor, egress without
 //    verdicts, an unknown egress interface);
 //  - per-packet cost with 1 M flow verdicts installed (printed);
@@ -210,6 +211,80 @@ TEST(XdpVerdict, EveryActionAndItsCounters)
     ASSERT_TRUE(gone && gone.value());
     EXPECT_EQ(gone.value()->packets, uint64_t(2 * kN));
     EXPECT_EQ(run(*r.prog, drop), uint32_t(XDP_PASS));
+}
+
+// The TCP flags of undelivered frames, per direction, in the entry's
+// undelivered_tcp_flags (atomic OR in the program): DROP, SHUNT past its
+// threshold, DIVERT; frames that reach the capture add nothing.
+TEST(XdpVerdict, UndeliveredTcpFlagsByDirection)
+{
+    if (auto w = why_cant_run(); !w.empty())
+        GTEST_SKIP() << w;
+    std::string why;
+    auto eg = VethPair::create("wyf", 1, &why);
+    if (!eg)
+        GTEST_SKIP() << why;
+    Rig r;
+    ASSERT_EQ(make_rig(r, 1024, {eg->outer}), "");
+    constexpr uint8_t kUrg = 0x20, kEce = 0x40, kCwr = 0x80;
+    constexpr uint8_t kAck = weir::kTcpAck, kPsh = weir::kTcpPsh;
+
+    // One connection per verdict; 10.0.1.1 is side A of every key. Side A
+    // sends PSH and URG, side B ECE and CWR (each with ACK).
+    struct Case {
+        const char* name;
+        const char* b;
+        uint16_t port;
+        Verdict v;
+        uint32_t shunt_after;
+    };
+    Verdict div_ctl = verdict(WEIR_VERDICT_DIVERT, 0, 0, 0);
+    div_ctl.flags = WEIR_VERDICT_F_TCP_CONTROL;
+    const std::vector<Case> cases{
+        {"drop", "10.0.1.2", 2001, verdict(WEIR_VERDICT_DROP), 0},
+        {"shunt", "10.0.1.3", 2002, verdict(WEIR_VERDICT_SHUNT, 2), 2},
+        {"divert", "10.0.1.4", 2003, verdict(WEIR_VERDICT_DIVERT, 0, 0, 0), 0},
+        {"divert+control", "10.0.1.5", 2004, div_ctl, 0},
+        {"forward", "10.0.1.6", 2005, verdict(WEIR_VERDICT_FORWARD), 0},
+        {"divert, empty slot", "10.0.1.7", 2006, verdict(WEIR_VERDICT_DIVERT, 0, 0, 7), 0},
+    };
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.name);
+        const char* a = "10.0.1.1";
+        const Bytes syn = tcp4(a, c.b, c.port, 80, weir::kTcpSyn);
+        ASSERT_TRUE(r.vm->install(key_of(syn), c.v));
+        // The shunt's first two frames reach the capture: their flags (ECE
+        // from A, SYN) must not show.
+        std::vector<Bytes> frames;
+        if (c.shunt_after) {
+            frames.push_back(tcp4(a, c.b, c.port, 80, kAck | kEce));
+            frames.push_back(syn);
+        } else {
+            frames.push_back(syn);
+        }
+        frames.push_back(tcp4(a, c.b, c.port, 80, kAck | kPsh));
+        frames.push_back(tcp4(c.b, a, 80, c.port, kAck | kEce));
+        frames.push_back(tcp4(a, c.b, c.port, 80, kAck | kUrg));
+        frames.push_back(tcp4(c.b, a, 80, c.port, kAck | kCwr));
+        frames.push_back(tcp4(a, c.b, c.port, 80, kAck | kPsh)); // known bits: no OR
+        for (const Bytes& f : frames)
+            run(*r.prog, f);
+        const Verdict v = entry(*r.vm, key_of(syn));
+        const uint8_t fa = WEIR_VERDICT_UNDELIVERED_FLAGS(&v, 0), fb = WEIR_VERDICT_UNDELIVERED_FLAGS(&v, 1);
+        EXPECT_EQ(v.undelivered_tcp_flags >> 16, 0u);
+        if (c.v.action == WEIR_VERDICT_FORWARD || c.v.egress == 7) {
+            EXPECT_EQ(v.undelivered, 0u);
+            EXPECT_EQ(v.undelivered_tcp_flags, 0u) << "captured frames add no flags";
+            continue;
+        }
+        // The SYN is undelivered only by a DROP or a DIVERT without the
+        // control flag.
+        const bool syn_kept = c.v.action == WEIR_VERDICT_DROP || (c.v.action == WEIR_VERDICT_DIVERT && !c.v.flags);
+        EXPECT_EQ(v.undelivered, 5u + (syn_kept ? 1u : 0u));
+        EXPECT_EQ(v.ba_undelivered, 2u);
+        EXPECT_EQ(fa, kAck | kPsh | kUrg | (syn_kept ? weir::kTcpSyn : 0)) << std::hex << int(fa);
+        EXPECT_EQ(fb, kAck | kEce | kCwr) << std::hex << int(fb);
+    }
 }
 
 TEST(XdpVerdict, SubnetsAndPrecedence)

@@ -2,7 +2,7 @@
 // their flows: FlowTable::add_delta (bulk deltas), Pipeline::account (queued,
 // handed to the owning worker by the reader, inline and threaded), and
 // VerdictAccounting (per-direction deltas from the verdict entries'
-// undelivered counters, poll / removal / reinstall).
+// undelivered counters and TCP flags, poll / removal / reinstall).
 #include <weir/dataplane/packet_source.hpp>
 #include <weir/dataplane/verdict_map.hpp>
 #include <weir/engine/decoder.hpp>
@@ -48,9 +48,9 @@ PacketMeta meta(const Bytes& frame, uint64_t ts)
     return m;
 }
 
-PacketMeta delta(const FlowKey& key, bool from_a, uint32_t packets, uint32_t bytes, uint64_t ts)
+PacketMeta delta(const FlowKey& key, bool from_a, uint32_t packets, uint32_t bytes, uint64_t ts, uint8_t flags = 0)
 {
-    PacketMeta d = make_delta(key, from_a, packets, bytes, ts);
+    PacketMeta d = make_delta(key, from_a, packets, bytes, ts, flags);
     d.hash = flow_hash(key);
     return d;
 }
@@ -98,6 +98,53 @@ TEST(FlowTableDelta, AddsToTheRightDirectionOfAnExistingFlow)
     EXPECT_EQ(r.last_ns(), kT0 + 5 * kSec);
     EXPECT_EQ(r.first_ns(), kT0);
     EXPECT_EQ(r.client_mac, test::kMacA) << "MACs come from the packets, not the delta";
+}
+
+// 10.0.0.1:40000 (side A) <-> 10.0.0.2:80 (side B) TCP.
+Bytes tcp(bool from_a, uint8_t flags)
+{
+    PacketBuilder b;
+    if (from_a)
+        b.eth().ipv4("10.0.0.1", "10.0.0.2").tcp(40000, 80, flags);
+    else
+        b.eth(test::kMacB, test::kMacA).ipv4("10.0.0.2", "10.0.0.1").tcp(80, 40000, flags);
+    return b.build();
+}
+
+TEST(FlowTableDelta, OrsTcpFlagsIntoTheRightDirection)
+{
+    constexpr uint8_t kUrg = 0x20, kEce = 0x40, kCwr = 0x80;
+    Table tb;
+    // Captured: the handshake. Side A is the client.
+    const PacketMeta syn = meta(tcp(true, kTcpSyn), kT0);
+    const PacketMeta synack = meta(tcp(false, kTcpSyn | kTcpAck), kT0 + 1000);
+    ASSERT_EQ(syn.src_is_a, 1);
+    tb.t->update(syn, tb.sink);
+    tb.t->update(synack, tb.sink);
+    // Kept by XDP: A's data with PSH/URG, B's with PSH/ECE; then B's CWR
+    // alone (flags read a poll after their packets).
+    tb.t->add_delta(delta(syn.key, true, 5, 500, kT0 + kSec, kTcpAck | kTcpPsh | kUrg), tb.sink);
+    tb.t->add_delta(delta(syn.key, false, 3, 300, kT0 + 2 * kSec, kTcpAck | kTcpPsh | kEce), tb.sink);
+    tb.t->add_delta(delta(syn.key, false, 0, 0, kT0 + 3 * kSec, kCwr), tb.sink);
+    // A FIN among a delta's flags is a union over an interval: the flow
+    // does not end on it.
+    tb.t->add_delta(delta(syn.key, true, 1, 60, kT0 + 4 * kSec, kTcpFin | kTcpAck), tb.sink);
+    EXPECT_EQ(tb.t->expire(kT0 + 5 * kSec, tb.sink), 0u);
+    EXPECT_EQ(tb.t->stats().delta_packets, 9u);
+    tb.t->flush(tb.sink);
+    ASSERT_EQ(tb.out.size(), 1u);
+    const FlowRecord& r = tb.out[0];
+    ASSERT_EQ(r.client_is_a, 1);
+    EXPECT_EQ(r.dir[0].tcp_flags, kTcpSyn | kTcpAck | kTcpPsh | kUrg | kTcpFin);
+    EXPECT_EQ(r.dir[1].tcp_flags, kTcpSyn | kTcpAck | kTcpPsh | kEce | kCwr);
+    EXPECT_EQ(r.dir[0].packets, 7u);
+    EXPECT_EQ(r.dir[1].packets, 4u);
+    EXPECT_EQ(r.dir[1].last_ns, kT0 + 2 * kSec) << "flags alone carry no time";
+    EXPECT_EQ(r.end_reason, EndReason::ForcedEnd) << "a FIN among delta flags does not end the flow";
+
+    // Flags alone never start a flow.
+    tb.t->add_delta(delta(syn.key, true, 0, 0, kT0 + 6 * kSec, kTcpPsh), tb.sink);
+    EXPECT_EQ(tb.t->active(), 0u);
 }
 
 TEST(FlowTableDelta, CreatesAFlowAndKeepsItAlive)
@@ -221,7 +268,7 @@ TEST_P(PipelineAccount, DeltasReachTheFlowsWorker)
         if (pos == 160) {
             std::thread t([&] {
                 for (int f = 0; f < kFlows; f += 2)
-                    pipe.account(keys[f], {3, 5}, {3 * 60, 5 * 65}, kT0 + kSec);
+                    pipe.account(keys[f], {3, 5}, {3 * 60, 5 * 65}, kT0 + kSec, {uint8_t{0x08}, uint8_t(f == 0 ? 0x40 : 0)});
             });
             t.join();
         }
@@ -243,6 +290,9 @@ TEST_P(PipelineAccount, DeltasReachTheFlowsWorker)
         EXPECT_EQ(r.dir[1].packets, (even ? 9u : 4u) + (f == 1 ? 1u : 0u)) << f;
         EXPECT_EQ(r.dir[1].bytes, 4 * af.size() + (even ? 325u : 0u) + (f == 1 ? (6ULL << 30) : 0u))
             << f << ": a delta over 32 bits is split, not cut";
+        // UDP flows here, but the flags a delta carries are ORed as given.
+        EXPECT_EQ(r.dir[0].tcp_flags, even ? 0x08 : 0) << f;
+        EXPECT_EQ(r.dir[1].tcp_flags, f == 0 ? 0x40 : 0) << f;
     }
     EXPECT_EQ(st.delta_packets, uint64_t(kFlows / 2 * 8 + 1));
     EXPECT_EQ(pipe.snapshot().deltas_late, 1u) << "after the flush: counted, not applied";
@@ -304,6 +354,46 @@ TEST(VerdictAccounting, DeltasByDirectionSincePreviousReport)
     d = acct.removed(std::vector<FlowVerdict>{{k1, entry(200, 2, 200, 1, 100)}});
     ASSERT_EQ(d.size(), 1u);
     EXPECT_EQ(d[0].packets, (std::array<uint64_t, 2>{1, 1}));
+}
+
+TEST(VerdictAccounting, TcpFlagsByDirectionOnce)
+{
+    const FlowKey k1 = meta(udp(true), 0).key;
+    VerdictAccounting acct;
+    weir_verdict v = entry(100, 4, 400, 1, 100);
+    v.undelivered_tcp_flags = 0x18 | (0x50ULL << 8); // A: PSH|ACK, B: ACK|ECE
+    std::vector<FlowVerdict> l{{k1, v}};
+    auto d = acct.update(l);
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0].tcp_flags, (std::array<uint8_t, 2>{0x18, 0x50}));
+
+    // A new bit alone (ORed after the counters were read): reported then,
+    // without packets; the known bits are not repeated.
+    l[0].verdict.undelivered_tcp_flags |= 0x80ULL << 8;
+    d = acct.update(l);
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0].packets, (std::array<uint64_t, 2>{0, 0}));
+    EXPECT_EQ(d[0].tcp_flags, (std::array<uint8_t, 2>{0, 0x80}));
+    EXPECT_TRUE(acct.update(l).empty());
+
+    // More packets with known flags: counts only.
+    l[0].verdict.undelivered = 6;
+    l[0].verdict.undelivered_bytes = 600;
+    d = acct.update(l);
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0].packets, (std::array<uint64_t, 2>{2, 0}));
+    EXPECT_EQ(d[0].tcp_flags, (std::array<uint8_t, 2>{0, 0}));
+
+    // Removal reports the bits not seen yet; a reinstall starts over.
+    l[0].verdict.undelivered_tcp_flags |= 0x01;
+    d = acct.removed(l);
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0].tcp_flags, (std::array<uint8_t, 2>{0x01, 0}));
+    l[0].verdict = entry(200, 1, 100, 0, 0);
+    l[0].verdict.undelivered_tcp_flags = 0x18;
+    d = acct.update(l);
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0].tcp_flags, (std::array<uint8_t, 2>{0x18, 0}));
 }
 
 TEST(VerdictAccounting, ReinstallAndForgetting)

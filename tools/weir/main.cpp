@@ -278,7 +278,7 @@ struct XdpAccounting {
         if (!pipe)
             return;
         for (const auto& d : ds) {
-            pipe->account(d.key, d.packets, d.bytes, weir::dataplane::VerdictAccounting::wall_ns(d.last_ns));
+            pipe->account(d.key, d.packets, d.bytes, weir::dataplane::VerdictAccounting::wall_ns(d.last_ns), d.tcp_flags);
             if (stage)
                 stage->kernel_account(d.key, d.packets[0] + d.packets[1], d.bytes[0] + d.bytes[1]);
         }
@@ -1103,6 +1103,7 @@ int main(int argc, char** argv)
         ec.max_flows = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{o.max_flows} * std::max(1u, o.workers), 1u << 22));
         ec.idle_timeout_ns = cfg.table.idle_timeout_ns;
         ec.l7_feedback = cfg.dpi.level >= 1;
+        ec.prefault = live; // no first-touch stalls once capture runs
         if ((policy_store || kernel_egress) && verdict_server) {
             // Discards (and shunts past K) become DROP verdicts in XDP;
             // with the kernel egress, forwards become DIVERTs.

@@ -37,9 +37,9 @@
 namespace weir::dataplane {
 
 using Verdict = weir_verdict;
-static_assert(sizeof(Verdict) == 96, "weir_verdict layout");
+static_assert(sizeof(Verdict) == 104, "weir_verdict layout");
 static_assert(offsetof(Verdict, last_ns) == 56 && offsetof(Verdict, undelivered) == 64 &&
-                  offsetof(Verdict, ba_undelivered_bytes) == 88,
+                  offsetof(Verdict, ba_undelivered_bytes) == 88 && offsetof(Verdict, undelivered_tcp_flags) == 96,
               "weir_verdict: append only");
 static_assert(sizeof(weir_subnet_key) == 24, "weir_subnet_key layout");
 
@@ -155,6 +155,7 @@ struct UndeliveredDelta {
     FlowKey key;
     std::array<uint64_t, 2> packets{}; ///< [0] sent by side A of the key, [1] by side B
     std::array<uint64_t, 2> bytes{};   ///< wire bytes, same directions
+    std::array<uint8_t, 2> tcp_flags{}; ///< TCP flags of undelivered packets not reported before, same directions
     uint64_t last_ns = 0;              ///< CLOCK_MONOTONIC of the entry's last matched packet (0 = none)
 };
 
@@ -167,7 +168,11 @@ struct UndeliveredDelta {
 /// "del" and on the expiry sweep) may run concurrently: poll() dumps the
 /// map under the lock, so an entry is reported by exactly one of them for
 /// every packet. A reinstall (installed_ns changed) restarts the counters
-/// from zero: what the old entry counted after the last poll is lost. A
+/// from zero: what the old entry counted after the last poll is lost. TCP
+/// flags are reported once per entry and direction: a bit goes with the
+/// first delta that finds it set, so a flow record never gets a flag its
+/// interval did not see (a later record after an active timeout does not
+/// get it again). A
 /// key missing from three polls in a row (removed by someone who did not
 /// report it) is forgotten.
 class VerdictAccounting {
@@ -193,6 +198,7 @@ private:
         uint64_t installed_ns = 0;
         std::array<uint64_t, 2> packets{}; ///< reported so far, per direction
         std::array<uint64_t, 2> bytes{};
+        std::array<uint8_t, 2> tcp_flags{}; ///< reported so far, per direction
         uint32_t missing = 0;              ///< polls in a row without the key
     };
     struct KeyHash {

@@ -45,8 +45,9 @@
  *    user space sweeps it, so its final counters reach the flow export).
  *    User space refuses new flows before the LRU would evict anything.
  *  - The XDP program updates packets, bytes, bypassed and the counters
- *    after last_ns with __sync_fetch_and_add (atomic on every CPU) and
- *    last_ns with a plain store; every other field is written by user
+ *    after last_ns with __sync_fetch_and_add (atomic on every CPU),
+ *    undelivered_tcp_flags with __sync_fetch_and_or (BPF_ATOMIC BPF_OR,
+ *    kernel 5.12 and later) and last_ns with a plain store; every other field is written by user
  *    space only, when the entry is installed (a reinstall replaces the
  *    whole value and zeroes the counters). User space reads the counters without locks: each
  *    64-bit counter is read whole, the set of them is not a snapshot.
@@ -56,8 +57,10 @@
  * packet whose source is side B goes "B->A". The ba_* counters are the B->A
  * part of their totals, so A->B = total - ba_*.
  *
- * Layout: 96 bytes, every field naturally aligned, no holes; append only
- * (the first 64 bytes are the original layout).
+ * Layout: 104 bytes, every field naturally aligned, no holes; append only
+ * (the first 64 bytes are the original layout, 96 bytes before
+ * undelivered_tcp_flags). A map of an older layout (a pin left by an older
+ * weir) has another value size and is refused by weir, never reused.
  */
 #ifndef WEIR_ABI_VERDICT_H
 #define WEIR_ABI_VERDICT_H
@@ -118,7 +121,15 @@ struct weir_verdict {
 	WEIR_U64 undelivered_bytes;    /* their wire bytes */
 	WEIR_U64 ba_undelivered;       /* of undelivered, sent by side B */
 	WEIR_U64 ba_undelivered_bytes; /* their wire bytes */
+	/* TCP flags of the undelivered packets, ORed since install: bits 0-7
+	 * those sent by side A, bits 8-15 those sent by side B, the rest zero
+	 * (WEIR_VERDICT_UNDELIVERED_FLAGS() reads one direction). */
+	WEIR_U64 undelivered_tcp_flags;
 };
+
+/* The TCP flags byte of one direction (ba: 1 = sent by side B) in
+ * weir_verdict.undelivered_tcp_flags. */
+#define WEIR_VERDICT_UNDELIVERED_FLAGS(v, ba) ((WEIR_U8)(((v)->undelivered_tcp_flags >> ((ba) ? 8 : 0)) & 0xff))
 
 /* LPM key: prefixlen counts the version byte too (prefixlen = 8 + CIDR
  * bits), so an IPv4 /8 never matches an IPv6 address that happens to start
@@ -134,16 +145,22 @@ struct weir_subnet_key {
 
 #if defined(__bpf__) && !defined(__cplusplus)
 /* A packet of `len` bytes (direction ba: 1 = sent by side B) that weir's
- * capture does not get. */
+ * capture does not get; tcp_flags its TCP flags byte (0 for other
+ * protocols). The flags are ORed only when they add a bit, so a flow whose
+ * flags are all known already costs a read, not an atomic. */
 static __attribute__((always_inline)) inline void
-weir_verdict_count_undelivered(struct weir_verdict *v, __u64 len, int ba)
+weir_verdict_count_undelivered(struct weir_verdict *v, __u64 len, int ba, __u8 tcp_flags)
 {
+	__u64 bits = (__u64)tcp_flags << (ba ? 8 : 0);
+
 	__sync_fetch_and_add(&v->undelivered, 1);
 	__sync_fetch_and_add(&v->undelivered_bytes, len);
 	if (ba) {
 		__sync_fetch_and_add(&v->ba_undelivered, 1);
 		__sync_fetch_and_add(&v->ba_undelivered_bytes, len);
 	}
+	if (bits & ~v->undelivered_tcp_flags)
+		__sync_fetch_and_or(&v->undelivered_tcp_flags, bits);
 }
 
 /*
@@ -154,7 +171,8 @@ weir_verdict_count_undelivered(struct weir_verdict *v, __u64 len, int ba)
  *   WEIR_VERDICT_DROP       drop
  *   WEIR_VERDICT_DIVERT     redirect to v->egress
  *   WEIR_VERDICT_SHUNT      bypass (count only, do not deliver)
- * tcp_control: the packet is TCP with SYN, FIN or RST set.
+ * tcp_flags: the packet's TCP flags byte, 0 when it is not TCP; SYN, FIN
+ * or RST make it a control packet (WEIR_VERDICT_F_TCP_CONTROL).
  * ba: 1 when the packet's source is side B of the canonical key
  * (weir_parse_flow_dir() in flow_parse.h says so), else 0.
  * DROP and SHUNT packets are counted as undelivered here; a DIVERT is
@@ -165,8 +183,9 @@ weir_verdict_count_undelivered(struct weir_verdict *v, __u64 len, int ba)
  * shunt_after may be delivered (never fewer).
  */
 static __attribute__((always_inline)) inline int
-weir_verdict_apply(struct weir_verdict *v, __u64 len, __u64 now, int tcp_control, int ba)
+weir_verdict_apply(struct weir_verdict *v, __u64 len, __u64 now, __u8 tcp_flags, int ba)
 {
+	int tcp_control = (tcp_flags & 0x07) != 0; /* FIN, SYN, RST */
 	__u64 seen;
 	int act;
 
@@ -184,7 +203,7 @@ weir_verdict_apply(struct weir_verdict *v, __u64 len, __u64 now, int tcp_control
 		act = WEIR_VERDICT_FORWARD;
 	if (act == WEIR_VERDICT_SHUNT || act == WEIR_VERDICT_DROP) {
 		__sync_fetch_and_add(&v->bypassed, 1);
-		weir_verdict_count_undelivered(v, len, ba);
+		weir_verdict_count_undelivered(v, len, ba, tcp_flags);
 	}
 	return act;
 }

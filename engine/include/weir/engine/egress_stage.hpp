@@ -65,6 +65,10 @@
 
 namespace weir::engine {
 
+namespace detail {
+class TableMemory;
+}
+
 /// Where the stage's offload requests end (the verdict map): called on the
 /// stage's control thread only, never on the reader.
 class EgressOffload {
@@ -105,6 +109,11 @@ struct EgressStageConfig {
     /// verdicts (EgressOffload::divert). Needs `offload`; without a policy
     /// the stage keeps per-flow state with an all-forward one.
     bool divert = false;
+    /// Map every page of the per-flow state table at create() (live
+    /// capture: no first-touch huge-page faults on the packet path, see
+    /// engine/src/table_memory.hpp). Off (files): pages are mapped as flows
+    /// use them.
+    bool prefault = false;
 };
 
 /// Counters of one run; read from any thread (relaxed).
@@ -189,8 +198,8 @@ private:
     const PolicyStore* store_ = nullptr;
     std::shared_ptr<const Policy> policy_;
     uint64_t generation_ = 0;
-    Entry* table_ = nullptr;       ///< anonymous mapping (huge pages advised), table_bytes_ long
-    size_t table_bytes_ = 0;
+    std::unique_ptr<detail::TableMemory> table_mem_; ///< holds table_
+    Entry* table_ = nullptr;
     uint64_t mask_ = 0;
     std::unique_ptr<Counters> c_;
     // L7 names seen, interned (reader thread): entries keep a 16-bit id.

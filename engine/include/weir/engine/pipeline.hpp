@@ -142,13 +142,15 @@ public:
     /// Adds packets counted outside the capture (by the XDP program for a
     /// verdict that kept them from it) to flow `key`: packets[0]/bytes[0]
     /// were sent by side A of the canonical key, [1] by side B; last_ns is
-    /// the packet time (ns since the epoch) of the last of them.
+    /// the packet time (ns since the epoch) of the last of them; tcp_flags
+    /// the union of their TCP flags per direction (ORed into the flow's
+    /// exported flags; they do not move the flow's TCP state).
     /// Thread-safe and cheap: queued, then handed by the reader thread (the
     /// only producer of the worker rings) to the flow's worker once per
     /// burst, as bulk deltas (FlowTable::add_delta). Calls after run() has
     /// flushed are counted in deltas_late.
     void account(const FlowKey& key, const std::array<uint64_t, 2>& packets, const std::array<uint64_t, 2>& bytes,
-                 uint64_t last_ns);
+                 uint64_t last_ns, const std::array<uint8_t, 2>& tcp_flags = {});
 
     /// Called on the reader thread once reading has stopped, before the
     /// last queued deltas are handed over and every flow is flushed: the

@@ -49,19 +49,21 @@ inline constexpr uint8_t kCtlTick = 1;   ///< a packet-time clock tick
 inline constexpr uint8_t kCtlDelta = 2;  ///< packets counted elsewhere (XDP), added in bulk
 
 /// A bulk delta: `packets` packets of `bytes` wire bytes of flow `key`, all
-/// in one direction (src_is_a), the last of them at ts_ns (packet time).
-/// They were counted outside weir's capture (the XDP program kept them from
-/// it), so nothing else is known: no TCP flags, TTL, MACs. The counts ride
-/// in the fields a delta has no use for: wire_len holds the bytes, ip_len
-/// the packets (32 bits each; split larger deltas). The hash is set by the
-/// pipeline from the key.
+/// in one direction (src_is_a), the last of them at ts_ns (packet time),
+/// with the union of their TCP flags (tcp_flags; may come alone, with no
+/// packets, when the flags were read after the counts). They were counted
+/// outside weir's capture (the XDP program kept them from it), so nothing
+/// else is known: no TTL, MACs. The counts ride in the fields a delta has
+/// no use for: wire_len holds the bytes, ip_len the packets (32 bits each;
+/// split larger deltas). The hash is set by the pipeline from the key.
 [[nodiscard]] inline PacketMeta make_delta(const FlowKey& key, bool src_is_a, uint32_t packets, uint32_t bytes,
-                                           uint64_t ts_ns) noexcept
+                                           uint64_t ts_ns, uint8_t tcp_flags = 0) noexcept
 {
     PacketMeta m{};
     m.key = key;
     m.ts_ns = ts_ns;
     m.src_is_a = src_is_a ? 1 : 0;
+    m.tcp_flags = tcp_flags;
     m.control = kCtlDelta;
     m.wire_len = bytes;
     m.ip_len = packets;
