@@ -155,6 +155,9 @@ start_tcpdump on_
 if ! start_weir on; then
     cat "$TMP/err_on"; echo "SKIP: AF_XDP capture not available here"; exit 77
 fi
+# The egress line follows "capturing on" (the stage, its state table
+# prefaulted in live capture, is set up after the capture opens).
+for _ in $(seq 50); do grep -q "IDS egress by" "$TMP/err_on" && break; sleep 0.1; done
 check "kernel egress on by default" "grep -q 'forwarded in the kernel' '$TMP/err_on'"
 replay "$TMP/gen.pcap" 1000
 stop_weir on
