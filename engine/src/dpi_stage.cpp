@@ -63,16 +63,46 @@ struct Inspection {
 constexpr uint8_t kHttpMoreHost = 1; ///< the request so far had no Host
 constexpr uint8_t kHttpMoreUa = 2;   ///< ... no User-Agent
 
+/// TCP timing of a flow (see track()): handshake halves and the server's
+/// response time, measured from the flow's SYN while its entry lives.
+enum TimingState : uint8_t {
+    kTmNone = 0,     ///< nothing seen yet (entry made by this packet)
+    kTmSyn,          ///< SYN seen from side `client`, at t
+    kTmSynAck,       ///< first SYN/ACK after it, at t; server half known
+    kTmEstablished,  ///< the client's ACK; client half known
+    kTmRequest,      ///< the client's first payload, at t
+    kTmDone,         ///< measured, or cannot be (mid-stream, simultaneous open)
+};
+
+struct Timing {
+    uint64_t t;              ///< time of the state's packet (ns)
+    uint32_t server_us;      ///< SERVER_NW_LATENCY (RTT/2), 0 = not measured
+    uint32_t client_us;      ///< CLIENT_NW_LATENCY (RTT/2)
+    uint32_t appl_us;        ///< APPL_LATENCY
+    uint8_t state;           ///< TimingState
+    uint8_t client;          ///< side (0 = A) that sent the SYN
+    uint8_t pad_[2];
+};
+
 struct Entry {
     FlowKey key;
     uint32_t hash;
-    uint32_t insp;            ///< Inspection index, kNone when released
+    uint32_t insp;            ///< Inspection index, kNone when released (level 1: none until the first payload)
     uint8_t payloads[2];      ///< payloads inspected per side (A, B)
     uint8_t done;             ///< inspection over: later packets are not looked at
     uint8_t found;            ///< a protocol was detected
     uint32_t next_free;
+    Timing tm;
     L7Info l7;
 };
+
+/// Nanoseconds to microseconds, saturated to 32 bits; at least 1 so that a
+/// measured latency below 1 us does not read as "not measured".
+uint32_t to_us(uint64_t ns) noexcept
+{
+    const uint64_t us = ns / 1000;
+    return us == 0 ? 1 : us > 0xFFFFFFFFu ? 0xFFFFFFFFu : static_cast<uint32_t>(us);
+}
 
 // Entries live in calloc'd memory (implicit-lifetime objects).
 static_assert(std::is_trivially_copyable_v<Entry> && std::is_trivially_destructible_v<Entry>);
@@ -154,6 +184,11 @@ struct DpiStage::Impl {
     /// is counted once, not at every payload it sends, without keeping
     /// state per flow. A flow pushed out of this cache is counted again.
     std::array<uint32_t, 4096> refused{};
+    /// Entries waiting for the client's ACK of a handshake (kTmSynAck), by
+    /// hash: a pure ACK is looked up only when its slot counts one, so the
+    /// ACKs of established flows cost no map lookup. Counts, not flags: no
+    /// waiting flow is ever missed, a collision only costs a lookup.
+    std::array<uint16_t, 16384> ack_wait{};
 #if WEIR_HAVE_NDPI
     std::unique_ptr<d::NdpiModule> ndpi;
 #endif
@@ -171,6 +206,104 @@ struct DpiStage::Impl {
             notify_fn(notify_ctx, m, e.found ? e.l7 : kNothing);
         else if (e.found && !was_found)
             notify_fn(notify_ctx, m, e.l7);
+    }
+
+    uint16_t& ack_slot(uint32_t hash) noexcept { return ack_wait[(hash ^ (hash >> 14)) & (ack_wait.size() - 1)]; }
+
+    void set_timing(Entry& e, uint8_t st) noexcept
+    {
+        if (e.tm.state == kTmSynAck)
+            --ack_slot(e.hash);
+        if (st == kTmSynAck)
+            ++ack_slot(e.hash);
+        e.tm.state = st;
+    }
+
+    // The TCP timing of one packet of the flow (any level, payload or not).
+    // SYN: (re)starts the measurement, so a retransmitted SYN counts from
+    // the last one (as Wireshark's initial RTT). The first SYN/ACK from the
+    // other side after it gives the server half, the client's first ACK
+    // after that the client half (both RTT/2, as nProbe). Then the client's
+    // first payload and the server's first payload after it give the
+    // application latency. A flow whose first packet was not a SYN
+    // (mid-stream), or a simultaneous open, is not measured.
+    void track(Entry& e, const PacketMeta& m) noexcept
+    {
+        Timing& tm = e.tm;
+        if (tm.state == kTmDone || m.key.proto != 6)
+            return;
+        const uint8_t f = m.tcp_flags;
+        const uint8_t side = m.src_is_a ? 0 : 1;
+        if (f & kTcpSyn) {
+            if (!(f & kTcpAck)) {
+                if (tm.state == kTmNone || (tm.state <= kTmSynAck && side == tm.client)) {
+                    tm.client = side;
+                    tm.t = m.ts_ns;
+                    tm.server_us = 0;
+                    set_timing(e, kTmSyn);
+                } else if (tm.state <= kTmSynAck) {
+                    set_timing(e, kTmDone); // both sides sent a SYN
+                }
+            } else if (tm.state == kTmSyn && side != tm.client) {
+                tm.server_us = to_us(m.ts_ns > tm.t ? (m.ts_ns - tm.t) / 2 : 0);
+                tm.t = m.ts_ns;
+                set_timing(e, kTmSynAck);
+            } else if (tm.state == kTmNone) {
+                set_timing(e, kTmDone); // the SYN was not seen
+            }
+            return;
+        }
+        if (tm.state == kTmNone || tm.state == kTmSyn) {
+            // A first packet without SYN, or no SYN/ACK before the client
+            // went on: nothing to measure.
+            if (tm.state == kTmNone || side == tm.client)
+                set_timing(e, kTmDone);
+            return;
+        }
+        if (tm.state == kTmSynAck) {
+            if (side != tm.client || !(f & kTcpAck))
+                return;
+            tm.client_us = to_us(m.ts_ns > tm.t ? (m.ts_ns - tm.t) / 2 : 0);
+            set_timing(e, kTmEstablished);
+        }
+        if (m.l4_payload_len == 0 || m.is_fragment)
+            return;
+        if (tm.state == kTmEstablished && side == tm.client) {
+            tm.t = m.ts_ns;
+            set_timing(e, kTmRequest);
+        } else if (tm.state == kTmRequest && side != tm.client) {
+            tm.appl_us = to_us(m.ts_ns > tm.t ? m.ts_ns - tm.t : 0);
+            set_timing(e, kTmDone);
+        }
+    }
+
+    /// A new entry for `m`'s flow at index slot `pos`, without inspection.
+    Entry& new_entry(uint32_t ei, uint32_t pos, const PacketMeta& m) noexcept
+    {
+        Entry& e = entries[ei];
+        ++nentries;
+        std::memset(static_cast<void*>(&e), 0, sizeof(e));
+        e.key = m.key;
+        e.hash = m.hash;
+        e.insp = kNone;
+        index[pos] = ei + 1;
+        return e;
+    }
+
+    /// Takes an inspection for entry e; false when the pool is empty.
+    bool take_inspection(Entry& e) noexcept
+    {
+        if (insp_free == kNone)
+            return false;
+        const uint32_t ii = insp_free;
+        Inspection& in = insps[ii];
+        insp_free = in.next_free;
+        ++ninsps;
+        e.insp = ii;
+        std::memset(static_cast<void*>(&in), 0, sizeof(in));
+        in.tls[0] = in.tls[1] = kNone;
+        ++stats.inspected;
+        return true;
     }
 
     void count_refused(uint32_t hash) noexcept
@@ -528,6 +661,7 @@ struct DpiStage::Impl {
         uint32_t ei = find(m.key, m.hash, pos);
         if (ei != kNone) {
             Entry& e = entries[ei];
+            track(e, m);
             return e.done ? nullptr : &e;
         }
 #if WEIR_HAVE_NDPI
@@ -543,21 +677,10 @@ struct DpiStage::Impl {
             count_refused(m.hash);
             return nullptr;
         }
-        Entry& e = entries[ei];
-        const uint32_t ii = insp_free;
-        Inspection& in = insps[ii];
-        insp_free = in.next_free;
-        ++nentries;
-        ++ninsps;
-        std::memset(static_cast<void*>(&e), 0, sizeof(e));
-        e.key = m.key;
-        e.hash = m.hash;
-        e.insp = ii;
-        std::memset(static_cast<void*>(&in), 0, sizeof(in));
-        in.tls[0] = in.tls[1] = kNone;
-        in.ndpi = flow;
-        index[pos] = ei + 1;
-        ++stats.inspected;
+        Entry& e = new_entry(ei, pos, m);
+        take_inspection(e);
+        insps[e.insp].ndpi = flow;
+        track(e, m);
         return &e;
 #else
         return nullptr;
@@ -716,24 +839,18 @@ void DpiStage::inspect(const PacketMeta& m, std::span<const uint8_t> payload) no
             s.count_refused(m.hash);
             return;
         }
-        Entry& e = s.entries[ei];
-        const uint32_t ii = s.insp_free;
-        Inspection& in = s.insps[ii];
-        s.insp_free = in.next_free;
-        ++s.nentries;
-        ++s.ninsps;
-        std::memset(static_cast<void*>(&e), 0, sizeof(e));
-        e.key = m.key;
-        e.hash = m.hash;
-        e.insp = ii;
-        std::memset(static_cast<void*>(&in), 0, sizeof(in));
-        in.tls[0] = in.tls[1] = kNone;
-        s.index[pos] = ei + 1;
-        ++s.stats.inspected;
+        s.new_entry(ei, pos, m);
     }
     Entry& e = s.entries[ei];
+    s.track(e, m);
     if (e.done)
         return;
+    if (e.insp == kNone && !s.take_inspection(e)) {
+        // Entry made at the SYN, no inspection left at the first payload.
+        e.done = 1;
+        s.count_refused(m.hash);
+        return;
+    }
     const int side = m.src_is_a ? 0 : 1;
     const uint8_t limit = s.cfg.packets_per_direction;
     if (e.payloads[side] >= limit)
@@ -750,6 +867,30 @@ void DpiStage::inspect(const PacketMeta& m, std::span<const uint8_t> payload) no
         s.release_inspection(e);
     }
     s.notify(e, m, was_found, e.done);
+}
+
+void DpiStage::observe(const PacketMeta& m) noexcept
+{
+    Impl& s = *impl_;
+    if (s.cfg.level == 0 || m.key.proto != 6 || m.is_fragment)
+        return;
+    const uint8_t f = m.tcp_flags;
+    if (!(f & kTcpSyn) && !((f & kTcpAck) && s.ack_slot(m.hash) != 0))
+        return;
+    uint32_t pos;
+    uint32_t ei = s.find(m.key, m.hash, pos);
+    if (ei == kNone) {
+        // Level 1 keeps a flow from its SYN (level 2 from its first
+        // packet, in inspect()), so the handshake is timed.
+        if ((f & (kTcpSyn | kTcpAck)) != kTcpSyn || s.cfg.level != 1)
+            return;
+        if ((ei = s.alloc_entry()) == kNone) {
+            s.count_refused(m.hash);
+            return;
+        }
+        s.new_entry(ei, pos, m);
+    }
+    s.track(s.entries[ei], m);
 }
 
 void DpiStage::set_l7_notify(L7Notify fn, void* ctx) noexcept
@@ -780,9 +921,18 @@ void DpiStage::finish(FlowRecord& r) noexcept
 #endif
             if (e.found)
                 r.l7 = e.l7;
+            // Timing: the SYN's sender is the client; a record that names
+            // the other side client (roles swapped by the flow table) gets
+            // the halves swapped, so each stays with its host.
+            const bool syn_client_is_a = e.tm.client == 0;
+            const bool same = syn_client_is_a == (r.client_is_a != 0);
+            r.l7.client_nw_latency_us = same ? e.tm.client_us : e.tm.server_us;
+            r.l7.server_nw_latency_us = same ? e.tm.server_us : e.tm.client_us;
+            r.l7.appl_latency_us = e.tm.appl_us;
             if (ending) {
                 if (!e.done && e.found)
                     ++s.stats.detected;
+                s.set_timing(e, kTmDone);
                 s.release_inspection(e);
                 s.erase_at(pos);
                 e.next_free = s.entry_free;

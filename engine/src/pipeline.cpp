@@ -582,6 +582,8 @@ void Pipeline::Impl::run_inline(PacketSource& source, PipelineStats&)
                     const auto bytes = DpiStage::input(cfg.dpi.level, pm, rp.data, rp.caplen);
                     if (!bytes.empty())
                         dpi.inspect(pm, bytes);
+                    else
+                        dpi.observe(pm);
                 }
             }
             note_time(now);
@@ -690,7 +692,11 @@ void Pipeline::Impl::worker_main(uint32_t w)
                                 slot = payloads->read_slot(); // committed with the first one
                         }
                         dpi.inspect(it, {joined.data(), got});
+                    } else {
+                        dpi.observe(it); // its copy was lost
                     }
+                } else {
+                    dpi.observe(it);
                 }
             }
             table.expire(now, fsink);

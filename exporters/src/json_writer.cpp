@@ -53,8 +53,22 @@ void append_string(std::string& out, std::string_view key, const char* value)
 }
 
 // nDPI ids: "app" alone, or "master.app" (ndpi_protocol2id's form).
+// nProbe's latency fields, in ms with microsecond precision; only measured ones.
+void append_latencies(const L7Info& l7, std::string& out)
+{
+    auto it = std::back_inserter(out);
+    auto ms = [&](const char* key, uint32_t us) {
+        if (us)
+            fmt::format_to(it, R"(,"{}":{}.{:03})", key, us / 1000, us % 1000);
+    };
+    ms("CLIENT_NW_LATENCY_MS", l7.client_nw_latency_us);
+    ms("SERVER_NW_LATENCY_MS", l7.server_nw_latency_us);
+    ms("APPL_LATENCY_MS", l7.appl_latency_us);
+}
+
 void append_l7(const L7Info& l7, std::string& out)
 {
+    append_latencies(l7, out);
     if (l7.app == 0 && l7.master == 0)
         return;
     auto it = std::back_inserter(out);
@@ -118,6 +132,8 @@ void append_json(const FlowRecord& r, std::string& out)
     }
     if (k.tunnel_type != TunnelType::None)
         fmt::format_to(it, R"(,"UPSTREAM_TUNNEL_ID":{},"TUNNEL_TYPE":"{}")", k.tunnel_id, tunnel_name(k.tunnel_type));
+    else if (k.tunnel_id != 0) // read back from v9/IPFIX, which carry no tunnel type
+        fmt::format_to(it, R"(,"UPSTREAM_TUNNEL_ID":{})", k.tunnel_id);
     append_l7(r.l7, out);
     out.push_back('}');
 }

@@ -95,7 +95,7 @@ enum class Slot : uint8_t {
     SrcMac, DstMac, Start, End, RevStart, RevEnd, DurationMs, SysInitMs, EndReason, MinTtl, MaxTtl, RevMinTtl,
     RevMaxTtl, Icmp, IcmpType, IcmpCode, IpVersion,
     // ntop enterprise elements (PEN 35632 / v9 57472 + n)
-    L7Proto, DnsQtype, DnsRcode,
+    L7Proto, DnsQtype, DnsRcode, ClientLatMs, ServerLatMs, ApplLatMs, TunnelId,
     L7Name, DnsQuery, TlsSni, HttpHost, HttpSite, HttpUrl, HttpUa, Ja3c, Ja3s, Ja4, // strings, in this order
 };
 constexpr int kStrSlots = static_cast<int>(Slot::Ja4) - static_cast<int>(Slot::L7Name) + 1;
@@ -145,6 +145,8 @@ struct Parsed {
     bool have_l7;
     uint16_t l7_proto, dns_qtype;
     uint8_t dns_rcode;
+    uint32_t latency_ms[3]; ///< client, server, application
+    uint32_t tunnel_id;
     const uint8_t* str[kStrSlots]; ///< L7 strings in the message (v9: NUL-padded)
     uint16_t str_len[kStrSlots];
 };
@@ -157,6 +159,10 @@ Field compile_ntop(uint16_t n, uint16_t len) noexcept
     auto num = [&](Slot s) { if (len != ie::kVarLen && len <= 8) f.slot = s; };
     switch (n) {
     case ntop::kL7Proto: num(Slot::L7Proto); break;
+    case ntop::kClientNwLatencyMs: num(Slot::ClientLatMs); break;
+    case ntop::kServerNwLatencyMs: num(Slot::ServerLatMs); break;
+    case ntop::kApplLatencyMs: num(Slot::ApplLatMs); break;
+    case ntop::kUpstreamTunnelId: num(Slot::TunnelId); break;
     case ntop::kDnsQueryType: num(Slot::DnsQtype); break;
     case ntop::kDnsRetCode: num(Slot::DnsRcode); break;
     case ntop::kL7ProtoName: str(Slot::L7Name); break;
@@ -555,6 +561,13 @@ struct FlowDecoder::Impl {
             case Slot::L7Proto: x.l7_proto = static_cast<uint16_t>(rd_uint(v, len)); x.have_l7 = true; break;
             case Slot::DnsQtype: x.dns_qtype = static_cast<uint16_t>(rd_uint(v, len)); break;
             case Slot::DnsRcode: x.dns_rcode = static_cast<uint8_t>(rd_uint(v, len)); break;
+            case Slot::ClientLatMs:
+            case Slot::ServerLatMs:
+            case Slot::ApplLatMs:
+                x.latency_ms[static_cast<int>(f.slot) - static_cast<int>(Slot::ClientLatMs)] =
+                    static_cast<uint32_t>(std::min<uint64_t>(rd_uint(v, len), 0xFFFFFFFFu / 1000));
+                break;
+            case Slot::TunnelId: x.tunnel_id = static_cast<uint32_t>(rd_uint(v, len)); break;
             case Slot::L7Name:
             case Slot::DnsQuery:
             case Slot::TlsSni:
@@ -620,6 +633,7 @@ struct FlowDecoder::Impl {
         k.ip_version = v6 ? 6 : 4;
         k.proto = x.proto;
         k.vlan = x.vlan;
+        k.tunnel_id = x.tunnel_id; // the tunnel's type is not exported
         uint16_t sport = x.sport;
         uint16_t dport = x.dport;
         if (x.proto == 1 || x.proto == 58) {
@@ -691,6 +705,10 @@ struct FlowDecoder::Impl {
         }
         if (x.have_l7)
             build_l7(x, r.l7);
+        // Milliseconds on the wire, microseconds in L7Info.
+        r.l7.client_nw_latency_us = x.latency_ms[0] * 1000;
+        r.l7.server_nw_latency_us = x.latency_ms[1] * 1000;
+        r.l7.appl_latency_us = x.latency_ms[2] * 1000;
         return true;
     }
 

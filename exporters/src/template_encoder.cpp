@@ -70,6 +70,7 @@ enum class F : uint8_t {
     OutBytes, OutPackets,
     // ntop L7 (PEN 35632)
     L7Proto, L7Name, DnsQuery, DnsQtype, DnsRcode, TlsSni, HttpHost, HttpUrl, HttpUa, Ja3c, Ja3s, Ja4,
+    ClientLat, ServerLat, ApplLat, TunnelId,
 };
 
 /// The string fields of the L7 templates (see str_index()).
@@ -80,7 +81,16 @@ struct L7View {
     uint16_t n[kL7StrCount];
 };
 
-bool has_l7(const L7Info& l) noexcept { return l.app != 0 || l.master != 0; }
+/// Latencies in whole ms, as nProbe exports them (truncated).
+uint32_t ms_of(uint32_t us) noexcept { return us / 1000; }
+
+/// L7 template material: a protocol, or a measured latency (a TCP flow
+/// whose protocol DPI did not find still has its handshake times).
+bool has_l7(const L7Info& l) noexcept
+{
+    return l.app != 0 || l.master != 0 || ms_of(l.client_nw_latency_us) || ms_of(l.server_nw_latency_us)
+        || ms_of(l.appl_latency_us);
+}
 
 uint16_t cstrlen(const char* p, std::size_t cap) noexcept
 {
@@ -123,6 +133,7 @@ struct NtopField {
     uint16_t v9_len;
     bool string;
     const char* name; ///< nProbe's name, for RFC 5610 type records
+    bool latency = false; ///< u32 ms; in the compact templates too
 };
 
 constexpr NtopField kNtopFields[] = {
@@ -138,7 +149,13 @@ constexpr NtopField kNtopFields[] = {
     {F::Ja3c, ntop::kJa3cHash, 32, true, "JA3C_HASH"},
     {F::Ja3s, ntop::kJa3sHash, 32, true, "JA3S_HASH"},
     {F::Ja4, ntop::kJa4cHash, 36, true, "JA4C_HASH"},
+    {F::ClientLat, ntop::kClientNwLatencyMs, 4, false, "CLIENT_NW_LATENCY_MS", true},
+    {F::ServerLat, ntop::kServerNwLatencyMs, 4, false, "SERVER_NW_LATENCY_MS", true},
+    {F::ApplLat, ntop::kApplLatencyMs, 4, false, "APPL_LATENCY_MS", true},
 };
+
+/// The tunnel templates' element (after the base fields, before L7).
+constexpr NtopField kTunnelField{F::TunnelId, ntop::kUpstreamTunnelId, 4, false, "UPSTREAM_TUNNEL_ID"};
 
 /// Index into L7View of a string field.
 L7Str str_index(F f) noexcept
@@ -190,7 +207,7 @@ struct Rec {
     uint8_t tcp_flags;      ///< forward flags, or both ORed in InOut mode
 };
 
-Template build_template(Dialect d, BiflowMode mode, bool v6, uint16_t id, bool l7 = false, bool compact = false)
+Template build_template(Dialect d, BiflowMode mode, bool v6, uint16_t id, bool l7, bool compact, bool tunnel)
 {
     const bool ipfix = d == Dialect::Ipfix;
     Template t;
@@ -239,15 +256,20 @@ Template build_template(Dialect d, BiflowMode mode, bool v6, uint16_t id, bool l
         add(F::OutBytes, ipfix::kPostOctetDeltaCount, 8);
         add(F::OutPackets, ipfix::kPostPacketDeltaCount, 8);
     }
+    auto add_ntop = [&](const NtopField& n) {
+        if (ipfix)
+            add(n.f, n.n, n.string ? ipfix::kVarLen : n.v9_len, ntop::kPen);
+        else
+            add(n.f, ntop::v9_id(n.n), n.v9_len);
+    };
+    if (tunnel)
+        add_ntop(kTunnelField);
     t.l7 = l7;
     if (l7) {
         for (const NtopField& n : kNtopFields) {
-            if (compact && n.f != F::L7Proto && n.f != F::L7Name)
+            if (compact && n.f != F::L7Proto && n.f != F::L7Name && !n.latency)
                 continue;
-            if (ipfix)
-                add(n.f, n.n, n.string ? ipfix::kVarLen : n.v9_len, ntop::kPen);
-            else
-                add(n.f, ntop::v9_id(n.n), n.v9_len);
+            add_ntop(n);
         }
     }
     t.spec_len = 4;
@@ -275,12 +297,6 @@ class TemplateEncoder final : public Encoder {
 public:
     TemplateEncoder(Dialect d, const EncoderOptions& o, BiflowMode mode, uint16_t base)
         : d_(d), opts_(o), mode_(mode),
-          t4_(build_template(d, mode, false, base)),
-          t6_(build_template(d, mode, true, static_cast<uint16_t>(base + 1))),
-          t4l7_(build_template(d, mode, false, static_cast<uint16_t>(base + kL7Offset), true)),
-          t6l7_(build_template(d, mode, true, static_cast<uint16_t>(base + kL7Offset + 1), true)),
-          t4l7c_(build_template(d, mode, false, static_cast<uint16_t>(base + kL7Offset + 8), true, true)),
-          t6l7c_(build_template(d, mode, true, static_cast<uint16_t>(base + kL7Offset + 9), true, true)),
           stats_id_(static_cast<uint16_t>(base + kOptionsOffset)),
           types_id_(static_cast<uint16_t>(base + kOptionsOffset + 1)),
           psamp_id_(static_cast<uint16_t>(base + kSamplingOffset)),
@@ -288,15 +304,28 @@ public:
           header_len_(d == Dialect::Ipfix ? ipfix::kHeaderSize : v9::kHeaderSize),
           w_(o.mtu)
     {
+        static constexpr uint16_t kKindOffset[kKinds] = {0, kL7Offset, kL7Offset + 8};
+        for (int k = 0; k < kKinds; ++k)
+            for (int tun = 0; tun < 2; ++tun)
+                for (int v6 = 0; v6 < 2; ++v6)
+                    tpl_[k][tun][v6] = build_template(
+                        d, mode, v6 != 0, static_cast<uint16_t>(base + kKindOffset[k] + (tun ? kTunnelOffset : 0) + v6),
+                        k != kPlain, k == kL7Compact, tun != 0);
+        announced_[kPlain][0] = true;
         // Pieces that can never fit a datagram are left out (counted per record).
         const uint32_t room = opts_.mtu - header_len_;
-        l7_ok_ = opts_.l7_fields && 4 + t4l7_.spec_len + t6l7_.spec_len <= room;
+        l7_ok_ = opts_.l7_fields && pair_len(kL7, 1) <= room;
+        tunnel_ok_ = pair_len(kPlain, 1) <= room;
         options_ok_ = opts_.options_records && options_templates_len(true) + 3 <= room
             && stats_set_len() + 3 <= room && types_set_len() <= room;
         sampling_ = opts_.sampling_interval > 1;
     }
 
     static constexpr uint16_t kL7Offset = 16;
+    /// Tunnel variants of the plain, L7 and compact templates: +48/49,
+    /// +64/65, +72/73 (clear of the other modes' ids, as below).
+    static constexpr uint16_t kTunnelOffset = 48;
+    enum Kind { kPlain, kL7, kL7Compact, kKinds };
     static constexpr uint16_t kOptionsOffset = 32;
     /// Sampling options templates: base + 40/41, clear of every other
     /// mode's ids (bases 256, 258, 260 use +0/1, +16/17, +24/25, +32/33).
@@ -304,7 +333,7 @@ public:
 
     [[nodiscard]] uint32_t min_datagram() const noexcept
     {
-        const uint32_t rec = std::max(t4_.record_len, t6_.record_len);
+        const uint32_t rec = std::max(tpl_[kPlain][0][0].record_len, tpl_[kPlain][0][1].record_len);
         return header_len_ + templates_len() + 4 + rec + 3;
     }
 
@@ -315,32 +344,31 @@ public:
             ++stats_.skipped_empty;
             return;
         }
-        const bool v6 = r.key.ip_version == 6;
-        const Template* t = v6 ? &t6_ : &t4_;
+        const int v6 = r.key.ip_version == 6 ? 1 : 0;
+        // A tunnelled flow (VXLAN VNI, GRE key) goes out under the tunnel
+        // variant of its template: UPSTREAM_TUNNEL_ID after the base fields.
+        const int tun = tunnel_ok_ && r.key.tunnel_id != 0 ? 1 : 0;
+        int kind = kPlain;
         L7View l7v{};
         uint32_t var_len = 0;
         if (l7_ok_ && has_l7(r.l7)) {
-            const Template& tl = v6 ? t6l7_ : t4l7_;
+            const Template& tl = tpl_[kL7][tun][v6];
             l7v = l7_view(r.l7);
             var_len = var_bytes(tl, l7v);
             if (!ipfix_dialect() && only_name(l7v)) {
-                t = v6 ? &t6l7c_ : &t4l7c_;
-                if (!l7c_announced_) {
-                    // New templates: announce them before the first record.
-                    l7c_announced_ = true;
-                    force_announce_ = true;
-                }
+                kind = kL7Compact;
             } else if (header_len_ + 4 + tl.record_len + var_len + 3 <= opts_.mtu) {
-                t = &tl;
-                if (!l7_announced_) {
-                    // New templates: announce them before the first record.
-                    l7_announced_ = true;
-                    force_announce_ = true;
-                }
+                kind = kL7;
             } else {
                 ++stats_.l7_dropped;
                 var_len = 0;
             }
+        }
+        const Template* t = &tpl_[kind][tun][v6];
+        if (!announced_[kind][tun]) {
+            // New templates: announce them before the first record.
+            announced_[kind][tun] = true;
+            force_announce_ = true;
         }
         if (mode_ == BiflowMode::OneWay) {
             for (int d = 0; d < 2; ++d) {
@@ -407,7 +435,17 @@ public:
 
 private:
     [[nodiscard]] bool ipfix_dialect() const noexcept { return d_ == Dialect::Ipfix; }
-    [[nodiscard]] uint32_t templates_len() const noexcept { return 4 + t4_.spec_len + t6_.spec_len; }
+    [[nodiscard]] uint32_t pair_len(int kind, int tun) const noexcept
+    {
+        return 4 + tpl_[kind][tun][0].spec_len + tpl_[kind][tun][1].spec_len;
+    }
+    [[nodiscard]] uint32_t templates_len() const noexcept { return pair_len(kPlain, 0); }
+    /// Some announced template carries ntop elements (L7 or tunnel).
+    [[nodiscard]] bool ntop_announced() const noexcept
+    {
+        return announced_[kL7][0] || announced_[kL7Compact][0] || announced_[kPlain][1] || announced_[kL7][1]
+            || announced_[kL7Compact][1];
+    }
     [[nodiscard]] uint32_t pad_of(std::size_t len) const noexcept
     {
         // v9 SHOULD pad flowsets to 32-bit boundaries; IPFIX padding is
@@ -453,15 +491,24 @@ private:
         return 4 + stats_template_len() + (types ? types_template_len() : 0);
     }
     [[nodiscard]] uint32_t stats_record_len() const noexcept { return 4 + 8 * kStatCount; }
+    /// The ntop elements of every template: the L7 ones, then the tunnel id.
+    template <class Fn>
+    static void for_each_type_field(Fn&& fn)
+    {
+        for (const NtopField& f : kNtopFields)
+            fn(f);
+        fn(kTunnelField);
+    }
     [[nodiscard]] static uint32_t types_set_len() noexcept
     {
         uint32_t n = 4;
-        for (const NtopField& f : kNtopFields)
+        for_each_type_field([&n](const NtopField& f) {
             n += 2 + 4 + 1 + 1 + 2 + 1 + static_cast<uint32_t>(std::strlen(f.name));
+        });
         return n;
     }
     [[nodiscard]] uint32_t stats_set_len() const noexcept { return 4 + stats_record_len(); }
-    [[nodiscard]] bool send_types() const noexcept { return ipfix_dialect() && options_ok_ && l7_announced_; }
+    [[nodiscard]] bool send_types() const noexcept { return ipfix_dialect() && options_ok_ && ntop_announced(); }
 
     // --- datagram assembly ---------------------------------------------------
 
@@ -508,26 +555,19 @@ private:
         ++stats_.template_sends;
         const uint16_t tset = ipfix_dialect() ? ipfix::kTemplateSetId : v9::kTemplateFlowSetId;
         // The datagram is fresh and the MTU holds the base templates.
-        w_.u16(tset);
-        w_.u16(static_cast<uint16_t>(templates_len()));
-        write_template(t4_);
-        write_template(t6_);
-        count_records_ += 2;
-        if (l7_announced_) {
-            room(4 + t4l7_.spec_len + t6l7_.spec_len, clk, out);
-            w_.u16(tset);
-            w_.u16(static_cast<uint16_t>(4 + t4l7_.spec_len + t6l7_.spec_len));
-            write_template(t4l7_);
-            write_template(t6l7_);
-            count_records_ += 2;
-        }
-        if (l7c_announced_) {
-            room(4 + t4l7c_.spec_len + t6l7c_.spec_len, clk, out);
-            w_.u16(tset);
-            w_.u16(static_cast<uint16_t>(4 + t4l7c_.spec_len + t6l7c_.spec_len));
-            write_template(t4l7c_);
-            write_template(t6l7c_);
-            count_records_ += 2;
+        // Each pair in use is a set: plain first, then L7, compact L7, and
+        // their tunnel variants.
+        for (int tun = 0; tun < 2; ++tun) {
+            for (int k : {kPlain, kL7, kL7Compact}) {
+                if (!announced_[k][tun])
+                    continue;
+                room(pair_len(k, tun), clk, out);
+                w_.u16(tset);
+                w_.u16(static_cast<uint16_t>(pair_len(k, tun)));
+                write_template(tpl_[k][tun][0]);
+                write_template(tpl_[k][tun][1]);
+                count_records_ += 2;
+            }
         }
         if (sampling_)
             write_sampling(clk, out);
@@ -719,7 +759,7 @@ private:
         room(len, clk, out);
         w_.u16(types_id_);
         w_.u16(static_cast<uint16_t>(len));
-        for (const NtopField& f : kNtopFields) {
+        for_each_type_field([&](const NtopField& f) {
             const std::size_t n = std::strlen(f.name);
             w_.u16(f.n);
             w_.u32(ntop::kPen);
@@ -727,15 +767,16 @@ private:
                 w_.u8(ipfix::kTypeString);
                 w_.u8(ipfix::kSemanticsDefault);
             } else {
-                w_.u8(f.v9_len == 1 ? ipfix::kTypeUnsigned8 : ipfix::kTypeUnsigned16);
-                w_.u8(ipfix::kSemanticsIdentifier);
+                w_.u8(f.v9_len == 1 ? ipfix::kTypeUnsigned8
+                                    : f.v9_len == 2 ? ipfix::kTypeUnsigned16 : ipfix::kTypeUnsigned32);
+                w_.u8(f.latency ? ipfix::kSemanticsQuantity : ipfix::kSemanticsIdentifier);
             }
-            w_.u16(0); // units: none
+            w_.u16(f.latency ? ipfix::kUnitsMilliseconds : 0);
             w_.u8(static_cast<uint8_t>(n));
             w_.bytes(reinterpret_cast<const uint8_t*>(f.name), n);
             ++data_records_;
             ++stats_.options_records;
-        }
+        });
     }
 
     void close_set() noexcept
@@ -862,6 +903,10 @@ private:
             case F::Ja3c:
             case F::Ja3s:
             case F::Ja4: put_string(f, l7v); break;
+            case F::ClientLat: w_.u32(ms_of(r.l7.client_nw_latency_us)); break;
+            case F::ServerLat: w_.u32(ms_of(r.l7.server_nw_latency_us)); break;
+            case F::ApplLat: w_.u32(ms_of(r.l7.appl_latency_us)); break;
+            case F::TunnelId: w_.u32(r.key.tunnel_id); break;
             }
         }
     }
@@ -869,12 +914,10 @@ private:
     Dialect d_;
     EncoderOptions opts_;
     BiflowMode mode_;
-    Template t4_;
-    Template t6_;
-    Template t4l7_;
-    Template t6l7_;
-    Template t4l7c_; ///< v9 only: L7_PROTO and L7_PROTO_NAME
-    Template t6l7c_;
+    /// [kind][tunnel][IPv6]; kL7Compact (v9 only): L7_PROTO, L7_PROTO_NAME
+    /// and the latencies.
+    Template tpl_[kKinds][2][2];
+    bool announced_[kKinds][2]{};
     uint16_t stats_id_;
     uint16_t types_id_;
     uint16_t psamp_id_;  ///< sampling options template (v9: the only one)
@@ -883,9 +926,8 @@ private:
     uint32_t header_len_;
     ByteWriter w_;
     bool l7_ok_ = false;
+    bool tunnel_ok_ = false;
     bool options_ok_ = false;
-    bool l7_announced_ = false;
-    bool l7c_announced_ = false;
     bool force_announce_ = false;
     bool restart_pending_ = false;
     bool open_ = false;
@@ -913,10 +955,10 @@ Result<std::unique_ptr<Encoder>> make_template_encoder(Dialect d, const EncoderO
     uint16_t base = opts.template_id_base;
     if (base == 0)
         base = static_cast<uint16_t>(256 + 2 * static_cast<int>(mode));
-    if (base < 256 || base > 65535 - 41)
+    if (base < 256 || base > 65535 - 73)
         return invalid(std::string(name) + ": template id base " + std::to_string(base)
-                       + " must be in 256..65494 (base+1, L7 base+16/17 and +24/25, options base+32/33, "
-                         "sampling base+40/41)");
+                       + " must be in 256..65462 (base+1, L7 base+16/17 and +24/25, options base+32/33, "
+                         "sampling base+40/41, tunnel variants base+48/49, +64/65 and +72/73)");
     if (opts.mtu > 65535)
         return invalid(std::string(name) + ": MTU " + std::to_string(opts.mtu) + " above 65535");
     auto enc = std::make_unique<TemplateEncoder>(d, opts, mode, base);

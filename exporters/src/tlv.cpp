@@ -32,6 +32,9 @@ std::string_view key_name(uint32_t id) noexcept
     case key::kServerTcpFlags: return "SERVER_TCP_FLAGS";
     case key::kL7Proto: return "L7_PROTO";
     case key::kL7ProtoName: return "L7_PROTO_NAME";
+    case key::kClientNwLatencyMs: return "CLIENT_NW_LATENCY_MS";
+    case key::kServerNwLatencyMs: return "SERVER_NW_LATENCY_MS";
+    case key::kApplLatencyMs: return "APPL_LATENCY_MS";
     case key::kHttpUrl: return "HTTP_URL";
     case key::kHttpUserAgent: return "HTTP_USER_AGENT";
     case key::kTlsServerName: return "TLS_SERVER_NAME";
@@ -52,7 +55,8 @@ uint32_t key_id(std::string_view name) noexcept
         key::kOutBytes, key::kOutPkts, key::kIpv6SrcAddr, key::kIpv6DstAddr, key::kDstTos, key::kInSrcMac,
         key::kOutDstMac, key::kSrcVlan, key::kIpProtocolVersion, key::kClientTcpFlags, key::kServerTcpFlags,
         key::kL7Proto, key::kL7ProtoName, key::kHttpUrl, key::kHttpUserAgent, key::kTlsServerName,
-        key::kDnsQuery, key::kDnsQueryType, key::kDnsRetCode, key::kHttpSite, key::kJa4cHash};
+        key::kDnsQuery, key::kDnsQueryType, key::kDnsRetCode, key::kHttpSite, key::kJa4cHash,
+        key::kClientNwLatencyMs, key::kServerNwLatencyMs, key::kApplLatencyMs};
     for (uint32_t id : kIds)
         if (key_name(id) == name)
             return id;

@@ -251,6 +251,19 @@ public:
         return true;
     }
 
+    /// Microseconds as milliseconds with three decimals ("12.345").
+    bool put_ms(uint32_t key, uint32_t us) noexcept
+    {
+        if (!put_uint(key, us / 1000) || !room(4))
+            return fail();
+        const uint32_t frac = us % 1000;
+        buf_[pos_++] = '.';
+        buf_[pos_++] = static_cast<uint8_t>('0' + frac / 100);
+        buf_[pos_++] = static_cast<uint8_t>('0' + frac / 10 % 10);
+        buf_[pos_++] = static_cast<uint8_t>('0' + frac % 10);
+        return true;
+    }
+
     bool end_record() noexcept
     {
         if (ok_ && pos_ == 0 && room(1))
@@ -385,6 +398,13 @@ private:
     bool ok_ = true;
 };
 
+/// A latency in ms: TLV float (as nProbe sends it), JSON number.
+bool put_ms(tlv::Writer& w, uint32_t key, uint32_t us) noexcept
+{
+    return w.put_float(key, static_cast<float>(us) / 1000.0f);
+}
+bool put_ms(JsonWriter& w, uint32_t key, uint32_t us) noexcept { return w.put_ms(key, us); }
+
 /// The fields of one flow, in the same order and with the same values for
 /// every writer. Returns the writer's size, 0 when something did not fit.
 template <class W>
@@ -464,6 +484,14 @@ std::size_t put_fields(const FlowRecord& r, W& w) noexcept
         if (l7.ja4[0])
             ok &= w.put_string(k::kJa4cHash, std::string_view(l7.ja4));
     }
+    // Handshake and response times (ntopng: tcp.nw_latency, appl_latency),
+    // only when measured.
+    if (l7.client_nw_latency_us)
+        ok &= put_ms(w, k::kClientNwLatencyMs, l7.client_nw_latency_us);
+    if (l7.server_nw_latency_us)
+        ok &= put_ms(w, k::kServerNwLatencyMs, l7.server_nw_latency_us);
+    if (l7.appl_latency_us)
+        ok &= put_ms(w, k::kApplLatencyMs, l7.appl_latency_us);
     ok &= w.end_record();
     return ok ? w.size() : 0;
 }

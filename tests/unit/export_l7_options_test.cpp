@@ -187,16 +187,17 @@ TEST(ExportL7, IpfixL7TemplatesVariableLengthStringsAndRoundTrip)
     EXPECT_EQ(s[1].id, 2);
     EXPECT_EQ(rd16(m, s[1].at + 4), 272) << "IPv4 L7 template = base + 16";
     const uint16_t nfields = rd16(m, s[1].at + 6);
-    EXPECT_EQ(nfields, 29 + 12);
+    EXPECT_EQ(nfields, 29 + 15);
     // The L7 fields follow the 29 biflow fields: enterprise bit, PEN 35632.
     std::size_t at = s[1].at + 8;
     for (int i = 0; i < 29; ++i)
         at += (rd16(m, at) & 0x8000) ? 8 : 4;
-    const uint16_t ids[] = {118, 119, 205, 207, 208, 188, 187, 180, 183, 489, 490, 576};
-    const bool var[] = {false, true, true, false, false, true, true, true, true, true, true, true};
-    for (int i = 0; i < 12; ++i, at += 8) {
+    // Then CLIENT/SERVER_NW_LATENCY_MS and APPL_LATENCY_MS, 4 bytes each.
+    const uint16_t ids[] = {118, 119, 205, 207, 208, 188, 187, 180, 183, 489, 490, 576, 123, 124, 125};
+    const bool var[] = {false, true, true, false, false, true, true, true, true, true, true, true, false, false, false};
+    for (int i = 0; i < 15; ++i, at += 8) {
         EXPECT_EQ(rd16(m, at), 0x8000 | ids[i]) << i;
-        EXPECT_EQ(rd16(m, at + 2), var[i] ? 65535 : (ids[i] == 208 ? 1 : 2)) << i;
+        EXPECT_EQ(rd16(m, at + 2), var[i] ? 65535 : ids[i] == 208 ? 1 : ids[i] >= 123 && ids[i] <= 125 ? 4 : 2) << i;
         EXPECT_EQ(rd32(m, at + 4), 35632u) << i;
     }
 
@@ -275,7 +276,7 @@ TEST(ExportL7, V9CompactTemplateForFlowsWithOnlyAProtocol)
     enc->add(tls4(), kClock, out); // strings: the full L7 template
     enc->flush(kClock, out);
     EXPECT_EQ(enc->stats().l7_records, 41u);
-    // 109-byte compact records: about 12 to a datagram (a full L7 record
+    // 121-byte compact records: about 12 to a datagram (a full L7 record
     // is about 620 bytes: two to a datagram, 21 datagrams for these flows).
     ASSERT_LE(out.d.size(), 6u);
     const Bytes& m = out.d[0];
@@ -283,9 +284,13 @@ TEST(ExportL7, V9CompactTemplateForFlowsWithOnlyAProtocol)
     ASSERT_GE(s.size(), 3u);
     EXPECT_EQ(s[1].id, 0);
     EXPECT_EQ(rd16(m, s[1].at + 4), 258 + 24) << "IPv4 compact L7 template = base + 24";
-    EXPECT_EQ(rd16(m, s[1].at + 6), 23 + 2) << "the flow fields, L7_PROTO, L7_PROTO_NAME";
+    EXPECT_EQ(rd16(m, s[1].at + 6), 23 + 5) << "the flow fields, L7_PROTO, L7_PROTO_NAME, three latencies";
     EXPECT_EQ(rd16(m, s[1].at + 8 + 23 * 4), 57590);
     EXPECT_EQ(rd16(m, s[1].at + 8 + 24 * 4), 57591);
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_EQ(rd16(m, s[1].at + 8 + (25 + i) * 4), 57595 + i);
+        EXPECT_EQ(rd16(m, s[1].at + 10 + (25 + i) * 4), 4);
+    }
 
     auto dec = decoder();
     Flows flows;

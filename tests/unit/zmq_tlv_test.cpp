@@ -98,7 +98,7 @@ TEST(ZmqTlv, MatchesNdpiSerializerExample)
     EXPECT_EQ(rec["IN_BYTES"], "5000000000");
     EXPECT_EQ(rec["CLIENT_TCP_FLAGS"], "26");
     EXPECT_EQ(rec["L7_PROTO"], "91.126");
-    EXPECT_EQ(rec["57595"], std::to_string(1.5f));
+    EXPECT_EQ(rec["CLIENT_NW_LATENCY_MS"], std::to_string(1.5f));
     EXPECT_EQ(rec["IN_PKTS"], "10");
 }
 

@@ -6,7 +6,8 @@
 // releases the flow's state. All memory is allocated at create():
 //  - a map of at most max_flows flows (canonical FlowKey -> entry), each
 //    entry carrying its fixed-size L7Info; an entry lives from the flow's
-//    first payload until its export;
+//    first payload (a TCP flow: from its SYN, for the handshake timing)
+//    until its export;
 //  - a pool of max_inspections inspection states (parser progress), held
 //    only while a flow is inspected: released when detection ends or after
 //    packets_per_direction payloads in each direction;
@@ -104,6 +105,13 @@ public:
     /// Inspects one packet: `bytes` are input(level, ...) of its frame, or
     /// their first bytes (a cut copy). Levels 0 and 1 ignore empty payloads.
     void inspect(const PacketMeta& m, std::span<const uint8_t> bytes) noexcept;
+
+    /// Sees a TCP packet that inspect() does not get (no payload at level 1,
+    /// no copy): only its flags and time, for the flow's handshake timing
+    /// (L7Info latencies). Level 1 makes a flow's entry at its SYN here.
+    /// Packets other than SYN, SYN/ACK and the ACK a handshake waits for
+    /// cost a flag test and no lookup.
+    void observe(const PacketMeta& m) noexcept;
 
     /// Fills r.l7 for a record the flow table ended. Releases the flow's
     /// state unless the record is an active-timeout export (the flow goes

@@ -76,8 +76,11 @@ inline constexpr uint16_t kPrivateEnterpriseNumber = 346;
 // RFC 7012 data types and semantics (IANA registries) used in type records.
 inline constexpr uint8_t kTypeUnsigned8 = 1;
 inline constexpr uint8_t kTypeUnsigned16 = 2;
+inline constexpr uint8_t kTypeUnsigned32 = 3;
 inline constexpr uint8_t kTypeString = 13;
 inline constexpr uint8_t kSemanticsDefault = 0;
+inline constexpr uint8_t kSemanticsQuantity = 1;
+inline constexpr uint16_t kUnitsMilliseconds = 6; ///< RFC 5610 s.3.7 units registry
 inline constexpr uint8_t kSemanticsIdentifier = 4;
 } // namespace ipfix
 
@@ -88,6 +91,10 @@ inline constexpr uint32_t kPen = 35632;
 inline constexpr uint16_t kV9Base = 57472;
 inline constexpr uint16_t kL7Proto = 118;
 inline constexpr uint16_t kL7ProtoName = 119;
+inline constexpr uint16_t kUpstreamTunnelId = 106;   ///< u32: VXLAN VNI, GRE key
+inline constexpr uint16_t kClientNwLatencyMs = 123;  ///< u32 ms, RTT/2 client <-> probe
+inline constexpr uint16_t kServerNwLatencyMs = 124;  ///< u32 ms, RTT/2 probe <-> server
+inline constexpr uint16_t kApplLatencyMs = 125;      ///< u32 ms, server response time
 inline constexpr uint16_t kHttpUrl = 180;
 inline constexpr uint16_t kHttpUserAgent = 183;
 inline constexpr uint16_t kHttpHost = 187;

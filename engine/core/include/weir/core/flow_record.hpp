@@ -64,10 +64,18 @@ struct L7Info {
     uint8_t pad_[1]{};
     uint64_t risk = 0;        ///< nDPI flow risk bitmap (ndpi_risk, bit n = risk n); nDPI mode only
     uint16_t category = 0;    ///< nDPI category id (ndpi_protocol_category_t); nDPI mode only
-    uint8_t pad2_[6]{};
+    uint8_t pad2_[2]{};
+    // TCP timing measured by the DPI stage (levels 1 and 2), in microseconds,
+    // 0 = not measured (no full three-way handshake seen, or not TCP).
+    // The network latencies are nProbe's CLIENT/SERVER_NW_LATENCY: half the
+    // round trip between the probe and each end, from the handshake
+    // (server: SYN -> SYN/ACK, client: SYN/ACK -> the client's ACK).
+    uint32_t client_nw_latency_us = 0;
+    uint32_t server_nw_latency_us = 0;
+    uint32_t appl_latency_us = 0;  ///< first client payload -> first server payload after it
 };
 static_assert(std::is_trivially_copyable_v<L7Info>);
-static_assert(sizeof(L7Info) == 744, "L7Info grows every flow record and export ring slot");
+static_assert(sizeof(L7Info) == 752, "L7Info grows every flow record and export ring slot");
 
 struct FlowRecord {
     FlowKey key;                 ///< canonical key (A/B sides)
