@@ -305,6 +305,75 @@ TEST(ExportL7, V9CompactTemplateForFlowsWithOnlyAProtocol)
     EXPECT_STREQ(flows.r[40].l7.ja4, tls4().l7.ja4);
 }
 
+TEST(ExportL7, V9LatenciesAndTunnelIdByteExactAndRoundTrip)
+{
+    FlowRecord r = tcp4();
+    r.key.tunnel_id = 4242;
+    r.key.tunnel_type = TunnelType::Vxlan;
+    r.l7.app = 91;
+    put(r.l7.name, "TLS");
+    r.l7.client_nw_latency_us = 1500;  // 1 ms on the wire (truncated)
+    r.l7.server_nw_latency_us = 12345; // 12 ms
+    r.l7.appl_latency_us = 40000;      // 40 ms
+    auto enc = make(ExportFormat::NetflowV9);
+    Collect out;
+    enc->add(r, kClock, out);
+    enc->flush(kClock, out);
+    ASSERT_EQ(out.d.size(), 1u);
+    const Bytes& m = out.d[0];
+    const auto s = sets(m, 20);
+    // Plain templates, the compact L7 tunnel pair (base + 72/73), one data set.
+    ASSERT_EQ(s.size(), 3u);
+    EXPECT_EQ(s[1].id, 0);
+    EXPECT_EQ(rd16(m, s[1].at + 4), 258 + 72) << "IPv4 compact L7 tunnel template = base + 72";
+    const uint16_t n = rd16(m, s[1].at + 6);
+    ASSERT_EQ(n, 23 + 1 + 5) << "flow fields, UPSTREAM_TUNNEL_ID, L7_PROTO, L7_PROTO_NAME, three latencies";
+    uint32_t rec_len = 0;
+    std::vector<uint16_t> ids;
+    for (uint16_t i = 0; i < n; ++i) {
+        ids.push_back(rd16(m, s[1].at + 8 + 4 * i));
+        rec_len += rd16(m, s[1].at + 10 + 4 * i);
+    }
+    EXPECT_EQ(ids[23], 57578);
+    EXPECT_EQ(ids[24], 57590);
+    EXPECT_EQ(ids[25], 57591);
+    EXPECT_EQ(ids[26], 57595);
+    EXPECT_EQ(ids[27], 57596);
+    EXPECT_EQ(ids[28], 57597);
+    EXPECT_EQ(s[2].id, 258 + 72);
+    const std::size_t end = s[2].at + 4 + rec_len;
+    ASSERT_LE(end, m.size());
+    const Bytes tail(m.begin() + static_cast<long>(end - 42), m.begin() + static_cast<long>(end));
+    const Bytes want = {0, 0, 0x10, 0x92, // tunnel id 4242
+                        0, 91, 'T', 'L', 'S', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                        0, 0, 0, 1, 0, 0, 0, 12, 0, 0, 0, 40};
+    EXPECT_EQ(tail, want);
+
+    auto dec = decoder();
+    Flows flows;
+    const FlowSourceStats st = decode_all(*dec, out.d, flows);
+    EXPECT_EQ(st.malformed, 0u);
+    ASSERT_EQ(flows.r.size(), 1u);
+    EXPECT_EQ(flows.r[0].key.tunnel_id, 4242u);
+    EXPECT_EQ(flows.r[0].l7.client_nw_latency_us, 1000u);
+    EXPECT_EQ(flows.r[0].l7.server_nw_latency_us, 12000u);
+    EXPECT_EQ(flows.r[0].l7.appl_latency_us, 40000u);
+
+    // IPFIX: the full L7 tunnel pair (base + 64), the elements under PEN 35632.
+    auto ipf = make(ExportFormat::Ipfix);
+    Collect out2;
+    ipf->add(r, kClock, out2);
+    ipf->flush(kClock, out2);
+    Flows back;
+    auto dec2 = decoder();
+    decode_all(*dec2, out2.d, back);
+    ASSERT_EQ(back.r.size(), 1u);
+    EXPECT_EQ(back.r[0].key.tunnel_id, 4242u);
+    EXPECT_EQ(back.r[0].l7.server_nw_latency_us, 12000u);
+    EXPECT_EQ(back.r[0].l7.appl_latency_us, 40000u);
+    EXPECT_EQ(rd16(out2.d[0], sets(out2.d[0], 16)[1].at + 4), 256 + 64);
+}
+
 TEST(ExportL7, L7FieldsOffKeepsPlainTemplates)
 {
     auto enc = make(ExportFormat::Ipfix, EncoderOptions{.l7_fields = false});
