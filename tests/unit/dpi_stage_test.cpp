@@ -366,3 +366,92 @@ TEST(DpiPipeline, StatsSumEveryWorker)
 }
 
 } // namespace
+
+namespace {
+
+// One packet of a TCP flow for the timing tests: flags, time, payload or not.
+weir::PacketMeta tcp_at(bool from_a, uint8_t flags, uint64_t t_us, uint16_t payload)
+{
+    weir::PacketMeta m = make_meta(6, 9, 40000, 80, from_a);
+    m.tcp_flags = flags;
+    m.ts_ns = 1'700'000'000'000'000'000ULL + t_us * 1000;
+    m.l4_payload_len = payload;
+    return m;
+}
+
+void feed(DpiStage& s, const weir::PacketMeta& m)
+{
+    static const auto req = bytes("GET / HTTP/1.1\r\nHost: a.example\r\n\r\n");
+    static const auto resp = bytes("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    if (m.l4_payload_len)
+        s.inspect(m, m.src_is_a ? std::span<const uint8_t>(req) : std::span<const uint8_t>(resp));
+    else
+        s.observe(m);
+}
+
+} // namespace
+
+TEST(DpiStageTiming, HandshakeHalvesAndResponseTimeWithARetransmittedSyn)
+{
+    for (uint8_t level : {uint8_t{1}, uint8_t{2}}) {
+        DpiConfig cfg;
+        cfg.level = level;
+        cfg.max_flows = 16;
+        cfg.max_inspections = 16;
+        cfg.tls_streams = 2;
+        auto s = DpiStage::create(cfg);
+        if (!s) {
+            EXPECT_EQ(level, 2) << s.error().message();
+            continue; // no libndpi in this build: level 2 cannot run
+        }
+        DpiStage& st = **s;
+        constexpr uint8_t kSyn = 0x02, kAck = 0x10, kPsh = 0x08;
+        // SYN, SYN again 1 s later (the one the server answers), SYN/ACK
+        // 20 ms after it, the client's ACK 4 ms later, its request 1 ms
+        // later, the response 30 ms after the request.
+        const weir::PacketMeta pkts[] = {
+            tcp_at(true, kSyn, 0, 0),          tcp_at(true, kSyn, 1'000'000, 0),
+            tcp_at(false, kSyn | kAck, 1'020'000, 0), tcp_at(true, kAck, 1'024'000, 0),
+            tcp_at(true, kAck | kPsh, 1'025'000, 36), tcp_at(false, kAck, 1'040'000, 0),
+            tcp_at(false, kAck | kPsh, 1'055'000, 38),
+        };
+        for (const auto& p : pkts)
+            level == 2 ? st.inspect(p, std::span<const uint8_t>()) : feed(st, p);
+        auto r = record_of(pkts[0], weir::EndReason::EndOfFlow);
+        st.finish(r);
+        if (level == 2) {
+            // nDPI reads whole IP packets, which these metas have not: only the timing counts.
+            EXPECT_EQ(r.l7.server_nw_latency_us, 0u) << "inspect() at level 2 ignores empty input";
+            continue;
+        }
+        EXPECT_EQ(r.l7.server_nw_latency_us, 10'000u) << "RTT/2 from the last SYN";
+        EXPECT_EQ(r.l7.client_nw_latency_us, 2'000u);
+        EXPECT_EQ(r.l7.appl_latency_us, 30'000u);
+        EXPECT_EQ(r.l7.app, 7) << "HTTP still detected";
+        // Roles swapped in the record: the halves follow the hosts.
+        for (const auto& p : pkts)
+            feed(st, p);
+        auto sw = record_of(pkts[0], weir::EndReason::EndOfFlow);
+        sw.client_is_a = 0;
+        st.finish(sw);
+        EXPECT_EQ(sw.l7.client_nw_latency_us, 10'000u);
+        EXPECT_EQ(sw.l7.server_nw_latency_us, 2'000u);
+    }
+}
+
+TEST(DpiStageTiming, MidStreamFlowHasNoLatency)
+{
+    DpiConfig cfg;
+    cfg.level = 1;
+    auto st = make_stage(cfg);
+    ASSERT_TRUE(st);
+    constexpr uint8_t kAck = 0x10, kPsh = 0x08;
+    feed(*st, tcp_at(true, kAck | kPsh, 0, 36));
+    feed(*st, tcp_at(false, kAck | kPsh, 5'000, 38));
+    auto r = record_of(tcp_at(true, kAck, 0, 0), weir::EndReason::EndOfFlow);
+    st->finish(r);
+    EXPECT_EQ(r.l7.client_nw_latency_us, 0u);
+    EXPECT_EQ(r.l7.server_nw_latency_us, 0u);
+    EXPECT_EQ(r.l7.appl_latency_us, 0u);
+    EXPECT_EQ(r.l7.app, 7);
+}
