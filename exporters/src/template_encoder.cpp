@@ -22,7 +22,15 @@
 // or fingerprint) goes out under the compact L7 templates instead (base +
 // 24 / base + 25: L7_PROTO and L7_PROTO_NAME only), announced with their
 // first use like the full ones. IPFIX keeps one L7 template per family:
-// an empty variable-length string costs one byte.
+// an empty variable-length string costs one byte. Both L7 kinds end with
+// CLIENT/SERVER_NW_LATENCY_MS and APPL_LATENCY_MS (u32 ms); a flow with a
+// measured latency and no protocol goes out under them too.
+//
+// Tunnels: a flow whose key has a tunnel id (VXLAN VNI, GRE key) goes out
+// under the tunnel variant of its template (base + 48/49, L7 + 64/65,
+// compact + 72/73): UPSTREAM_TUNNEL_ID after the base fields. Variants
+// rather than the field everywhere: untunnelled records stay 4 bytes
+// shorter, and only links with tunnels see the extra templates.
 //
 // Options (EncoderOptions::options_records): every template announcement
 // also carries an options template and one options record with the
