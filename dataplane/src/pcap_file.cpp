@@ -1,20 +1,20 @@
-// Capture files as PacketSources: classic pcap through a read-only memory
-// map (the fast path: frames are handed out as pointers into the map), and
-// pcapng or anything else libpcap reads through libpcap, with frames copied
-// into a reused arena. Also open_capture_files(), which splits a comma list
-// and merges the files with merge_sources() (merge_source.cpp).
+// Capture files as PacketSources: classic pcap read() into one reused buffer
+// and parsed in place (the fast path: frames are handed out as pointers into
+// the buffer), and pcapng or anything else libpcap reads through libpcap, with
+// frames copied into a reused arena. Also open_capture_files(), which splits a
+// comma list and merges the files with merge_sources() (merge_source.cpp).
 //
-// A memory-mapped file must not shrink while it is read (SIGBUS): capture
-// files are read once they are complete.
+// Why read() and not a memory map of the file: on a paravirtualised VM every
+// page-table update is expensive, and touching a 1.85 GB file through a map
+// took 0.80 s against 0.14 s for pread() into a reused 4 MiB buffer
+// (docs/performance.md, "Capture file reading").
 //
-// The mmap reader accepts exactly what libpcap 1.10 accepts for version 2.4
+// The pcap reader accepts exactly what libpcap 1.10 accepts for version 2.4
 // files and delivers the same frames (tests/unit/pcap_file_test.cpp checks
 // that against every capture in the shared corpus); older versions, with
 // their swapped length fields, and link types whose pseudo-headers libpcap
 // rewrites are left to libpcap.
 #include <weir/dataplane/packet_source.hpp>
-
-#include "file_source.hpp"
 
 #include <pcap/pcap.h>
 
@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -35,8 +36,6 @@
 namespace weir::dataplane {
 
 namespace {
-
-using detail::FileSource;
 
 constexpr uint32_t kMagicMicro = 0xa1b2c3d4;
 constexpr uint32_t kMagicNano = 0xa1b23c4d;
@@ -123,13 +122,14 @@ private:
 // Why a file ended early. Kept as plain values so that the fast path can
 // record it without allocating; error() formats it.
 struct Problem {
-    enum class Kind : uint8_t { None, TruncatedHeader, TruncatedData, CaplenTooBig, Libpcap };
+    enum class Kind : uint8_t { None, TruncatedHeader, TruncatedData, CaplenTooBig, Read, Libpcap };
     Kind kind = Kind::None;
     uint64_t record = 0;  ///< 1-based number of the bad record
     uint64_t offset = 0;  ///< file offset of its record header
     uint64_t have = 0;    ///< bytes that were left in the file
     uint32_t caplen = 0;
     uint32_t limit = 0;
+    int err = 0;          ///< errno of a failed read
 };
 
 std::string record_prefix(const std::string& path, const Problem& p)
@@ -138,7 +138,7 @@ std::string record_prefix(const std::string& path, const Problem& p)
 }
 
 // ---------------------------------------------------------------------------
-// Classic pcap through mmap.
+// Classic pcap through read().
 
 struct PcapHeader {
     bool swapped = false;
@@ -173,35 +173,96 @@ PcapHeader parse_header(const uint8_t* p) noexcept
     return h;
 }
 
-class MmapPcapSource final : public FileSource {
+// The read buffer: anonymous memory asked for in transparent huge pages
+// (best effort), so that parsing a few MiB does not walk thousands of 4 KiB
+// TLB entries. Its pages are mapped once, by the first read into them.
+class ReadBuffer {
 public:
-    MmapPcapSource(std::string path, const uint8_t* base, uint64_t size, const PcapHeader& h) noexcept
-        : path_(std::move(path)), base_(base), size_(size), offset_(kFileHeaderSize),
+    ReadBuffer() noexcept = default;
+    ReadBuffer(ReadBuffer&& other) noexcept
+        : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0))
+    {
+    }
+    ReadBuffer& operator=(ReadBuffer&& other) noexcept
+    {
+        if (this != &other) {
+            release();
+            data_ = std::exchange(other.data_, nullptr);
+            size_ = std::exchange(other.size_, 0);
+        }
+        return *this;
+    }
+    ReadBuffer(const ReadBuffer&) = delete;
+    ReadBuffer& operator=(const ReadBuffer&) = delete;
+    ~ReadBuffer() { release(); }
+
+    /// Empty (data() null) when the memory is not there.
+    static ReadBuffer allocate(size_t size) noexcept
+    {
+        ReadBuffer b;
+        void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return b;
+        ::madvise(p, size, MADV_HUGEPAGE);
+        b.data_ = static_cast<uint8_t*>(p);
+        b.size_ = size;
+        return b;
+    }
+
+    [[nodiscard]] uint8_t* data() const noexcept { return data_; }
+    [[nodiscard]] size_t size() const noexcept { return size_; }
+
+private:
+    void release() noexcept
+    {
+        if (data_ != nullptr)
+            ::munmap(data_, size_);
+    }
+
+    uint8_t* data_ = nullptr;
+    size_t size_ = 0;
+};
+
+// Classic pcap read() into one reused buffer and parsed in place: frames are
+// pointers into the buffer, valid until the next rx_burst(). A burst ends
+// early at a record that is not whole in the buffer; the next rx_burst()
+// moves that tail to the front and refills the rest before it hands out
+// anything. A record larger than the buffer grows it (up to the link type's
+// largest caplen, which bounds a record).
+class ReadPcapSource final : public PacketSource {
+public:
+    ReadPcapSource(std::string path, Fd fd, uint64_t file_bytes, const PcapHeader& h, ReadBuffer buf) noexcept
+        : path_(std::move(path)), fd_(std::move(fd)), buf_(std::move(buf)), file_bytes_(file_bytes),
+          // The header was read already: the file position is past it.
+          read_pos_(kFileHeaderSize),
           // Link type in the low 16 bits; the bits above carry the FCS length
           // and flags, which a decoder of these frames does not need.
           linktype_(h.linktype_field & 0xffff), max_caplen_(max_caplen_for(linktype_)),
-          snaplen_((h.snaplen == 0 || h.snaplen > max_caplen_) ? max_caplen_ : h.snaplen),
-          nano_(h.nano), swapped_(h.swapped), page_size_(static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)))
+          snaplen_((h.snaplen == 0 || h.snaplen > max_caplen_) ? max_caplen_ : h.snaplen), nano_(h.nano),
+          swapped_(h.swapped)
     {
-        finished_ = offset_ >= size_;
+        offset_.store(kFileHeaderSize, std::memory_order_relaxed);
+        finished_ = file_bytes_ <= kFileHeaderSize;
     }
-
-    MmapPcapSource(const MmapPcapSource&) = delete;
-    MmapPcapSource& operator=(const MmapPcapSource&) = delete;
-
-    ~MmapPcapSource() override { ::munmap(const_cast<uint8_t*>(base_), size_); }
 
     uint32_t rx_burst(RawPacket* out, uint32_t n) noexcept override
     {
-        if (finished_)
+        if (finished_ || n == 0)
             return 0;
-        uint32_t got = 0;
-        if (swapped_)
-            got = nano_ ? burst<true, true>(out, n) : burst<true, false>(out, n);
-        else
-            got = nano_ ? burst<false, true>(out, n) : burst<false, false>(out, n);
-        if (offset_ >= released_ + kReleaseStep + kReleaseLag) [[unlikely]]
-            release_consumed();
+        if (refill_wanted_) {
+            refill();
+            if (finished_)
+                return 0;
+        }
+        uint32_t got = parse(out, n);
+        // The first record was not whole in the buffer (only its header was
+        // missing, or it is larger than the whole buffer): each refill reads
+        // more or grows the buffer to the record's size, so this ends.
+        while (got == 0 && refill_wanted_ && !finished_) [[unlikely]] {
+            refill();
+            if (!finished_)
+                got = parse(out, n);
+        }
         return got;
     }
 
@@ -224,56 +285,111 @@ public:
             return invalid(prefix + "caplen " + std::to_string(problem_.caplen) + " exceeds the maximum of " +
                            std::to_string(problem_.limit) + " (snaplen " + std::to_string(snaplen_) +
                            "; corrupt file)");
+        case Problem::Kind::Read:
+            return from_errno(problem_.err, prefix + "read");
         }
         return std::nullopt;
     }
 
     [[nodiscard]] SourceStats stats() const noexcept override
     {
-        return SourceStats{packets_, bytes_, size_, offset_};
+        return SourceStats{packets_.load(std::memory_order_relaxed), bytes_.load(std::memory_order_relaxed),
+                           file_bytes_, offset_.load(std::memory_order_relaxed)};
     }
 
     [[nodiscard]] std::vector<uint32_t> linktypes() const override { return {linktype_}; }
 
     [[nodiscard]] std::string describe() const override
     {
-        return path_ + " (pcap, linktype " + std::to_string(linktype_) + ", mmap)";
+        return path_ + " (pcap, linktype " + std::to_string(linktype_) + ", read)";
     }
 
-    [[nodiscard]] bool data_outlives_burst() const noexcept override { return true; }
-
 private:
-    // Mapped pages behind the reader are dropped every kReleaseStep so that a
-    // huge file does not grow the resident set. Frames already handed out stay
-    // readable: the mapping is a clean private file mapping, so a later access
-    // faults the page back in from the page cache.
-    static constexpr uint64_t kReleaseStep = 64ull << 20;
-    static constexpr uint64_t kReleaseLag = 16ull << 20;
     static constexpr uint64_t kPrefetchAhead = 768;
+
+    // Moves the unparsed tail to the front of the buffer, growing it first
+    // when the record there is larger than the whole buffer, and reads until
+    // the buffer is full or the file ends.
+    void refill() noexcept
+    {
+        refill_wanted_ = false;
+        const size_t tail = end_ - pos_;
+        if (need_ > buf_.size()) {
+            ReadBuffer bigger = ReadBuffer::allocate(need_);
+            if (bigger.data() == nullptr) {
+                read_failed(ENOMEM);
+                return;
+            }
+            std::memcpy(bigger.data(), buf_.data() + pos_, tail);
+            buf_ = std::move(bigger);
+        } else if (pos_ != 0 && tail != 0) {
+            std::memmove(buf_.data(), buf_.data() + pos_, tail);
+        }
+        pos_ = 0;
+        end_ = tail;
+        need_ = 0;
+        while (end_ < buf_.size()) {
+            const ssize_t r = ::pread(fd_.get(), buf_.data() + end_, buf_.size() - end_, static_cast<off_t>(read_pos_));
+            if (r < 0) {
+                if (errno == EINTR)
+                    continue;
+                read_failed(errno);
+                return;
+            }
+            if (r == 0) {
+                eof_ = true;
+                break;
+            }
+            end_ += static_cast<size_t>(r);
+            read_pos_ += static_cast<uint64_t>(r);
+        }
+        if (eof_ && end_ == 0)
+            finished_ = true;
+    }
+
+    void read_failed(int err) noexcept
+    {
+        problem_.kind = Problem::Kind::Read;
+        problem_.record = packets_.load(std::memory_order_relaxed) + 1;
+        problem_.offset = read_pos_ - (end_ - pos_);
+        problem_.err = err;
+        finished_ = true;
+    }
+
+    uint32_t parse(RawPacket* out, uint32_t n) noexcept
+    {
+        if (swapped_)
+            return nano_ ? burst<true, true>(out, n) : burst<true, false>(out, n);
+        return nano_ ? burst<false, true>(out, n) : burst<false, false>(out, n);
+    }
 
     template <bool kSwapped, bool kNano>
     uint32_t burst(RawPacket* out, uint32_t n) noexcept
     {
-        const uint8_t* const base = base_;
-        const uint64_t size = size_;
+        const uint8_t* const base = buf_.data();
+        const size_t end = end_;
         const uint32_t snaplen = snaplen_;
         const uint32_t linktype = linktype_;
-        uint64_t off = offset_;
+        size_t pos = pos_;
         uint64_t bytes = 0;
         uint32_t i = 0;
         for (; i < n; ++i) {
-            const uint64_t left = size - off;
+            const size_t left = end - pos;
             if (left < kRecordHeaderSize) [[unlikely]] {
+                if (!eof_) {
+                    wait_for(kRecordHeaderSize);
+                    break;
+                }
                 if (left != 0)
-                    fail(Problem::Kind::TruncatedHeader, i, off, left, 0);
+                    fail(Problem::Kind::TruncatedHeader, i, pos, left, 0);
                 finished_ = true;
                 break;
             }
             // Each record's offset depends on the previous caplen, a serial
             // chain of loads; fetching a few records ahead keeps it in L1.
-            __builtin_prefetch(base + off + kPrefetchAhead);
+            __builtin_prefetch(base + pos + kPrefetchAhead);
             std::array<uint32_t, 4> h; // ts_sec, ts_frac, caplen, wire_len
-            std::memcpy(h.data(), base + off, kRecordHeaderSize);
+            std::memcpy(h.data(), base + pos, kRecordHeaderSize);
             if constexpr (kSwapped) {
                 for (auto& v : h)
                     v = bswap32(v);
@@ -281,7 +397,7 @@ private:
             uint32_t caplen = h[2];
             if (caplen > snaplen) [[unlikely]] {
                 if (caplen > max_caplen_) {
-                    fail(Problem::Kind::CaplenTooBig, i, off, left, caplen);
+                    fail(Problem::Kind::CaplenTooBig, i, pos, left, caplen);
                     finished_ = true;
                     break;
                 }
@@ -290,60 +406,72 @@ private:
                 caplen = snaplen;
             }
             if (h[2] > left - kRecordHeaderSize) [[unlikely]] {
-                fail(Problem::Kind::TruncatedData, i, off, left - kRecordHeaderSize, h[2]);
+                if (!eof_) {
+                    wait_for(kRecordHeaderSize + size_t{h[2]});
+                    break;
+                }
+                fail(Problem::Kind::TruncatedData, i, pos, left - kRecordHeaderSize, h[2]);
                 finished_ = true;
                 break;
             }
             RawPacket& p = out[i];
-            p.data = base + off + kRecordHeaderSize;
+            p.data = base + pos + kRecordHeaderSize;
             p.caplen = caplen;
             p.wire_len = h[3];
             p.ts_ns = uint64_t{h[0]} * kNsPerSec + (kNano ? uint64_t{h[1]} : uint64_t{h[1]} * 1000);
             p.linktype = linktype;
             bytes += h[3];
-            off += kRecordHeaderSize + h[2];
+            pos += kRecordHeaderSize + h[2];
         }
-        if (off >= size)
+        if (pos == end && eof_)
             finished_ = true;
-        offset_ = off;
-        packets_ += i;
-        bytes_ += bytes;
+        else if (pos == end)
+            refill_wanted_ = true;
+        pos_ = pos;
+        offset_.store(read_pos_ - (end - pos), std::memory_order_relaxed);
+        packets_.store(packets_.load(std::memory_order_relaxed) + i, std::memory_order_relaxed);
+        bytes_.store(bytes_.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
         return i;
     }
 
-    void fail(Problem::Kind kind, uint32_t in_burst, uint64_t off, uint64_t have, uint32_t caplen) noexcept
+    // The record at pos_ needs `record` bytes in the buffer: the next
+    // rx_burst() refills (and grows the buffer if it is smaller than that).
+    void wait_for(size_t record) noexcept
+    {
+        refill_wanted_ = true;
+        need_ = record;
+    }
+
+    void fail(Problem::Kind kind, uint32_t in_burst, size_t pos, uint64_t have, uint32_t caplen) noexcept
     {
         problem_.kind = kind;
-        problem_.record = packets_ + in_burst + 1;
-        problem_.offset = off;
+        problem_.record = packets_.load(std::memory_order_relaxed) + in_burst + 1;
+        problem_.offset = read_pos_ - (end_ - pos);
         problem_.have = have;
         problem_.caplen = caplen;
         problem_.limit = max_caplen_;
     }
 
-    void release_consumed() noexcept
-    {
-        const uint64_t end = (offset_ - kReleaseLag) & ~(page_size_ - 1);
-        if (end > released_) {
-            ::madvise(const_cast<uint8_t*>(base_) + released_, end - released_, MADV_DONTNEED);
-            released_ = end;
-        }
-    }
-
     std::string path_;
-    const uint8_t* base_;
-    uint64_t size_;
-    uint64_t offset_;
+    Fd fd_;
+    ReadBuffer buf_;
+    size_t pos_ = 0;  ///< next record in buf_
+    size_t end_ = 0;  ///< end of the bytes read into buf_
+    size_t need_ = 0; ///< bytes the record at pos_ needs (when it did not fit)
+    uint64_t file_bytes_;
+    uint64_t read_pos_; ///< file offset of buf_[end_]
     uint32_t linktype_;
     uint32_t max_caplen_;
     uint32_t snaplen_;
     bool nano_;
     bool swapped_;
+    bool eof_ = false;
+    bool refill_wanted_ = true;
     bool finished_ = false;
-    uint64_t page_size_;
-    uint64_t released_ = 0;
-    uint64_t packets_ = 0;
-    uint64_t bytes_ = 0;
+    // Read by stats() from other threads.
+    std::atomic<uint64_t> offset_{0};
+    std::atomic<uint64_t> packets_{0};
+    std::atomic<uint64_t> bytes_{0};
     Problem problem_;
 };
 
@@ -354,7 +482,7 @@ struct PcapCloser {
     void operator()(pcap_t* p) const noexcept { pcap_close(p); }
 };
 
-class LibpcapSource final : public FileSource {
+class LibpcapSource final : public PacketSource {
 public:
     LibpcapSource(std::string path, std::string format, pcap_t* pcap, uint64_t file_bytes, bool classic_micro,
                   std::unique_ptr<uint8_t[]> arena, size_t arena_size) noexcept
@@ -432,8 +560,6 @@ public:
         return path_ + " (" + format_ + ", linktype " + std::to_string(linktype_) + ", libpcap)";
     }
 
-    [[nodiscard]] bool data_outlives_burst() const noexcept override { return false; }
-
 private:
     static constexpr size_t kMaxArena = 4u << 20;
 
@@ -444,7 +570,7 @@ private:
     }
 
     // libpcap sign-extends the 32-bit seconds and fraction of classic pcap
-    // records; the format defines them as unsigned, as the mmap reader reads
+    // records; the format defines them as unsigned, as the pcap reader reads
     // them.
     uint64_t timestamp_ns(const timeval& ts) const noexcept
     {
@@ -533,7 +659,7 @@ Result<std::unique_ptr<PacketSource>> open_with_libpcap(const std::string& path,
 
 } // namespace
 
-Result<std::unique_ptr<PacketSource>> open_pcap_file(const std::string& path)
+Result<std::unique_ptr<PacketSource>> open_pcap_file(const std::string& path, const PcapReadOptions& opts)
 {
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0)
@@ -574,12 +700,13 @@ Result<std::unique_ptr<PacketSource>> open_pcap_file(const std::string& path)
         const bool libpcap_only = h.version_major != 2 || h.version_minor != 4 || linktype == kLinktypeUsbLinux ||
                                   linktype == kLinktypeUsbLinuxMmapped || linktype == kLinktypeNflog;
         if (!libpcap_only) {
-            void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd.get(), 0);
-            if (map == MAP_FAILED)
-                return from_errno(errno, path + ": mmap");
-            ::madvise(map, size, MADV_SEQUENTIAL);
+            ReadBuffer buf = ReadBuffer::allocate(std::max(opts.buffer_bytes, kRecordHeaderSize));
+            if (buf.data() == nullptr)
+                return from_errno(ENOMEM, path + ": read buffer of " + std::to_string(opts.buffer_bytes) + " bytes");
+            // Twice the default readahead; a hint, so its failure does not matter.
+            (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
             return std::unique_ptr<PacketSource>(
-                std::make_unique<MmapPcapSource>(path, static_cast<const uint8_t*>(map), size, h));
+                std::make_unique<ReadPcapSource>(path, std::move(fd), size, h, std::move(buf)));
         }
         return open_with_libpcap(path, std::move(fd), true, magic, size, found);
     }

@@ -2,7 +2,8 @@
 // merge_sources): round trips through tests/support/pcap_writer.hpp in every
 // classic pcap variant, the same frames as libpcap's pcap_next_ex() for every
 // capture of the shared corpus, bad input of every kind, and merging by
-// timestamp across mmap- and libpcap-backed files.
+// timestamp across files read directly and through libpcap; read buffers far
+// smaller than the records, so that records straddle refills.
 #include <weir/dataplane/packet_source.hpp>
 
 #include "pcap_writer.hpp"
@@ -29,6 +30,7 @@ using weir::RawPacket;
 using weir::dataplane::merge_sources;
 using weir::dataplane::open_capture_files;
 using weir::dataplane::open_pcap_file;
+using weir::dataplane::PcapReadOptions;
 using weir::test::ByteOrder;
 using weir::test::PcapFrame;
 using weir::test::PcapOptions;
@@ -53,26 +55,22 @@ std::ostream& operator<<(std::ostream& os, const Pkt& p)
 
 // Reads a source to its end, `burst` frames per call. Frames are copied only
 // once the burst has returned, so a frame that its source invalidated within
-// the same burst shows up as wrong bytes.
+// the same burst shows up as wrong bytes. A file source returns at least one
+// frame per call until it is finished.
 std::vector<Pkt> drain(PacketSource& src, uint32_t burst)
 {
     std::vector<RawPacket> buf(burst);
     std::vector<Pkt> out;
-    int idle = 0;
     while (!src.finished()) {
         const uint32_t n = src.rx_burst(buf.data(), burst);
         if (n > burst) {
             ADD_FAILURE() << "rx_burst returned " << n << " > " << burst;
             break;
         }
-        if (n == 0) {
-            if (++idle > 2) {
-                ADD_FAILURE() << "file source returns nothing but is not finished: " << src.describe();
-                break;
-            }
-            continue;
+        if (n == 0 && !src.finished()) {
+            ADD_FAILURE() << "file source returns nothing but is not finished: " << src.describe();
+            break;
         }
-        idle = 0;
         for (uint32_t i = 0; i < n; ++i) {
             const RawPacket& r = buf[i];
             out.push_back(Pkt{std::vector<uint8_t>(r.data, r.data + r.caplen), r.caplen, r.wire_len, r.ts_ns,
@@ -155,7 +153,7 @@ Reference read_with_libpcap(const std::string& path)
 
 struct Outcome {
     bool opened = false;
-    bool mmap = false;
+    bool direct = false; ///< read by our pcap reader, not libpcap
     size_t packets = 0;
     bool error = false;
 };
@@ -182,7 +180,7 @@ Outcome expect_same_as_libpcap(const std::string& path, uint32_t burst)
     }
     PacketSource& s = **src;
     outcome.opened = true;
-    outcome.mmap = s.describe().find(", mmap)") != std::string::npos;
+    outcome.direct = s.describe().find(", read)") != std::string::npos;
     const std::vector<Pkt> got = drain(s, burst);
     outcome.packets = got.size();
     EXPECT_EQ(got.size(), ref.pkts.size());
@@ -248,9 +246,9 @@ std::vector<Pkt> expected_pkts(const std::vector<PcapFrame>& frames, const PcapO
     return out;
 }
 
-std::unique_ptr<PacketSource> open_ok(const std::string& path)
+std::unique_ptr<PacketSource> open_ok(const std::string& path, const PcapReadOptions& opts = {})
 {
-    auto src = open_pcap_file(path);
+    auto src = open_pcap_file(path, opts);
     if (!src.ok()) {
         ADD_FAILURE() << src.error().message();
         return nullptr;
@@ -309,7 +307,7 @@ TEST_P(RoundTrip, DeliversWhatWasWritten)
         SCOPED_TRACE(burst);
         auto src = open_ok(tmp);
         ASSERT_TRUE(src);
-        EXPECT_EQ(src->describe(), tmp.path() + " (pcap, linktype 1, mmap)");
+        EXPECT_EQ(src->describe(), tmp.path() + " (pcap, linktype 1, read)");
         const auto got = drain(*src, burst);
         ASSERT_EQ(got.size(), expected.size());
         for (size_t i = 0; i < got.size(); ++i)
@@ -351,7 +349,7 @@ TEST(PcapFile, LinktypeIgnoresFcsBits)
     auto src = open_ok(tmp);
     ASSERT_TRUE(src);
     EXPECT_EQ(src->linktypes(), std::vector<uint32_t>{101});
-    EXPECT_EQ(src->describe(), tmp.path() + " (pcap, linktype 101, mmap)");
+    EXPECT_EQ(src->describe(), tmp.path() + " (pcap, linktype 101, read)");
     for (const auto& p : drain(*src, 32))
         EXPECT_EQ(p.linktype, 101u);
     expect_same_as_libpcap(tmp, 32);
@@ -412,21 +410,21 @@ TEST(PcapFileCorpus, EveryCaptureMatchesLibpcap)
     if (files.empty())
         GTEST_SKIP() << "SKIPPED: no captures under " << kShared << "/pcaps/{ndpi/pcap,misc} (WEIR_SHARED_DIR)";
     size_t opened = 0;
-    size_t mmap = 0;
+    size_t direct = 0;
     size_t packets = 0;
     size_t errors = 0;
     const std::array<uint32_t, 4> bursts{32, 1, 7, 256};
     for (size_t i = 0; i < files.size(); ++i) {
         const Outcome o = expect_same_as_libpcap(files[i], bursts[i % bursts.size()]);
         opened += o.opened ? 1 : 0;
-        mmap += o.mmap ? 1 : 0;
+        direct += o.direct ? 1 : 0;
         packets += o.packets;
         errors += o.error ? 1 : 0;
     }
-    std::cout << "[ corpus   ] " << files.size() << " files, " << opened << " readable (" << mmap
-              << " through mmap), " << packets
+    std::cout << "[ corpus   ] " << files.size() << " files, " << opened << " readable (" << direct
+              << " by the pcap reader), " << packets
               << " packets, " << errors << " ending in a read error\n";
-    EXPECT_GT(mmap, 0u);
+    EXPECT_GT(direct, 0u);
     EXPECT_GT(packets, 0u);
 }
 
@@ -603,6 +601,104 @@ TEST_P(RecordErrors, OddButReadableRecordsAreDelivered)
 
 INSTANTIATE_TEST_SUITE_P(AllMagics, RecordErrors, kAllMagics, magic_name);
 
+// ---------------------------------------------------------------------------
+// The read buffer: records straddling refills, larger than the buffer, cut
+// short at a refill
+
+// Buffer sizes around the record sizes of sample_frames() (14 to ~1500
+// bytes of data after a 16-byte header) and the 20,000-byte frame below.
+const std::vector<size_t> kBufferSizes{1, 16, 17, 30, 31, 100, 333, 1024, 1514, 1530, 1531, 4096, 20015, 20016, 65536};
+
+class ReadBuffer : public ::testing::TestWithParam<Magic> {
+protected:
+    PcapOptions opts() const
+    {
+        PcapOptions o;
+        o.byte_order = std::get<0>(GetParam());
+        o.precision = std::get<1>(GetParam());
+        return o;
+    }
+};
+
+TEST_P(ReadBuffer, RecordsStraddleRefillsAndOutgrowTheBuffer)
+{
+    const auto o = opts();
+    auto frames = sample_frames(80, 1'700'000'000'000'000'000ull, 1'234'567, 9);
+    frames[10].data.resize(20000, 0x10); // larger than most buffers below
+    frames[11].data.clear();
+    TempPath tmp;
+    write_pcap(tmp, frames, o);
+    const auto expected = expected_pkts(frames, o, 1);
+    for (size_t size : kBufferSizes) {
+        for (uint32_t burst : {1u, 5u, 32u}) {
+            SCOPED_TRACE("buffer " + std::to_string(size) + ", burst " + std::to_string(burst));
+            auto src = open_ok(tmp, PcapReadOptions{size});
+            ASSERT_TRUE(src);
+            const auto got = drain(*src, burst);
+            ASSERT_EQ(got.size(), expected.size());
+            for (size_t i = 0; i < got.size(); ++i)
+                ASSERT_EQ(got[i], expected[i]) << "packet " << i;
+            EXPECT_FALSE(src->error().has_value());
+            EXPECT_EQ(src->stats().packets, frames.size());
+            EXPECT_EQ(src->stats().file_offset, fs::file_size(tmp.path()));
+        }
+    }
+}
+
+TEST_P(ReadBuffer, TruncatedRecordAtEveryRefillBoundary)
+{
+    const auto o = opts();
+    const auto good = weir::test::pcap_bytes(sample_frames(6, 1'000'000'000, 1000, 5), o);
+    const size_t offset = good.size();
+    auto header_cut = good;
+    header_cut.resize(header_cut.size() + 9, 0x44);
+    auto data_cut = good;
+    weir::test::append_record_header(data_cut, o, 1, 0, 700, 700);
+    data_cut.resize(data_cut.size() + 300, 0x55);
+    const std::vector<std::pair<std::vector<uint8_t>, std::string>> cases{
+        {header_cut, "record header cut short at end of file (9 of 16 bytes)"},
+        {data_cut, "caplen 700 is larger than the 300 bytes left in the file (truncated)"}};
+    for (const auto& [bytes, what] : cases) {
+        TempPath tmp;
+        weir::test::write_file(tmp, bytes);
+        // Every buffer size up to the whole file: the cut record starts,
+        // ends or straddles a refill at one of them.
+        for (size_t size = 16; size <= bytes.size() + 16; ++size) {
+            SCOPED_TRACE("buffer " + std::to_string(size));
+            auto src = open_ok(tmp, PcapReadOptions{size});
+            ASSERT_TRUE(src);
+            const auto got = drain(*src, 4);
+            ASSERT_EQ(got.size(), 6u);
+            EXPECT_EQ(got.back().data.size(), 14u + 5 * 193);
+            const auto err = src->error();
+            ASSERT_TRUE(err.has_value());
+            EXPECT_THAT(err->message(), HasSubstr(tmp.path() + ": record 7 at offset " + std::to_string(offset) + ": " + what));
+            EXPECT_EQ(src->stats().file_offset, offset);
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllMagics, ReadBuffer, kAllMagics, magic_name);
+
+TEST(PcapFile, RecordLargerThanTheDefaultBuffer)
+{
+    // D-Bus captures allow 128 MiB records: a 5 MB one outgrows the default
+    // buffer, between ordinary records.
+    PcapOptions o;
+    o.linktype = 231;
+    o.snaplen = 128u << 20;
+    auto frames = sample_frames(20, 1'000'000'000, 1000, 6);
+    frames[7].data.resize(5'000'000, 0x77);
+    TempPath tmp;
+    write_pcap(tmp, frames, o);
+    ASSERT_GT(fs::file_size(tmp.path()), PcapReadOptions{}.buffer_bytes);
+    auto src = open_ok(tmp);
+    ASSERT_TRUE(src);
+    EXPECT_EQ(drain(*src, 32), expected_pkts(frames, o, 231));
+    EXPECT_FALSE(src->error().has_value());
+    expect_same_as_libpcap(tmp, 32);
+}
+
 TEST(PcapFileErrors, TruncatedPcapngReportsTheRecord)
 {
     auto bytes = weir::test::pcapng_bytes(sample_frames(4, 1'000'000'000, 1000, 4));
@@ -659,8 +755,8 @@ TEST(MergeSources, InterleavesByTimestampStably)
         SCOPED_TRACE(burst);
         auto src = open_capture_files(a.path() + "," + b.path());
         ASSERT_TRUE(src.ok()) << src.error().message();
-        EXPECT_EQ((*src)->describe(), "merge of " + a.path() + " (pcap, linktype 1, mmap) + " + b.path() +
-                                          " (pcap, linktype 1, mmap)");
+        EXPECT_EQ((*src)->describe(), "merge of " + a.path() + " (pcap, linktype 1, read) + " + b.path() +
+                                          " (pcap, linktype 1, read)");
         const auto got = drain(**src, burst);
         ASSERT_EQ(got.size(), order.size());
         for (size_t i = 0; i < got.size(); ++i) {
@@ -672,6 +768,35 @@ TEST(MergeSources, InterleavesByTimestampStably)
         EXPECT_EQ(st.packets, 10u);
         EXPECT_EQ(st.file_bytes, fs::file_size(a.path()) + fs::file_size(b.path()));
         EXPECT_EQ(st.file_offset, st.file_bytes);
+    }
+}
+
+TEST(MergeSources, InputsWithSmallReadBuffers)
+{
+    // Each input refills every few frames: a burst must not read an input
+    // again after handing out its frames (drain() reads them afterwards).
+    auto fa = sample_frames(300, 1'000'000'000, 3'000, 0xa);
+    auto fb = sample_frames(200, 1'000'001'000, 4'500, 0xb);
+    fb[50].data.resize(9000, 0xbb);
+    TempPath a;
+    TempPath b;
+    write_pcap(a, fa);
+    write_pcap(b, fb);
+    const auto expected = merge_reference({expected_pkts(fa, {}, 1), expected_pkts(fb, {}, 1)});
+    for (size_t size : {100u, 2000u, 8192u}) {
+        for (uint32_t burst : {1u, 3u, 32u, 256u}) {
+            SCOPED_TRACE("buffer " + std::to_string(size) + ", burst " + std::to_string(burst));
+            std::vector<std::unique_ptr<PacketSource>> inputs;
+            inputs.push_back(open_ok(a, PcapReadOptions{size}));
+            inputs.push_back(open_ok(b, PcapReadOptions{size}));
+            ASSERT_TRUE(inputs[0] && inputs[1]);
+            auto src = merge_sources(std::move(inputs));
+            const auto got = drain(*src, burst);
+            ASSERT_EQ(got.size(), expected.size());
+            for (size_t i = 0; i < got.size(); ++i)
+                ASSERT_EQ(got[i], expected[i]) << "packet " << i;
+            EXPECT_FALSE(src->error().has_value());
+        }
     }
 }
 
@@ -753,7 +878,7 @@ TEST(OpenCaptureFiles, OneFileIsNotMerged)
     write_pcap(a, sample_frames(3, 1'000'000'000, 1000, 1));
     auto src = open_capture_files(a.path());
     ASSERT_TRUE(src.ok()) << src.error().message();
-    EXPECT_EQ((*src)->describe(), a.path() + " (pcap, linktype 1, mmap)");
+    EXPECT_EQ((*src)->describe(), a.path() + " (pcap, linktype 1, read)");
 }
 
 TEST(OpenCaptureFiles, BadListsFail)

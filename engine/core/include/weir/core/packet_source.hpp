@@ -41,8 +41,7 @@ public:
     virtual ~PacketSource() = default;
 
     /// Fills out[0..n) and returns the count. RawPacket::data stays valid
-    /// until the next rx_burst() call on this source (mmap'd files: until
-    /// the source is destroyed). Never blocks on files.
+    /// until the next rx_burst() call on this source. Never blocks on files.
     virtual uint32_t rx_burst(RawPacket* out, uint32_t n) noexcept = 0;
 
     /// True once no further packet will come.
@@ -71,7 +70,7 @@ public:
     /// pcap LINKTYPE_* of the input(s); every RawPacket carries its own.
     [[nodiscard]] virtual std::vector<uint32_t> linktypes() const = 0;
 
-    /// "file.pcap (pcap, ethernet, mmap)" and the like, for logs.
+    /// "file.pcap (pcap, linktype 1, read)" and the like, for logs.
     [[nodiscard]] virtual std::string describe() const = 0;
 };
 
