@@ -4,12 +4,14 @@
 # (weir-gen pins its thread inside the CPUs taskset allows); the receiver
 # runs on CPU 0. Receivers:
 #   sink            weir-gen's XDP counting program (drops in the driver: the ceiling)
-#   xdp-count       weir -i xdp:IF --capture-only (bare AF_XDP socket counter)
+#   xdp-count       weir -i xdp:IF --capture-only (bare AF_XDP socket counter;
+#                   default sizes: rings of 65536, UMEM 65536 x 4096 B = 256 MiB)
 #   xdp-weir        weir -i xdp:IF -w 0 (AF_XDP + decode + flow table + export, one thread)
+#   xdp-count-old, xdp-weir-old   the same with OLD_XDP_ARGS: the former
+#                   default sizes (rings of 4096, 8192 frames = 32 MiB), which
+#                   lose frames when the reader is off its CPU for a few ms
 #   xdp-count-big, xdp-weir-big   the same with BIG_XDP_ARGS: rings of 65536
-#                   frames instead of 4096 and a 256 MiB UMEM (the size of the
-#                   AF_PACKET ring and of the libpcap buffer), so that the reader
-#                   may be off its CPU for tens of ms (a loaded machine) without loss
+#                   and a 256 MiB UMEM of twice as many 2048-byte frames
 #   afpacket-weir   weir -i afpacket:IF -w 0
 #   pcap-weir       weir -i pcap:IF -w 0
 # On a veth the receive side (XDP program, AF_XDP copy, stack) runs in the
@@ -25,12 +27,14 @@
 # usage: sudo BUILD=build bench/run_live.sh
 # env: RUNS (3), DURATION (4), BUILD (build), NICE (-10: generator and
 #      receiver niceness; background jobs still delay the reader, less often),
-#      XDP_ARGS (extra weir options for the xdp receivers), BIG_XDP_ARGS (those
-#      of the -big receivers), PREFIX (wb: netns/veth name prefix)
+#      XDP_ARGS (extra weir options for the xdp receivers), OLD_XDP_ARGS and
+#      BIG_XDP_ARGS (those of the -old and -big receivers), PREFIX (wb:
+#      netns/veth name prefix), LABELS (receivers to run, default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}; DURATION=${DURATION:-4}; BUILD=${BUILD:-build}; NICE=${NICE:--10}; XDP_ARGS=${XDP_ARGS:-}
 BIG_XDP_ARGS=${BIG_XDP_ARGS:---xdp-ring-size 65536 --xdp-umem-frames 131072 --xdp-frame-size 2048}
+OLD_XDP_ARGS=${OLD_XDP_ARGS:---xdp-ring-size 4096 --xdp-umem-frames 8192}
 PREFIX=${PREFIX:-wb}
 WEIR=$BUILD/tools/weir; GEN=$BUILD/tools/weir-gen/weir-gen
 [ -x "$WEIR" ] && [ -x "$GEN" ] || { echo "build weir and weir-gen first ($BUILD)"; exit 1; }
@@ -68,6 +72,8 @@ run_one() { # label -> prints "rate drops generated cpu% cpu-ns-per-packet"
       case $label in
         xdp-count) spec="xdp:$OUT"; args+=(--capture-only); read -ra extra <<<"$XDP_ARGS"; args+=("${extra[@]}") ;;
         xdp-weir) spec="xdp:$OUT"; args+=(-w 0); read -ra extra <<<"$XDP_ARGS"; args+=("${extra[@]}") ;;
+        xdp-count-old) spec="xdp:$OUT"; args+=(--capture-only); read -ra extra <<<"$OLD_XDP_ARGS"; args+=("${extra[@]}") ;;
+        xdp-weir-old) spec="xdp:$OUT"; args+=(-w 0); read -ra extra <<<"$OLD_XDP_ARGS"; args+=("${extra[@]}") ;;
         xdp-count-big) spec="xdp:$OUT"; args+=(--capture-only); read -ra extra <<<"$BIG_XDP_ARGS"; args+=("${extra[@]}") ;;
         xdp-weir-big) spec="xdp:$OUT"; args+=(-w 0); read -ra extra <<<"$BIG_XDP_ARGS"; args+=("${extra[@]}") ;;
         afpacket-weir) spec="afpacket:$OUT"; args+=(-w 0) ;;
@@ -92,7 +98,7 @@ s=json.load(open(sys.argv[1])); print(s["packets"], s.get("capture_drops", 0))' 
   python3 -c "print(f'{$rx/$secs/1e6:.3f} {$drops} {$sent/$secs/1e6:.3f} {$cpu:.0f} {1e9 * $ticks / $(getconf CLK_TCK) / max(1, $rx):.0f}')"
 }
 
-LABELS=(sink xdp-count xdp-weir xdp-count-big xdp-weir-big afpacket-weir pcap-weir)
+read -ra LABELS <<<"${LABELS:-sink xdp-count xdp-weir xdp-count-old xdp-weir-old xdp-count-big xdp-weir-big afpacket-weir pcap-weir}"
 declare -A results
 for r in $(seq "$RUNS"); do
   for l in "${LABELS[@]}"; do
@@ -111,5 +117,10 @@ ratios() { # bare whole -> "whole/bare % and whole/libpcap x"
   python3 -c "import sys; b,w,p=map(float,sys.argv[1:]); print(f'{100*w/b:.0f} % of bare AF_XDP (target 90 %), {w/p:.2f}x libpcap (target 1.5x)' if b>0 and p>0 else 'n/a')" \
     "$(median "$1")" "$(median "$2")" "$(median pcap-weir)"
 }
-echo "whole pipeline, default rings: $(ratios xdp-count xdp-weir)"
-echo "whole pipeline, 256 MiB UMEM:  $(ratios xdp-count-big xdp-weir-big)"
+has() { [[ " ${LABELS[*]} " == *" $1 "* ]]; }
+for pair in "default sizes:xdp-count xdp-weir" "former 4096 rings:xdp-count-old xdp-weir-old" \
+            "65536 rings, 2048 B frames:xdp-count-big xdp-weir-big"; do
+  read -r b w <<<"${pair#*:}"
+  has "$b" && has "$w" && has pcap-weir && echo "whole pipeline, ${pair%%:*}: $(ratios "$b" "$w")"
+done
+exit 0

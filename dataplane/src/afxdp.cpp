@@ -26,6 +26,7 @@
 // sockets in error (interface gone) are reported once and never spun on.
 #include <weir/dataplane/afxdp.hpp>
 #include <weir/dataplane/xdp_program.hpp>
+#include <weir/dataplane/xdp_sizing.hpp>
 
 #include <weir/abi/xdp.h>
 
@@ -81,11 +82,6 @@ constexpr uint32_t kBusyPollUsecs = 20;
 constexpr uint64_t kLinkCheckNs = 1'000'000'000;
 constexpr uint32_t kBusyRetries = 50;          // x 20 ms: a queue freed by a closing socket
 constexpr uint64_t kBusyRetryNs = 20'000'000;
-
-bool power_of_two(uint32_t v) noexcept
-{
-    return v && !(v & (v - 1));
-}
 
 struct Umem {
     void* area = MAP_FAILED;
@@ -527,13 +523,6 @@ private:
 
 Result<void> check_options(const std::string& ifname, const LiveOptions& o)
 {
-    if (!power_of_two(o.xdp_frame_size) || o.xdp_frame_size < 2048 || o.xdp_frame_size > 4096)
-        return invalid(fmt::format("xdp:{}: frame size {} (2048 or 4096)", ifname, o.xdp_frame_size));
-    if (!power_of_two(o.xdp_ring_size) || o.xdp_ring_size < 64)
-        return invalid(fmt::format("xdp:{}: ring size {} (a power of two, at least 64)", ifname, o.xdp_ring_size));
-    if (o.xdp_umem_frames < 64 || uint64_t(o.xdp_umem_frames) * o.xdp_frame_size > (uint64_t(1) << 32))
-        return invalid(fmt::format("xdp:{}: {} UMEM frames (at least 64, at most 4 GiB per queue)", ifname,
-                                   o.xdp_umem_frames));
     if (o.xdp_sockets_per_queue == 0 || o.xdp_sockets_per_queue > WEIR_XDP_MAX_SOCKETS_PER_QUEUE)
         return invalid(fmt::format("xdp:{}: {} sockets per queue (1..{})", ifname, o.xdp_sockets_per_queue,
                                    WEIR_XDP_MAX_SOCKETS_PER_QUEUE));
@@ -552,6 +541,7 @@ struct Prepared {
     uint32_t ifindex = 0;
     std::vector<uint32_t> queues;
     std::shared_ptr<XdpProgram> prog;
+    LiveOptions opt;  // ring and UMEM sizes filled in
 };
 
 Result<Prepared> prepare(const std::string& ifname, const std::vector<uint32_t>& queues, const LiveOptions& opt)
@@ -577,6 +567,13 @@ Result<Prepared> prepare(const std::string& ifname, const std::vector<uint32_t>&
     }
     if (auto c = check_options(ifname, opt); !c)
         return c.error();
+    auto sizing = xdp_sizing(ifname, opt, uint32_t(qs.size()), physical_ram_bytes());
+    if (!sizing)
+        return sizing.error();
+    const XdpSizing& sz = sizing.value();
+    LiveOptions sized = opt;
+    sized.xdp_ring_size = sz.ring_size;
+    sized.xdp_umem_frames = sz.umem_frames;
 
     // Someone else's XDP program: say so before any socket is made
     // (XdpProgram::attach checks again, atomically).
@@ -596,7 +593,16 @@ Result<Prepared> prepare(const std::string& ifname, const std::vector<uint32_t>&
     auto prog = XdpProgram::load(pc);
     if (!prog)
         return Error{prog.error().code, fmt::format("xdp:{}: {}", ifname, prog.error().context)};
-    return Prepared{ifindex, std::move(qs), std::shared_ptr<XdpProgram>(std::move(prog.value()))};
+    // Sizes weir chose are said once, with how to change them.
+    if (sz.ring_default || sz.umem_default)
+        std::fprintf(stderr, "weir: xdp:%s: %s (%s; set %s to override)\n", ifname.c_str(), sz.describe().c_str(),
+                     sz.ring_default && sz.umem_default ? "default sizes for this queue count"
+                     : sz.ring_default                   ? "default ring size for this queue count"
+                                                         : "default UMEM for this ring size",
+                     sz.ring_default && sz.umem_default ? "--xdp-ring-size and --xdp-umem-frames"
+                     : sz.ring_default                   ? "--xdp-ring-size"
+                                                         : "--xdp-umem-frames");
+    return Prepared{ifindex, std::move(qs), std::shared_ptr<XdpProgram>(std::move(prog.value())), std::move(sized)};
 }
 
 } // namespace
@@ -607,7 +613,7 @@ Result<std::unique_ptr<PacketSource>> open_afxdp(const std::string& ifname, cons
     auto p = prepare(ifname, queues, opt);
     if (!p)
         return p.error();
-    auto src = std::make_unique<AfXdpSource>(ifname, p.value().ifindex, std::move(p.value().queues), opt,
+    auto src = std::make_unique<AfXdpSource>(ifname, p.value().ifindex, std::move(p.value().queues), p.value().opt,
                                              std::move(p.value().prog));
     if (auto r = src->setup(); !r)
         return r.error();  // src's destructor detaches and closes whatever was set up
@@ -626,7 +632,7 @@ Result<std::vector<std::unique_ptr<PacketSource>>> open_afxdp_queues(const std::
     // attached only once every socket is in place (as open_afxdp() does).
     std::vector<std::unique_ptr<PacketSource>> out;
     for (uint32_t q : pr.queues) {
-        auto src = std::make_unique<AfXdpSource>(ifname, pr.ifindex, std::vector<uint32_t>{q}, opt, pr.prog);
+        auto src = std::make_unique<AfXdpSource>(ifname, pr.ifindex, std::vector<uint32_t>{q}, pr.opt, pr.prog);
         if (auto r = src->setup(false); !r)
             return r.error();
         out.push_back(std::move(src));

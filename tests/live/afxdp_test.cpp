@@ -134,12 +134,13 @@ struct CaptureCase {
     uint32_t sockets_per_queue;
     uint16_t workers;
     bool busy_poll = false;
+    bool default_sizes = false;  ///< rings and UMEM left to weir (the sizes the start line names)
 };
 
 void PrintTo(const CaptureCase& c, std::ostream* os)
 {
     *os << c.queues << " queues, " << c.sockets_per_queue << " sockets per queue, " << c.workers << " workers"
-        << (c.busy_poll ? ", busy polling" : "");
+        << (c.busy_poll ? ", busy polling" : "") << (c.default_sizes ? ", default sizes" : "");
 }
 
 class AfXdpCapture : public ::testing::TestWithParam<CaptureCase> {};
@@ -156,11 +157,27 @@ TEST_P(AfXdpCapture, ReplayArrivesWholeAndMakesTheFileFlows)
 
     LiveOptions opt;
     opt.xdp_sockets_per_queue = cc.sockets_per_queue;
-    opt.xdp_ring_size = 2048;
-    opt.xdp_umem_frames = 4096;
+    if (!cc.default_sizes) {
+        opt.xdp_ring_size = 2048;
+        opt.xdp_umem_frames = 4096;
+    }
     opt.xdp_busy_poll = cc.busy_poll;
+    ::testing::internal::CaptureStderr();
     auto src = open_afxdp(v->outer, {}, opt);
+    const std::string said = ::testing::internal::GetCapturedStderr();
     ASSERT_TRUE(src) << src.error().message();
+    // Sizes weir chose are named at the start, given ones are not.
+    const std::string sizes =
+        cc.queues == 1 ? "rings of 65536 entries, UMEM 65536 x 4096 B = 256 MiB per queue (1 queue, 256 MiB in all)"
+                       : "rings of 32768 entries, UMEM 32768 x 4096 B = 128 MiB per queue (2 queues, 256 MiB in all)";
+    if (cc.default_sizes) {
+        EXPECT_NE(said.find("xdp:" + v->outer + ": " + sizes + " (default sizes for this queue count; set "
+                            "--xdp-ring-size and --xdp-umem-frames to override)"),
+                  std::string::npos)
+            << said;
+    } else {
+        EXPECT_EQ(said.find("rings of"), std::string::npos) << said;
+    }
     weir::PacketSource& s = *src.value();
     const std::string d = s.describe();
     EXPECT_NE(d.find("xdp:" + v->outer + (cc.queues == 1 ? "@0 " : "@0-1 ")), std::string::npos) << d;
@@ -223,6 +240,8 @@ TEST_P(AfXdpCapture, ReplayArrivesWholeAndMakesTheFileFlows)
     }
     EXPECT_EQ(mismatched, 0u) << "of " << file.size() << " flows";
     std::fprintf(stderr, "  %zu flows, the same from the interface and from the file\n", file.size() - mismatched);
+    if (!said.empty())
+        std::fprintf(stderr, "  %s", said.c_str());
 
     src.value().reset();
     EXPECT_EQ(xdp_prog_id(v->outer), 0u) << "XDP program left attached";
@@ -230,11 +249,13 @@ TEST_P(AfXdpCapture, ReplayArrivesWholeAndMakesTheFileFlows)
 
 INSTANTIATE_TEST_SUITE_P(Veth, AfXdpCapture,
                          ::testing::Values(CaptureCase{1, 1, 0}, CaptureCase{2, 1, 1}, CaptureCase{1, 2, 1},
-                                           CaptureCase{2, 2, 1, true}),
+                                           CaptureCase{2, 2, 1, true}, CaptureCase{1, 1, 0, false, true},
+                                           CaptureCase{2, 2, 1, false, true}),
                          [](const auto& i) {
                              return "q" + std::to_string(i.param.queues) + "_spq" +
                                     std::to_string(i.param.sockets_per_queue) + "_w" + std::to_string(i.param.workers) +
-                                    (i.param.busy_poll ? "_busypoll" : "");
+                                    (i.param.busy_poll ? "_busypoll" : "") +
+                                    (i.param.default_sizes ? "_defaultsizes" : "");
                          });
 
 TEST(AfXdp, NoSuchInterface)
@@ -266,6 +287,13 @@ TEST(AfXdp, QueueOutOfRangeAndBadOptions)
     EXPECT_EQ(open_afxdp(v->outer, {0}, o).error().code, std::errc::invalid_argument);
     o = LiveOptions{};
     o.xdp_ring_size = 1000;
+    auto bad = open_afxdp(v->outer, {0}, o);
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().code, std::errc::invalid_argument);
+    EXPECT_NE(bad.error().message().find("ring size 1000 (a power of two from 64 to 1048576"), std::string::npos)
+        << bad.error().message();
+    o.xdp_ring_size = 4096;
+    o.xdp_umem_frames = 32;
     EXPECT_EQ(open_afxdp(v->outer, {0}, o).error().code, std::errc::invalid_argument);
     o = LiveOptions{};
     o.xdp_sockets_per_queue = 0;

@@ -720,8 +720,12 @@ int main(int argc, char** argv)
         ->check(CLI::IsMember({"auto", "on", "off"}))->capture_default_str();
     lg->add_flag("--busy-poll", o.live.xdp_busy_poll, "AF_XDP preferred busy polling");
     lg->add_option("--xdp-frame-size", o.live.xdp_frame_size, "AF_XDP UMEM frame size")->check(CLI::IsMember({2048, 4096}))->capture_default_str();
-    lg->add_option("--xdp-ring-size", o.live.xdp_ring_size, "AF_XDP RX and fill ring entries")->capture_default_str();
-    lg->add_option("--xdp-umem-frames", o.live.xdp_umem_frames, "AF_XDP UMEM frames per queue")->capture_default_str();
+    lg->add_option("--xdp-ring-size", o.live.xdp_ring_size,
+                   "AF_XDP RX and fill ring entries, a power of two from 64 to 1048576 (default: 65536 for one queue, "
+                   "divided by the queue count, at least 4096; the start line says what was chosen)");
+    lg->add_option("--xdp-umem-frames", o.live.xdp_umem_frames,
+                   "AF_XDP UMEM frames per queue (default: the ring size, at least 8192; 65536 x 4096 B = 256 MiB for "
+                   "one queue)");
     lg->add_option("--xdp-sockets-per-queue", o.live.xdp_sockets_per_queue, "AF_XDP sockets sharing one queue's UMEM, fanned out by flow hash")
         ->check(CLI::Range(1, 64))->capture_default_str();
     lg->add_option("--afpacket-sockets", o.live.afp_sockets, "AF_PACKET sockets in one fanout group")->check(CLI::Range(1, 64))->capture_default_str();

@@ -47,8 +47,8 @@ struct LiveOptions {
 
     // AF_XDP
     uint32_t xdp_frame_size = 4096;
-    uint32_t xdp_ring_size = 4096;     ///< RX and fill ring entries per socket
-    uint32_t xdp_umem_frames = 8192;   ///< per socket (shared UMEM: per queue)
+    uint32_t xdp_ring_size = 0;        ///< RX and fill ring entries per socket; 0: by queue count (xdp_sizing.hpp)
+    uint32_t xdp_umem_frames = 0;      ///< per queue (shared by its sockets); 0: by queue count (xdp_sizing.hpp)
     enum class ZeroCopy : uint8_t { Auto, On, Off } xdp_zero_copy = ZeroCopy::Auto;
     enum class XdpMode : uint8_t { Auto, Native, Generic } xdp_mode = XdpMode::Auto;
     bool xdp_busy_poll = false;
