@@ -44,6 +44,22 @@ void NlMessage::attr(uint16_t type, const void* data, size_t len)
     hdr()->nlmsg_len = static_cast<uint32_t>(buf_.size());
 }
 
+size_t NlMessage::nest_begin(uint16_t type)
+{
+    const size_t at = buf_.size();
+    attr(type, nullptr, 0);
+    return at;
+}
+
+void NlMessage::nest_end(size_t at)
+{
+    nlattr a;
+    std::memcpy(&a, buf_.data() + at, sizeof a);
+    a.nla_len = static_cast<uint16_t>(buf_.size() - at);
+    a.nla_type |= NLA_F_NESTED;
+    std::memcpy(buf_.data() + at, &a, sizeof a);
+}
+
 void for_each_attr(const uint8_t* data, size_t len,
                    const std::function<void(uint16_t, const uint8_t*, size_t)>& f)
 {

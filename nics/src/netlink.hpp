@@ -1,7 +1,8 @@
-// A minimal netlink client for the two requests weir::nics makes:
-// RTM_GETLINK (rtnetlink) and NETDEV_CMD_DEV_GET (generic netlink family
-// "netdev"). Requests are "do" (not dump) requests answered by one message;
-// a receive timeout bounds every wait.
+// A minimal netlink client for the requests weir::nics makes: RTM_GETLINK,
+// RTM_NEWLINK and RTM_DELLINK (rtnetlink) and NETDEV_CMD_DEV_GET (generic
+// netlink family "netdev"). Requests are "do" (not dump) requests answered
+// by one message (a change with NLM_F_ACK by its acknowledgement); a
+// receive timeout bounds every wait.
 #pragma once
 
 #include <weir/core/result.hpp>
@@ -24,6 +25,10 @@ public:
     void attr(uint16_t type, const void* data, size_t len);
     void attr_u32(uint16_t type, uint32_t v) { attr(type, &v, sizeof v); }
     void attr_str(uint16_t type, const std::string& s) { attr(type, s.c_str(), s.size() + 1); }
+    /// Opens a nested attribute; what is added until nest_end(returned
+    /// offset) is its payload.
+    [[nodiscard]] size_t nest_begin(uint16_t type);
+    void nest_end(size_t at);
     nlmsghdr* hdr() { return reinterpret_cast<nlmsghdr*>(buf_.data()); }
     [[nodiscard]] const std::vector<uint8_t>& bytes() const { return buf_; }
 
