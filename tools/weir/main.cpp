@@ -18,6 +18,7 @@
 #include <weir/exporters/exporter.hpp>
 #include <weir/exporters/flow_file_writer.hpp>
 #include <weir/exporters/zmq_exporter.hpp>
+#include <weir/nics/egress_queues.hpp>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -96,6 +97,9 @@ struct Options {
     std::string verdict_pin;
     uint32_t verdict_max = 1u << 20;
     std::vector<std::string> egress;
+    uint32_t egress_queues = 0; // -o N: veth pairs made as the egress list
+    std::string egress_queue_name = "weirq";
+    bool egress_queues_keep = false;
     uint32_t egress_hash = 5;
     std::string egress_conf;
     std::string egress_kernel = "on"; // XDP DIVERT of settled forward / egress:X flows (AF_XDP)
@@ -441,6 +445,28 @@ void write_summary_json(const std::string& path, const weir::engine::PipelineSta
         std::fclose(f);
 }
 
+// -o N: the MTU of the egress queues: the largest of the capture
+// interfaces' (frames as large as the capture's fit, no larger), or the
+// largest a veth takes when reading files (frames captured with offloads
+// on can be far above 1500 bytes) or when no interface MTU is known (DPDK).
+uint32_t egress_queue_mtu(const Options& o)
+{
+    std::vector<std::string> ifaces;
+    if (!o.bridge.empty()) {
+        const auto c = o.bridge.find(':');
+        ifaces = {o.bridge.substr(0, c), c == std::string::npos ? std::string() : o.bridge.substr(c + 1)};
+    } else if (auto specs = weir::dataplane::parse_interface_list(o.input)) {
+        for (const auto& sp : *specs)
+            if (sp.backend != weir::dataplane::Backend::File && sp.backend != weir::dataplane::Backend::Dpdk)
+                ifaces.push_back(sp.name);
+    }
+    uint32_t mtu = 0;
+    for (const auto& name : ifaces)
+        if (auto l = weir::nics::link_info(name); l && *l)
+            mtu = std::max(mtu, (*l)->mtu);
+    return mtu >= 68 ? std::min(mtu, weir::nics::kMaxVethMtu) : weir::nics::kMaxVethMtu;
+}
+
 // --bridge ifA:ifB: the XDP program forwards in the kernel; weir only keeps
 // the verdict channel, the fail-closed heartbeat and the statistics, and
 // decides what the bridge does once weir stops (docs/ids.md, Inline bridge).
@@ -746,6 +772,12 @@ int main(int argc, char** argv)
     vg->add_option("--verdict-max", o.verdict_max, "Flow verdicts held at most")->check(CLI::Range(16u, 1u << 26))->capture_default_str();
     vg->add_option("--egress", o.egress, "IDS mode: interfaces every flow is balanced over (whole, both directions), "
                                          "egress 0, 1, ... in this order; with verdicts also the DIVERT targets")->delimiter(',');
+    vg->add_option("-o,--balanced-egress-queues", o.egress_queues,
+                   "IDS mode without naming interfaces: weir makes N veth pairs (1..64, 1 = aggregation) and balances "
+                   "over them; an IDS reads PREFIX0p..PREFIX<N-1>p (instead of --egress)")->check(CLI::Range(1, 64));
+    vg->add_option("--egress-queue-name", o.egress_queue_name, "With -o: the pairs' name PREFIX (weir sends on PREFIX<i>, "
+                                                               "the IDS reads PREFIX<i>p)")->capture_default_str();
+    vg->add_flag("--egress-queues-keep", o.egress_queues_keep, "With -o: leave the pairs weir made in place at exit");
     vg->add_option("--egress-hash", o.egress_hash, "IDS mode: balance by the 5-tuple (5) or by the two addresses (2)")
         ->check(CLI::IsMember({2u, 5u}))->capture_default_str();
     vg->add_option("--egress-conf", o.egress_conf, "IDS mode: egress policy file (docs/ids.md); reloaded on SIGHUP")
@@ -794,6 +826,26 @@ int main(int argc, char** argv)
     }
     if (o.input.empty() == o.bridge.empty()) {
         fmt::print(stderr, "weir: give either -i/--input or --bridge IFACE_A:IFACE_B\n");
+        return 2;
+    }
+    // -o N: the egress list is the weir sides of N veth pairs, made below.
+    std::vector<weir::nics::EgressQueueName> queue_names;
+    if (o.egress_queues) {
+        if (!o.egress.empty()) {
+            fmt::print(stderr, "weir: -o/--balanced-egress-queues makes its own egress interfaces: give -o N or "
+                               "--egress IF,..., not both\n");
+            return 2;
+        }
+        auto qn = weir::nics::egress_queue_names(o.egress_queue_name, o.egress_queues);
+        if (!qn) {
+            fmt::print(stderr, "weir: {}\n", qn.error().message());
+            return 2;
+        }
+        queue_names = std::move(qn.value());
+        for (const auto& q : queue_names)
+            o.egress.push_back(q.weir_side);
+    } else if (app.count("--egress-queue-name") || o.egress_queues_keep) {
+        fmt::print(stderr, "weir: --egress-queue-name and --egress-queues-keep need -o N\n");
         return 2;
     }
     if (o.per_queue) {
@@ -862,6 +914,8 @@ int main(int argc, char** argv)
     // (docs/ids.md, "Flow accounting"): declared before the verdict server,
     // whose hooks use it, so that it outlives the server.
     XdpAccounting xdp_acct;
+    // -o N: outlives everything that sends on or points at the queues.
+    std::unique_ptr<weir::nics::EgressQueues> egress_queues;
     // Verdict maps first: the XDP program is loaded with them.
     std::optional<weir::dataplane::VerdictMap> verdicts;
     std::unique_ptr<weir::dataplane::VerdictServer> verdict_server;
@@ -877,6 +931,28 @@ int main(int argc, char** argv)
                          o.input.find(',') == std::string::npos;
     const bool verdict_channel = !o.verdict_socket.empty() || !o.verdict_zmq.empty() || !o.verdict_redis.url.empty() ||
                                  !o.verdict_pin.empty();
+    if (!queue_names.empty()) {
+        weir::nics::EgressQueueOptions qo;
+        qo.prefix = o.egress_queue_name;
+        qo.count = o.egress_queues;
+        qo.mtu = egress_queue_mtu(o);
+        qo.keep = o.egress_queues_keep;
+        // XDP redirects (kernel egress, bridge DIVERT) into a veth need GRO on its peer.
+        qo.ids_side_gro = kernel_egress || !o.bridge.empty();
+        std::vector<std::string> notes;
+        auto eq = weir::nics::EgressQueues::create(qo, &notes);
+        if (!eq) {
+            fmt::print(stderr, "weir: {}\n", eq.error().message());
+            return 1;
+        }
+        egress_queues = std::move(eq.value());
+        for (const auto& n : notes)
+            fmt::print(stderr, "weir: note: {}\n", n);
+        fmt::print(stderr, "weir: egress queues ready: Suricata/Snort/Zeek read {} (AF_PACKET), one IDS per queue; "
+                           "{} veth pairs made (MTU {}, {} at exit), {} reused\n",
+                   weir::nics::ids_side_range(queue_names), egress_queues->created(), qo.mtu,
+                   qo.keep ? "kept" : "removed", egress_queues->reused());
+    }
     bool want_verdicts = verdict_channel || kernel_egress;
     if (want_verdicts) {
         weir::dataplane::VerdictMapOptions vo;
