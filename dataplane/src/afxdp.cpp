@@ -6,7 +6,8 @@
 // sockets are created with libxdp's xsk API but with program loading
 // inhibited: their fds go into weir_xdp's own XSKMAP (xdp_program.hpp),
 // which is attached only once every socket is in place, so no error path
-// ever leaves a program on the interface.
+// ever leaves a program on the interface. The UMEM and the EBUSY retry are
+// xsk_umem.hpp's, shared with AF_XDP transmit (xsk_tx.cpp).
 //
 // Bind mode: zero-copy first (real NICs), and on EOPNOTSUPP (veth, generic
 // XDP) everything is rebuilt in copy mode, with a line on stderr. EBUSY on
@@ -28,6 +29,8 @@
 #include <weir/dataplane/xdp_program.hpp>
 #include <weir/dataplane/xdp_sizing.hpp>
 
+#include "xsk_umem.hpp"
+
 #include <weir/abi/xdp.h>
 
 #include <bpf/libbpf.h>
@@ -38,7 +41,6 @@
 #include <net/if.h>
 #include <poll.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -80,30 +82,13 @@ namespace {
 constexpr uint32_t kCompRingSize = 64;  // no TX: the completion ring stays empty
 constexpr uint32_t kBusyPollUsecs = 20;
 constexpr uint64_t kLinkCheckNs = 1'000'000'000;
-constexpr uint32_t kBusyRetries = 50;          // x 20 ms: a queue freed by a closing socket
-constexpr uint64_t kBusyRetryNs = 20'000'000;
 
-struct Umem {
-    void* area = MAP_FAILED;
-    size_t size = 0;
-    uint32_t frame_size = 0;
-    xsk_umem* umem = nullptr;
-    xsk_ring_prod fill{};
-    xsk_ring_cons comp{};
+// A captured queue's UMEM, with the frames in neither its fill ring nor
+// a burst.
+struct Umem : detail::XskUmem {
     int wake_fd = -1;             // first socket of the queue: kicks the driver
     std::vector<uint64_t> spare;  // frames in neither the fill ring nor a burst
     std::vector<uint64_t> held;   // frames of the last burst
-
-    Umem() = default;
-    Umem(const Umem&) = delete;
-    Umem& operator=(const Umem&) = delete;
-    ~Umem()
-    {
-        if (umem)
-            xsk_umem__delete(umem);
-        if (area != MAP_FAILED)
-            munmap(area, size);
-    }
 
     // Gives back the last burst's frames and tops the fill ring up.
     void refill() noexcept
@@ -303,20 +288,11 @@ public:
     }
 
 private:
-    // A queue whose previous AF_XDP socket was just closed stays busy until
-    // the kernel's deferred teardown of its buffer pool has run (a quick
-    // restart): EBUSY is retried for a while before it is an error.
+    // A queue whose previous AF_XDP socket was just closed stays busy for
+    // a moment (a quick restart): see detail::retry_while_busy.
     Result<void> build_sockets_retrying(uint16_t bind_flags)
     {
-        auto r = build_sockets(bind_flags);
-        for (uint32_t i = 0; !r && r.error().code.value() == EBUSY && i < kBusyRetries; ++i) {
-            const timespec ts{0, long(kBusyRetryNs)};
-            nanosleep(&ts, nullptr);
-            r = build_sockets(bind_flags);
-        }
-        if (!r && r.error().code.value() == EBUSY)
-            return Error{r.error().code, r.error().context + " (another AF_XDP socket is bound to this queue)"};
-        return r;
+        return detail::retry_while_busy([&] { return build_sockets(bind_flags); });
     }
 
     Result<void> build_sockets(uint16_t bind_flags)
@@ -327,28 +303,14 @@ private:
         const uint32_t spq = opt_.xdp_sockets_per_queue;
         for (uint32_t q : queues_) {
             auto u = std::make_unique<Umem>();
-            u->frame_size = opt_.xdp_frame_size;
-            u->size = size_t(opt_.xdp_umem_frames) * opt_.xdp_frame_size;
-            u->area = mmap(nullptr, u->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (u->area == MAP_FAILED)
-                return from_errno(errno, fmt::format("xdp:{}@{}: UMEM of {} bytes", ifname_, q, u->size));
-            // Huge pages where transparent huge pages are allowed: every
-            // frame handed out is in a page of its own otherwise, and the
-            // TLB misses show in the decoder's first read of each frame.
-            // Best effort: registration pins whatever pages back the area.
-            (void)madvise(u->area, u->size, MADV_HUGEPAGE);
-            xsk_umem_config uc{};
+            detail::XskUmemConfig uc;
+            uc.frames = opt_.xdp_umem_frames;
+            uc.frame_size = opt_.xdp_frame_size;
             uc.fill_size = opt_.xdp_ring_size;
             uc.comp_size = kCompRingSize;
-            uc.frame_size = opt_.xdp_frame_size;
-            uc.frame_headroom = 0;
-            uc.flags = 0;
-            int rc = xsk_umem__create(&u->umem, u->area, u->size, &u->fill, &u->comp, &uc);
-            if (rc != 0) {
-                u->umem = nullptr;
-                return from_errno(rc, fmt::format("xdp:{}@{}: register UMEM ({} frames of {} bytes)", ifname_, q,
-                                                  opt_.xdp_umem_frames, opt_.xdp_frame_size));
-            }
+            uc.huge_pages = true;
+            if (auto r = u->create(uc, fmt::format("xdp:{}@{}", ifname_, q)); !r)
+                return r;
             u->spare.reserve(opt_.xdp_umem_frames);
             u->held.reserve(opt_.xdp_umem_frames);
             for (uint32_t f = opt_.xdp_umem_frames; f-- > 0;)
@@ -367,8 +329,8 @@ private:
                 sc.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD;
                 sc.xdp_flags = 0;
                 sc.bind_flags = bind_flags;
-                rc = xsk_socket__create_shared(&s->xsk, ifname_.c_str(), q, u->umem, &s->rx, nullptr, &u->fill,
-                                               &u->comp, &sc);
+                const int rc = xsk_socket__create_shared(&s->xsk, ifname_.c_str(), q, u->umem, &s->rx, nullptr,
+                                                         &u->fill, &u->comp, &sc);
                 if (rc != 0) {
                     s->xsk = nullptr;
                     return from_errno(rc, fmt::format("xdp:{}: AF_XDP socket on queue {} ({} mode)", ifname_, q,

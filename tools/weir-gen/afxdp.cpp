@@ -1,9 +1,9 @@
-// AF_XDP mode: one TX-only socket on IFACE's queue --queue, zero-copy tried
+// AF_XDP mode: one TX-only socket on IFACE's queue --queue
+// (weir::dataplane::XskTxSocket, the one IDS egress uses), zero-copy tried
 // first, copy mode otherwise (veth, most virtual devices). The UMEM holds
-// kFrames copies of the template; a frame taken from the free list gets the
-// next flow written into it (ports and checksums only) and goes on the TX
-// ring; completions return it to the free list. No XDP program is loaded:
-// TX needs none.
+// copies of the template; a claimed frame gets the next flow written into
+// it (ports and checksums only) and goes on the TX ring; completions
+// return it to the free list. No XDP program is loaded: TX needs none.
 //
 // Counting: a completion means the kernel is done with the frame, not that
 // the device took it. In copy mode a frame the device dropped makes sendto()
@@ -11,12 +11,9 @@
 // completions - failed. Pacing is the same token bucket as live mode.
 #include "gen.hpp"
 
-#include <xdp/xsk.h>
+#include <weir/dataplane/xsk_tx.hpp>
 
 #include <net/if.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -25,7 +22,6 @@
 #include <cstring>
 #include <memory>
 #include <thread>
-#include <vector>
 
 namespace weir::gen {
 
@@ -36,53 +32,6 @@ constexpr uint32_t kFrameSize = 2048;
 constexpr uint32_t kRing = 2048;
 constexpr double kStallSeconds = 2.0;
 
-class Socket {
-public:
-    ~Socket()
-    {
-        if (xsk_)
-            xsk_socket__delete(xsk_);
-        if (umem_)
-            xsk_umem__delete(umem_);
-        if (area_ != MAP_FAILED)
-            munmap(area_, size_);
-    }
-
-    Result<void> open(const std::string& ifname, unsigned queue, bool zerocopy)
-    {
-        area_ = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (area_ == MAP_FAILED)
-            return from_errno(errno, "map UMEM");
-        xsk_umem_config ucfg{};
-        ucfg.fill_size = kRing;
-        ucfg.comp_size = kRing;
-        ucfg.frame_size = kFrameSize;
-        if (int rc = xsk_umem__create(&umem_, area_, size_, &fill_, &comp_, &ucfg); rc != 0)
-            return from_errno(rc, "create UMEM");
-        xsk_socket_config cfg{};
-        cfg.rx_size = XSK_RING_CONS__DEFAULT_NUM_DESCS;
-        cfg.tx_size = kRing;
-        cfg.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD;
-        cfg.bind_flags = static_cast<uint16_t>((zerocopy ? XDP_ZEROCOPY : XDP_COPY) | XDP_USE_NEED_WAKEUP);
-        if (int rc = xsk_socket__create(&xsk_, ifname.c_str(), queue, umem_, nullptr, &tx_, &cfg); rc != 0) {
-            xsk_ = nullptr;
-            return from_errno(rc, std::string("AF_XDP socket on ") + ifname + " queue " +
-                                      std::to_string(queue) + (zerocopy ? " (zero-copy)" : " (copy mode)"));
-        }
-        return {};
-    }
-
-    uint8_t* frame(uint64_t addr) const noexcept { return static_cast<uint8_t*>(area_) + addr; }
-
-    void* area_ = MAP_FAILED;
-    size_t size_ = static_cast<size_t>(kFrames) * kFrameSize;
-    xsk_umem* umem_ = nullptr;
-    xsk_socket* xsk_ = nullptr;
-    xsk_ring_prod fill_{};
-    xsk_ring_cons comp_{};
-    xsk_ring_prod tx_{};
-};
-
 } // namespace
 
 Result<GenReport> run_afxdp(const GenOptions& opt, const Template& t)
@@ -90,25 +39,19 @@ Result<GenReport> run_afxdp(const GenOptions& opt, const Template& t)
     if (if_nametoindex(opt.iface.c_str()) == 0)
         return from_errno(errno, "interface '" + opt.iface + "'");
 
-    auto sock = std::make_unique<Socket>();
-    bool zerocopy = true;
-    if (auto r = sock->open(opt.iface, opt.queue, true); !r) {
-        sock = std::make_unique<Socket>();
-        zerocopy = false;
-        if (auto r2 = sock->open(opt.iface, opt.queue, false); !r2)
-            return r2.error();
-    }
-    Socket& s = *sock;
+    dataplane::XskTxConfig c;
+    c.queue = opt.queue;
+    c.frames = kFrames;
+    c.frame_size = kFrameSize;
+    c.ring_size = kRing;
+    auto so = dataplane::XskTxSocket::open(opt.iface, c);
+    if (!so)
+        return so.error();
+    dataplane::XskTxSocket& s = *so.value();
+    const bool zerocopy = s.zero_copy();
+    for (uint32_t i = 0; i < kFrames; ++i)
+        std::memcpy(s.frame(uint64_t(i) * kFrameSize), t.bytes.data(), t.bytes.size());
 
-    std::vector<uint64_t> free_frames;
-    free_frames.reserve(kFrames);
-    for (uint32_t i = 0; i < kFrames; ++i) {
-        const uint64_t addr = static_cast<uint64_t>(kFrames - 1 - i) * kFrameSize;
-        std::memcpy(s.frame(addr), t.bytes.data(), t.bytes.size());
-        free_frames.push_back(addr);
-    }
-
-    const int fd = xsk_socket__fd(s.xsk_);
     const uint32_t len = static_cast<uint32_t>(t.bytes.size());
     const uint32_t batch = std::clamp(opt.batch, 1u, kRing / 2);
     const double rate = static_cast<double>(opt.rate);
@@ -119,24 +62,16 @@ Result<GenReport> run_afxdp(const GenOptions& opt, const Template& t)
     double last_progress = start;
 
     auto reap = [&]() {
-        uint32_t idx = 0;
-        const uint32_t n = xsk_ring_cons__peek(&s.comp_, kRing, &idx);
-        for (uint32_t i = 0; i < n; ++i)
-            free_frames.push_back(*xsk_ring_cons__comp_addr(&s.comp_, idx + i));
-        if (n) {
-            xsk_ring_cons__release(&s.comp_, n);
-            completed += n;
-        }
+        const uint32_t n = s.reap();
+        completed += n;
         return n;
     };
     // Copy mode transmits inside sendto(); zero-copy only needs a wakeup
-    // when the driver asks for one.
+    // when the driver asks for one (kick() knows).
     auto kick = [&]() -> Result<void> {
-        if (zerocopy && !xsk_ring_prod__needs_wakeup(&s.tx_))
+        switch (const int e = s.kick()) {
+        case 0:
             return {};
-        if (sendto(fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0) >= 0)
-            return {};
-        switch (errno) {
         case EBUSY: // the device dropped one frame (it is completed anyway)
             ++failed;
             return {};
@@ -145,7 +80,7 @@ Result<GenReport> run_afxdp(const GenOptions& opt, const Template& t)
         case EINTR:
             return {};
         default:
-            return from_errno(errno, "AF_XDP transmit on " + opt.iface);
+            return from_errno(e, "AF_XDP transmit on " + opt.iface);
         }
     };
 
@@ -157,7 +92,7 @@ Result<GenReport> run_afxdp(const GenOptions& opt, const Template& t)
             last_progress = now;
         if (opt.count && submitted >= opt.count)
             break;
-        uint64_t want = std::min<uint64_t>(batch, free_frames.size());
+        uint64_t want = batch;
         if (opt.count)
             want = std::min(want, opt.count - submitted);
         if (rate > 0) {
@@ -170,20 +105,16 @@ Result<GenReport> run_afxdp(const GenOptions& opt, const Template& t)
                 continue;
             }
         }
-        uint32_t idx = 0;
-        const uint32_t got = want ? xsk_ring_prod__reserve(&s.tx_, static_cast<uint32_t>(want), &idx) : 0;
-        for (uint32_t i = 0; i < got; ++i) {
-            const uint64_t addr = free_frames.back();
-            free_frames.pop_back();
-            apply_flow(s.frame(addr), t, opt.frame, flow);
+        uint32_t got = 0;
+        for (; got < want; ++got) {
+            uint8_t* f = s.claim(len);
+            if (!f)
+                break;
+            apply_flow(f, t, opt.frame, flow);
             flow = flow + 1 >= opt.frame.flows ? 0 : flow + 1;
-            xdp_desc* d = xsk_ring_prod__tx_desc(&s.tx_, idx + i);
-            d->addr = addr;
-            d->len = len;
-            d->options = 0;
         }
         if (got) {
-            xsk_ring_prod__submit(&s.tx_, got);
+            s.submit();
             submitted += got;
         }
         if (submitted != completed) {
