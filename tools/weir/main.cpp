@@ -103,6 +103,8 @@ struct Options {
     uint32_t egress_hash = 5;
     std::string egress_conf;
     std::string egress_kernel = "on"; // XDP DIVERT of settled forward / egress:X flows (AF_XDP)
+    std::string egress_tx = "auto";   // user-space transmit: AF_XDP where it can be had, else AF_PACKET
+    uint32_t egress_tx_queue = 0;     // AF_XDP TX queue of each egress
     bool no_promisc = false;
     double duration_s = 0;
     double stats_interval_s = -1; ///< -1: 1 s for live capture, off for files
@@ -410,11 +412,14 @@ std::string print_egress_summary(std::FILE* out, const weir::engine::EgressStage
                                 es.divert_failures, es.kernel_packets, es.kernel_bytes);
     for (size_t i = 0; i < ports.size(); ++i) {
         const auto c = ports[i]->counters();
-        fmt::print(out, "    egress {} {:<12} {:>10} frames {:>12} bytes sent, {} dropped (TX full), {} errors{}\n", i,
-                   ports[i]->ifname(), c.packets, c.bytes, c.dropped, c.errors,
-                   ports[i]->first_error() ? fmt::format(" (first: {})", std::strerror(ports[i]->first_error())) : "");
-        j += fmt::format(R"({}{{"interface":"{}","queued":{},"packets":{},"bytes":{},"dropped":{},"errors":{}}})",
-                         i ? "," : "", ports[i]->ifname(), es.egress_packets[i], c.packets, c.bytes, c.dropped, c.errors);
+        fmt::print(out, "    egress {} {:<12} {:>10} frames {:>12} bytes sent, {} dropped (TX full), {} errors{}, {}\n",
+                   i, ports[i]->ifname(), c.packets, c.bytes, c.dropped, c.errors,
+                   ports[i]->first_error() ? fmt::format(" (first: {})", std::strerror(ports[i]->first_error())) : "",
+                   ports[i]->tx_path());
+        j += fmt::format(R"({}{{"interface":"{}","tx":"{}","queued":{},"packets":{},"bytes":{},"dropped":{},)"
+                         R"("errors":{}}})",
+                         i ? "," : "", ports[i]->ifname(), ports[i]->tx_path(), es.egress_packets[i], c.packets,
+                         c.bytes, c.dropped, c.errors);
     }
     return j + "]}";
 }
@@ -784,8 +789,14 @@ int main(int argc, char** argv)
         ->check(CLI::ExistingFile);
     vg->add_option("--egress-kernel", o.egress_kernel, "IDS mode with AF_XDP capture: forward each flow's packets after "
                                                        "its decision in the kernel (XDP DIVERT), on by default; off: "
-                                                       "every frame by user-space AF_PACKET TX, in capture order")
+                                                       "every frame by user-space TX, in capture order")
         ->check(CLI::IsMember({"on", "off"}))->capture_default_str();
+    vg->add_option("--egress-tx", o.egress_tx, "IDS mode: user-space transmit to the egresses: afxdp (an AF_XDP socket "
+                                               "per egress), afpacket (sendmmsg), auto (AF_XDP where its socket can "
+                                               "be made, else AF_PACKET)")
+        ->check(CLI::IsMember({"auto", "afxdp", "afpacket"}))->capture_default_str();
+    vg->add_option("--egress-tx-queue", o.egress_tx_queue, "IDS mode: TX queue of each egress's AF_XDP socket")
+        ->capture_default_str();
     auto* xg = app.add_option_group("Flow export", "NetFlow v5/v9 and IPFIX to collectors (see docs/export.md)");
     xg->add_option("--v5", o.exp.v5, "NetFlow v5 collectors: host:port[,host:port] (IPv4 flows only)");
     xg->add_option("--v9", o.exp.v9, "NetFlow v9 collectors: host:port[,host:port]");
@@ -925,7 +936,7 @@ int main(int argc, char** argv)
     // program's weir_egress DEVMAP, so the verdict maps are made even
     // without a verdict channel.
     // Where it cannot be had (verdict maps, program load), weir says why
-    // and goes on with AF_PACKET TX, unless verdicts were asked for.
+    // and goes on with user-space TX, unless verdicts were asked for.
     bool kernel_egress = o.egress_kernel == "on" && !o.egress.empty() && o.egress.size() <= WEIR_XDP_MAX_EGRESS &&
                          o.bridge.empty() && !o.capture_only && o.input.rfind("xdp:", 0) == 0 &&
                          o.input.find(',') == std::string::npos;
@@ -960,7 +971,7 @@ int main(int argc, char** argv)
         vo.pin_dir = o.verdict_pin;
         auto vm = weir::dataplane::VerdictMap::create(vo);
         if (!vm && !verdict_channel) {
-            fmt::print(stderr, "weir: kernel egress off, every frame by AF_PACKET TX: verdict maps: {}\n",
+            fmt::print(stderr, "weir: kernel egress off, every frame by user-space TX: verdict maps: {}\n",
                        vm.error().message());
             kernel_egress = want_verdicts = false;
         } else if (!vm) {
@@ -1022,7 +1033,7 @@ int main(int argc, char** argv)
     auto src = o.per_queue ? weir::tools::open_per_queue(o.input, o.live, queue_sources)
                            : weir::dataplane::open_input(o.input, o.live);
     if (!src && kernel_egress && !verdict_channel) {
-        fmt::print(stderr, "weir: kernel egress off, every frame by AF_PACKET TX: {}\n", src.error().message());
+        fmt::print(stderr, "weir: kernel egress off, every frame by user-space TX: {}\n", src.error().message());
         kernel_egress = want_verdicts = false;
         o.live.verdict_map_fd = o.live.subnet_verdict_map_fd = -1;
         o.live.egress_ifaces.clear();
@@ -1151,6 +1162,10 @@ int main(int argc, char** argv)
     if (!o.egress.empty()) {
         weir::dataplane::EgressPortOptions eo;
         eo.lossless = !live; // files: wait (bounded) for TX room; interfaces: count drops
+        eo.tx = o.egress_tx == "afxdp"      ? weir::dataplane::EgressTx::AfXdp
+                : o.egress_tx == "afpacket" ? weir::dataplane::EgressTx::AfPacket
+                                            : weir::dataplane::EgressTx::Auto;
+        eo.xdp_queue = o.egress_tx_queue;
         std::vector<weir::EgressOutput*> outs;
         // An egress that is also an input would send every frame back to itself.
         for (size_t pos = 0; pos <= o.input.size();) {
@@ -1351,7 +1366,7 @@ int main(int argc, char** argv)
         reloader.join();
     }
     for (auto& p : egress_ports)
-        p->flush();
+        p->drain(1000);
     progress.stop();
     if (progress_printed)
         fmt::print(stderr, "\n");
