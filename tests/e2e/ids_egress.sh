@@ -79,7 +79,8 @@ start_tcpdump eg
 
 # Many small blocks: a block is handed over every 4 ms at this rate, and
 # 1024 of them ride out seconds of a starved reader on a loaded machine.
-"$WEIR" -i afpacket:$SRC --afpacket-blocks 1024 --afpacket-block-size 65536 \
+# WEIR_EGRESS_TX=afxdp runs the same checks through AF_XDP TX.
+"$WEIR" -i afpacket:$SRC --afpacket-blocks 1024 --afpacket-block-size 65536 --egress-tx "${WEIR_EGRESS_TX:-afpacket}" \
         --egress weg-e0,weg-e1,weg-e2 --egress-conf "$TMP/policy.conf" \
         --json "$TMP/got.json" -q -d 86400 -t 86400 --stats-interval 0 --duration 120 \
         --summary-json "$TMP/summary.json" 2>"$TMP/err" &

@@ -103,7 +103,7 @@ struct Options {
     uint32_t egress_hash = 5;
     std::string egress_conf;
     std::string egress_kernel = "on"; // XDP DIVERT of settled forward / egress:X flows (AF_XDP)
-    std::string egress_tx = "auto";   // user-space transmit: AF_XDP where it can be had, else AF_PACKET
+    std::string egress_tx = "afpacket"; // user-space transmit (auto: AF_XDP where it can be had, else AF_PACKET)
     uint32_t egress_tx_queue = 0;     // AF_XDP TX queue of each egress
     bool no_promisc = false;
     double duration_s = 0;
