@@ -1046,11 +1046,6 @@ int main(int argc, char** argv)
     }
     weir::PacketSource& source = *src.value();
     const bool live = source.live();
-    if (live)
-        fmt::print(stderr, "weir: capturing on {}{}\n", source.describe(),
-                   o.per_queue ? fmt::format(" ({} per-queue threads)", queue_sources.size()) : "");
-    for (const auto& w : nic_warnings)
-        fmt::print(stderr, "weir: warning: {}\n", w);
     if (want_verdicts) {
         if (source.describe().find("verdicts on") == std::string::npos) {
             fmt::print(stderr, "weir: verdicts need AF_XDP capture (-i xdp:IFACE); {} has none\n", source.describe());
@@ -1358,6 +1353,14 @@ int main(int argc, char** argv)
             }
         });
     }
+    // Said once everything is set up (tables prefaulted, egress ports,
+    // exporters): from here on packets are read as they come, which is
+    // what a script waiting for this line needs.
+    if (live)
+        fmt::print(stderr, "weir: capturing on {}{}\n", source.describe(),
+                   o.per_queue ? fmt::format(" ({} per-queue threads)", queue_sources.size()) : "");
+    for (const auto& w : nic_warnings)
+        fmt::print(stderr, "weir: warning: {}\n", w);
     const auto st = pipeline.run(source);
     xdp_poller.stop();
     xdp_acct.attach(nullptr);
