@@ -487,7 +487,8 @@ TEST(PcapFileErrors, BadMagicSaysWhatWasFound)
     EXPECT_THAT(msg, HasSubstr("libpcap"));
 }
 
-class RecordErrors : public ::testing::TestWithParam<Magic> {
+// A test over every magic, with the writer options of its parameter.
+class MagicTest : public ::testing::TestWithParam<Magic> {
 protected:
     PcapOptions opts() const
     {
@@ -496,6 +497,10 @@ protected:
         o.precision = std::get<1>(GetParam());
         return o;
     }
+};
+
+class RecordErrors : public MagicTest {
+protected:
 
     // Writes `bytes`, reads it with burst 4, expects `good` packets then an
     // error naming record good+1 at `offset` and containing `what`.
@@ -609,16 +614,7 @@ INSTANTIATE_TEST_SUITE_P(AllMagics, RecordErrors, kAllMagics, magic_name);
 // bytes of data after a 16-byte header) and the 20,000-byte frame below.
 const std::vector<size_t> kBufferSizes{1, 16, 17, 30, 31, 100, 333, 1024, 1514, 1530, 1531, 4096, 20015, 20016, 65536};
 
-class ReadBuffer : public ::testing::TestWithParam<Magic> {
-protected:
-    PcapOptions opts() const
-    {
-        PcapOptions o;
-        o.byte_order = std::get<0>(GetParam());
-        o.precision = std::get<1>(GetParam());
-        return o;
-    }
-};
+class ReadBuffer : public MagicTest {};
 
 TEST_P(ReadBuffer, RecordsStraddleRefillsAndOutgrowTheBuffer)
 {
