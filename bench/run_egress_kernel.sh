@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # IDS egress throughput, kernel egress (XDP DIVERT through the weir_egress
-# DEVMAP) against user-space AF_PACKET TX, on the same generator: weir-gen
+# DEVMAP) against user-space AF_PACKET TX and AF_XDP TX (copy mode on veth),
+# on the same generator: weir-gen
 # (BPF live frames, UDP, 1000 flows, CPU 1) sends from namespace A into
 # eo-bA0, which weir captures with AF_XDP (CPU 0) and balances over two
 # egress veths eo-bE0, eo-bE1; weir-gen's XDP sink counts what arrives on
@@ -8,6 +9,7 @@
 # rate received over both egresses, and weir's summary counters.
 # Root; BUILD (default build dir b) must hold weir and weir-gen.
 #   sudo BUILD=b RUNS=3 DURATION=4 SIZE=64 bench/run_egress_kernel.sh
+# LABELS picks the paths (default "kernel afpacket afxdp").
 set -eu
 BUILD=${BUILD:-b}; RUNS=${RUNS:-3}; DURATION=${DURATION:-4}; SIZE=${SIZE:-64}; RATE=${RATE:-0}
 WEIR=$BUILD/tools/weir; GEN=$BUILD/tools/weir-gen/weir-gen
@@ -41,8 +43,8 @@ one() { # weir options...
     taskset -c 0 "$WEIR" -i xdp:$A0 --egress eo-bE0,eo-bE1 -q --stats-interval 0 --duration $((DURATION + 6)) \
         --summary-json "$TMP/sum.json" "$@" 2>"$TMP/weir.log" >/dev/null &
     local w=$!
+    # "capturing on" comes once the verdict server, egress ports and tables are set up.
     for _ in $(seq 100); do grep -q "capturing on" "$TMP/weir.log" && break; sleep 0.1; done
-    sleep 2 # weir starts its verdict server and pipeline after "capturing on"
     taskset -c 1 ip netns exec $NSA "$GEN" -i $A1 --duration "$DURATION" --size "$SIZE" --flows 1000 \
         --rate "$RATE" --json >"$TMP/gen.json"
     wait $w
@@ -61,11 +63,12 @@ print(f"generated {g['sent'] / t / 1e6:.2f} Mpps, received {rx / t / 1e6:.2f} Mp
       f"kernel {e['kernel_packets']} ({e['divert_installs']} flows)")
 PY
 }
-for label in kernel afpacket; do
+for label in ${LABELS:-kernel afpacket afxdp}; do
     for i in $(seq "$RUNS"); do
         case $label in
         kernel) r=$(one) ;;
-        afpacket) r=$(one --egress-kernel off) ;;
+        afpacket) r=$(one --egress-kernel off --egress-tx afpacket) ;;
+        afxdp) r=$(one --egress-kernel off --egress-tx afxdp) ;;
         esac
         echo "$label run $i: $r"
     done
