@@ -166,7 +166,7 @@ void take_stun(L7Info& l7, uint8_t& found, const d::StunMessage& m) noexcept
 struct DpiStage::Impl {
     DpiConfig cfg;
     DpiStats stats;
-    std::vector<uint32_t> index;         ///< entry + 1, 0 = empty; linear probing
+    std::vector<uint64_t> index;         ///< flow hash << 32 | entry + 1, 0 = empty; linear probing
     uint32_t mask = 0;
     struct FreeDeleter {
         void operator()(Entry* p) const noexcept { std::free(p); }
@@ -286,7 +286,7 @@ struct DpiStage::Impl {
         e.key = m.key;
         e.hash = m.hash;
         e.insp = kNone;
-        index[pos] = ei + 1;
+        index[pos] = uint64_t{m.hash} << 32 | (ei + 1);
         return e;
     }
 
@@ -328,11 +328,12 @@ struct DpiStage::Impl {
     uint32_t find(const FlowKey& k, uint32_t hash, uint32_t& pos) const noexcept
     {
         for (pos = hash & mask;; pos = (pos + 1) & mask) {
-            uint32_t e1 = index[pos];
+            // The hash in the slot: an entry is read only when it matches.
+            const uint64_t v = index[pos];
+            const auto e1 = static_cast<uint32_t>(v);
             if (e1 == 0)
                 return kNone;
-            const Entry& e = entries[e1 - 1];
-            if (e.hash == hash && e.key == k)
+            if (static_cast<uint32_t>(v >> 32) == hash && entries[e1 - 1].key == k)
                 return e1 - 1;
         }
     }
@@ -342,7 +343,7 @@ struct DpiStage::Impl {
     {
         uint32_t hole = pos;
         for (uint32_t j = (pos + 1) & mask; index[j] != 0; j = (j + 1) & mask) {
-            uint32_t home = entries[index[j] - 1].hash & mask;
+            uint32_t home = static_cast<uint32_t>(index[j] >> 32) & mask;
             // Move j into the hole when its home is not in (hole, j].
             bool between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
             if (!between) {

@@ -53,56 +53,139 @@ void l7_to_ring(void* ctx, const PacketMeta& m, const L7Info& l7) noexcept
 
 constexpr uint32_t kMaxWorkers = 64;
 
-// One payload copy for a worker's DPI. An nDPI copy longer than one slot
-// continues in the next slots (at most kNdpiCopySlots in all): its first
-// slot's len is the whole copy's, each later slot holds the next
-// kDpiCopyMax bytes.
-struct PayloadSlot {
-    uint64_t ts_ns; ///< of the packet it belongs to (with hash: matches slots to packets)
-    uint32_t hash;
-    uint32_t len;
-    uint8_t data[kDpiCopyMax];
-};
+// Payload copies for a worker's DPI, in one single-producer single-consumer
+// ring of bytes written and read in place: a record is a header and the
+// copy, rounded up to a cache line, so a small copy takes little room and
+// the ring's recently used bytes stay in cache. A record that would not fit
+// before the end of the buffer leaves a wrap marker there and starts at 0.
+// With nDPI a copy is up to kNdpiCopyMax bytes (TLS certificates in the
+// large segments of offloading captures), at level 1 up to kDpiCopyMax.
+constexpr uint32_t kNdpiCopyMax = 8 * (kDpiCopyMax + 8) - 16; // 16 KB records
 
-// nDPI reads a TLS certificate from segments that offloading captures
-// often make larger than one slot: up to 8 slots (16 KB) per copy.
-constexpr uint32_t kNdpiCopySlots = 8;
-
-// Single-producer single-consumer ring of payload slots, written and read
-// in place (a slot is too big to copy through boost's queue).
 class PayloadRing {
 public:
-    explicit PayloadRing(uint32_t min_slots)
+    struct Record {
+        uint64_t ts_ns; ///< of the packet it belongs to (with hash: matches records to packets)
+        uint32_t hash;
+        uint32_t len; ///< bytes of data; kWrap: none, the next record is at 0
+        uint8_t* data() noexcept { return reinterpret_cast<uint8_t*>(this + 1); }
+        const uint8_t* data() const noexcept { return reinterpret_cast<const uint8_t*>(this + 1); }
+    };
+    static_assert(sizeof(Record) == 16);
+    static constexpr uint32_t kWrap = UINT32_MAX;
+    static constexpr uint64_t record_bytes(uint32_t len) noexcept { return (sizeof(Record) + len + 63) & ~uint64_t{63}; }
+
+    explicit PayloadRing(uint64_t min_bytes)
     {
-        n_ = 1;
-        while (n_ < min_slots)
+        n_ = 4096;
+        while (n_ < min_bytes)
             n_ <<= 1;
-        slots_ = std::make_unique_for_overwrite<PayloadSlot[]>(n_);
+        buf_.reset(static_cast<uint8_t*>(::operator new[](n_, std::align_val_t{64})));
     }
-    PayloadSlot* write_slot() noexcept
+    /// Bytes free for the producer (records and wrap markers take them).
+    uint64_t free_bytes() noexcept
     {
-        if (tail_ - head_.load(std::memory_order_acquire) >= n_)
-            return nullptr;
-        return &slots_[tail_ & (n_ - 1)];
+        head_cache_ = head_.load(std::memory_order_acquire);
+        return n_ - (tail_ - head_cache_);
     }
-    void commit() noexcept { tail_pub_.store(++tail_, std::memory_order_release); }
-    uint64_t free_slots() const noexcept { return n_ - (tail_ - head_.load(std::memory_order_acquire)); }
-    const PayloadSlot* read_slot() noexcept
+    /// Room for a copy of `len` bytes, or nullptr when the ring has none.
+    /// The record is the consumer's after commit() and publish().
+    Record* reserve(uint32_t len) noexcept
     {
-        if (head_local_ == tail_pub_.load(std::memory_order_acquire))
+        const uint64_t need = record_bytes(len);
+        const uint64_t at = tail_ & (n_ - 1);
+        const uint64_t to_end = n_ - at;
+        const uint64_t skip = need > to_end ? to_end : 0;
+        // The consumer's position is read again only when the last one
+        // read leaves too little room: its cache line stays put.
+        if (n_ - (tail_ - head_cache_) < need + skip && free_bytes() < need + skip)
             return nullptr;
-        return &slots_[head_local_ & (n_ - 1)];
+        if (skip) {
+            record_at(at)->len = kWrap; // to_end >= 64: records are whole lines
+            tail_ += skip;
+        }
+        pending_ = need;
+        return record_at(tail_ & (n_ - 1));
     }
-    void release() noexcept { head_.store(++head_local_, std::memory_order_release); }
+    void commit() noexcept { tail_ += pending_; }
+    /// Makes the committed records the consumer's (once per burst, before
+    /// their packets are pushed).
+    void publish() noexcept
+    {
+        if (tail_ != tail_pub_cache_)
+            tail_pub_.store(tail_pub_cache_ = tail_, std::memory_order_release);
+    }
+    /// The oldest published record, or nullptr.
+    const Record* front() noexcept
+    {
+        for (;;) {
+            if (head_local_ == tail_seen_ && head_local_ == (tail_seen_ = tail_pub_.load(std::memory_order_acquire)))
+                return nullptr;
+            const uint64_t at = head_local_ & (n_ - 1);
+            const Record* r = record_at(at);
+            if (r->len != kWrap)
+                return r;
+            head_local_ += n_ - at;
+        }
+    }
+    /// Frees the record front() returned; the producer sees it after release().
+    void pop(const Record* r) noexcept { head_local_ += record_bytes(r->len); }
+    void release() noexcept
+    {
+        if (head_local_ != head_pub_)
+            head_.store(head_pub_ = head_local_, std::memory_order_release);
+    }
+    uint64_t capacity() const noexcept { return n_; }
 
 private:
+    Record* record_at(uint64_t at) const noexcept { return reinterpret_cast<Record*>(buf_.get() + at); }
+    struct Free {
+        void operator()(uint8_t* p) const noexcept { ::operator delete[](p, std::align_val_t{64}); }
+    };
     uint64_t n_ = 0;
-    std::unique_ptr<PayloadSlot[]> slots_;
+    std::unique_ptr<uint8_t[], Free> buf_;
+    // Each side's own positions and its last view of the other's on a line
+    // of its own; the published positions on lines of their own.
     alignas(64) std::atomic<uint64_t> head_{0};     // consumer position, published
-    uint64_t head_local_ = 0;                       // consumer's own copy
     alignas(64) std::atomic<uint64_t> tail_pub_{0}; // producer position, published
-    uint64_t tail_ = 0;                             // producer's own copy
+    alignas(64) uint64_t head_local_ = 0;           // consumer: its position,
+    uint64_t head_pub_ = 0;                         //   what it published,
+    uint64_t tail_seen_ = 0;                        //   the producer's last seen
+    alignas(64) uint64_t tail_ = 0;                 // producer: its position,
+    uint64_t tail_pub_cache_ = 0;                   //   what it published,
+    uint64_t head_cache_ = 0;                       //   the consumer's last seen
+    uint64_t pending_ = 0;                          //   bytes of the reserved record
 };
+
+// FlowTable::AfterPacket calling a lambda.
+template <typename F>
+void after_packet(void* ctx, const PacketMeta& m, uint32_t i) noexcept
+{
+    (*static_cast<F*>(ctx))(m, i);
+}
+
+// Largest copy per packet at a DPI level.
+constexpr uint32_t max_copy(uint8_t level) noexcept { return level == 2 ? kNdpiCopyMax : kDpiCopyMax; }
+
+// A lossless reader (files) makes sure, before each burst, that a whole
+// burst of the largest copies fits (and waits for the worker otherwise);
+// every byte then held belongs to a packet already pushed, so the wait
+// ends. The ring is a few such bursts: small, so it stays in cache. A lossy
+// reader (live capture) never waits: its ring has room for a kDpiCopyMax
+// copy of every packet that can be in the packet ring, in the reader's
+// staging block or in the worker's hands, and drops (counts) only longer
+// nDPI copies it cannot fit, after trying them cut to kDpiCopyMax.
+uint64_t burst_copy_bytes(const PipelineConfig& c) noexcept
+{
+    return (uint64_t{c.burst} + 2) * PayloadRing::record_bytes(max_copy(c.dpi.level));
+}
+uint64_t payload_ring_bytes(const PipelineConfig& c) noexcept
+{
+    if (c.lossless)
+        return c.dpi_ring_bytes ? std::max(c.dpi_ring_bytes, burst_copy_bytes(c) + 64)
+                                : std::max<uint64_t>(1u << 20, 4 * burst_copy_bytes(c));
+    return (uint64_t{c.ring_size} + c.burst + 128) * PayloadRing::record_bytes(kDpiCopyMax);
+}
 
 // Reader-side guess of which packets a worker's DPI still wants: payload
 // counts per direction of recently seen flows, direct-mapped by hash. A
@@ -374,11 +457,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& cfg, Si
     for (uint32_t w = 0; w < cfg.workers; ++w) {
         impl->in_rings.push_back(std::make_unique<PacketRing>(cfg.ring_size));
         impl->out_rings.push_back(std::make_unique<RecordRing>(cfg.export_ring_size));
-        // Room for every copy whose packet can be in the packet ring, in
-        // the reader's staging block or in the worker's hands: with that, a
-        // lossless reader never waits on this ring.
         if (cfg.dpi.level >= 1)
-            impl->payload_rings.push_back(std::make_unique<PayloadRing>(cfg.ring_size + cfg.burst + 128));
+            impl->payload_rings.push_back(std::make_unique<PayloadRing>(payload_ring_bytes(cfg)));
     }
     impl->shared = std::make_unique<WorkerShared[]>(ntables);
     // DPI results back to the reader's tap (the IDS egress policy's
@@ -575,16 +655,15 @@ void Pipeline::Impl::run_inline(PacketSource& source, PipelineStats&)
             } else {
                 // Account first: a packet that ends a flow and starts the
                 // next must not be inspected as part of the ended one.
-                for (uint32_t j = 0; j < m; ++j) {
-                    const PacketMeta& pm = metas[j];
-                    table.update(pm, fsink);
+                auto look = [&](const PacketMeta& pm, uint32_t j) noexcept {
                     const RawPacket& rp = raw[raw_of[j]];
                     const auto bytes = DpiStage::input(cfg.dpi.level, pm, rp.data, rp.caplen);
                     if (!bytes.empty())
                         dpi.inspect(pm, bytes);
                     else
                         dpi.observe(pm);
-                }
+                };
+                table.update_burst(metas.data(), m, fsink, after_packet<decltype(look)>, &look);
             }
             note_time(now);
         }
@@ -614,7 +693,6 @@ void Pipeline::Impl::worker_main(uint32_t w)
     FlowTable& table = *tables[w];
     DpiStage& dpi = *dpis[w];
     PayloadRing* payloads = cfg.dpi.level >= 1 ? payload_rings[w].get() : nullptr;
-    std::vector<uint8_t> joined(cfg.dpi.level == 2 ? kNdpiCopySlots * kDpiCopyMax : 0);
     WorkerShared& pub = shared[w];
     const bool lossless = cfg.lossless;
 
@@ -644,6 +722,38 @@ void Pipeline::Impl::worker_main(uint32_t w)
     std::array<PacketMeta, kPop> items;
     uint64_t now = 0, packets = 0;
     Backoff idle;
+
+    // DPI: each packet inspected right after it is accounted, so a packet
+    // that ends a flow and starts the next is not inspected as part of the
+    // ended one (see run_inline).
+    auto inspect = [&](const PacketMeta& it, uint32_t) noexcept {
+        if (!it.dpi_copy) {
+            dpi.observe(it);
+            return;
+        }
+        // Pushed before its packet: present once the packet is. A lossy
+        // reader may have dropped packets whose copies are queued: those
+        // are older, skip them.
+        const PayloadRing::Record* rec;
+        while ((rec = payloads->front()) && (rec->hash != it.hash || rec->ts_ns != it.ts_ns))
+            payloads->pop(rec);
+        if (rec) {
+            dpi.inspect(it, {rec->data(), rec->len});
+            payloads->pop(rec);
+        } else {
+            dpi.observe(it); // its copy was lost
+        }
+    };
+    auto account = [&](size_t from, size_t to) {
+        if (to <= from)
+            return;
+        const auto k = static_cast<uint32_t>(to - from);
+        if (payloads)
+            table.update_burst(items.data() + from, k, fsink, after_packet<decltype(inspect)>, &inspect);
+        else
+            table.update_burst(items.data() + from, k, fsink);
+        packets += k;
+    };
     for (;;) {
         const size_t n = in.pop(items.data(), kPop);
         if (n == 0) {
@@ -655,56 +765,6 @@ void Pipeline::Impl::worker_main(uint32_t w)
             continue;
         }
         idle.reset();
-        if (payloads) {
-            // DPI: packet by packet, accounting before inspecting (see run_inline).
-            for (size_t i = 0; i < n; ++i) {
-                const PacketMeta& it = items[i];
-                now = std::max(now, it.ts_ns);
-                if (it.control) {
-                    if (it.control == kCtlDelta)
-                        table.add_delta(it, fsink);
-                    else
-                        table.expire(now, fsink);
-                    continue;
-                }
-                table.update(it, fsink);
-                ++packets;
-                if (it.dpi_copy) {
-                    // Pushed before its packet: present once the packet is.
-                    // A lossy reader may have dropped packets whose copies
-                    // are queued: those are older, skip them.
-                    const PayloadSlot* slot;
-                    while ((slot = payloads->read_slot()) && (slot->hash != it.hash || slot->ts_ns != it.ts_ns))
-                        payloads->release();
-                    if (slot && slot->len <= kDpiCopyMax) {
-                        dpi.inspect(it, {slot->data, slot->len});
-                        payloads->release();
-                    } else if (slot) {
-                        // A copy over several slots (nDPI): joined here.
-                        const uint32_t total = slot->len;
-                        uint32_t got = 0;
-                        while (slot && got < total) {
-                            const uint32_t n = std::min(total - got, kDpiCopyMax);
-                            std::memcpy(joined.data() + got, slot->data, n);
-                            got += n;
-                            payloads->release();
-                            if (got < total)
-                                slot = payloads->read_slot(); // committed with the first one
-                        }
-                        dpi.inspect(it, {joined.data(), got});
-                    } else {
-                        dpi.observe(it); // its copy was lost
-                    }
-                } else {
-                    dpi.observe(it);
-                }
-            }
-            table.expire(now, fsink);
-            pub.packets.store(packets, std::memory_order_relaxed);
-            pub.active.store(table.active(), std::memory_order_relaxed);
-            pub.flows_created.store(table.stats().flows_created, std::memory_order_relaxed);
-            continue;
-        }
         // Packets are accounted in place, in runs between clock ticks.
         size_t run = 0;
         for (size_t i = 0; i < n; ++i) {
@@ -713,10 +773,7 @@ void Pipeline::Impl::worker_main(uint32_t w)
             if (it.control) {
                 // A clock tick or a bulk delta: account what came before
                 // it, then expire or add the delta.
-                if (i > run) {
-                    table.update_burst(items.data() + run, static_cast<uint32_t>(i - run), fsink);
-                    packets += i - run;
-                }
+                account(run, i);
                 run = i + 1;
                 if (it.control == kCtlDelta)
                     table.add_delta(it, fsink);
@@ -724,10 +781,9 @@ void Pipeline::Impl::worker_main(uint32_t w)
                     table.expire(now, fsink);
             }
         }
-        if (n > run) {
-            table.update_burst(items.data() + run, static_cast<uint32_t>(n - run), fsink);
-            packets += n - run;
-        }
+        account(run, n);
+        if (payloads)
+            payloads->release();
         table.expire(now, fsink);
         pub.packets.store(packets, std::memory_order_relaxed);
         pub.active.store(table.active(), std::memory_order_relaxed);
@@ -818,6 +874,7 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
         filter = std::make_unique<CopyFilter>(cfg.dpi);
     const bool whole_ip = cfg.dpi.level == 2;
     uint64_t copies_dropped = 0;
+    const uint32_t copy_max = max_copy(cfg.dpi.level);
     auto copy_payload = [&](const RawPacket& rp, PacketMeta& pm, uint32_t w) {
         // nDPI takes IPv4 first fragments too (DpiStage decides).
         if (!whole_ip && (pm.is_fragment || (pm.key.proto != 6 && pm.key.proto != 17)))
@@ -826,40 +883,32 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
         if (bytes.empty() || !filter->want(pm))
             return;
         PayloadRing& ring = *payload_rings[w];
-        PayloadSlot* slot = ring.write_slot();
-        if (!slot) {
-            ++copies_dropped; // lossy mode only (see the ring's size)
+        uint32_t len = static_cast<uint32_t>(std::min<std::size_t>(bytes.size(), copy_max));
+        PayloadRing::Record* rec = ring.reserve(len);
+        if (!rec && len > kDpiCopyMax)
+            rec = ring.reserve(len = kDpiCopyMax); // lossy only: see payload_ring_bytes
+        if (!rec) {
+            ++copies_dropped; // lossy only
             return;
         }
-        uint32_t len = static_cast<uint32_t>(std::min<std::size_t>(bytes.size(), kDpiCopyMax));
-        if (whole_ip && bytes.size() > kDpiCopyMax) {
-            // Longer nDPI copies take the next slots, as many as are free
-            // beyond the one-slot-per-packet room the ring is sized for:
-            // a copy is cut rather than the reader made to wait.
-            const uint64_t spare = ring.free_slots() > cfg.ring_size + cfg.burst ? ring.free_slots() - cfg.ring_size - cfg.burst : 0;
-            const uint32_t slots = static_cast<uint32_t>(std::min<uint64_t>(kNdpiCopySlots, 1 + spare));
-            len = static_cast<uint32_t>(std::min<std::size_t>(bytes.size(), std::size_t{slots} * kDpiCopyMax));
-        }
-        uint32_t done = 0;
-        for (;;) {
-            const uint32_t n = std::min(len - done, kDpiCopyMax);
-            std::memcpy(slot->data, bytes.data() + done, n);
-            if (done == 0) {
-                if (whole_ip && len < bytes.size())
-                    fit_ip_length(slot->data, len); // cut: its IP length made to match
-                slot->len = len;
-            } else {
-                slot->len = n;
-            }
-            slot->hash = pm.hash;
-            slot->ts_ns = pm.ts_ns;
-            ring.commit();
-            done += n;
-            if (done >= len)
-                break;
-            slot = ring.write_slot(); // free: counted above
-        }
+        std::memcpy(rec->data(), bytes.data(), len);
+        if (whole_ip && len < bytes.size())
+            fit_ip_length(rec->data(), len); // cut: its IP length made to match
+        rec->len = len;
+        rec->hash = pm.hash;
+        rec->ts_ns = pm.ts_ns;
+        ring.commit();
         pm.dpi_copy = 1;
+    };
+    // Lossless: room for a whole burst of copies before reading it (see
+    // payload_ring_bytes); the worker frees what the last bursts took.
+    auto copy_room = [&] {
+        const uint64_t need = burst_copy_bytes(cfg);
+        for (uint32_t w = 0; w < nw; ++w) {
+            Backoff b;
+            while (payload_rings[w]->free_bytes() < need)
+                b.wait();
+        }
     };
 
     PacketMeta tick{};
@@ -880,6 +929,10 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
     while (!stop_requested.load(std::memory_order_relaxed)) {
         if (delta_pending.load(std::memory_order_relaxed))
             drain_deltas_threaded(cfg.lossless);
+        if (filter && cfg.lossless)
+            copy_room();
+        if (filter && cfg.lossless)
+            copy_room();
         const uint32_t n = source.rx_burst(raw.data(), cfg.burst);
         // After the read (which may have waited for traffic): results that
         // came meanwhile apply to this burst already.
@@ -958,6 +1011,10 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
         // The egress tap sends before the next read invalidates the frames.
         if (cfg.tap)
             cfg.tap->burst_end();
+        if (filter) {
+            for (uint32_t w = 0; w < nw; ++w)
+                payload_rings[w]->publish(); // copies before their packets
+        }
         for (uint32_t w = 0; w < nw; ++w) {
             if (staged[w]) {
                 push_all(w, stage[w].data(), staged[w]);

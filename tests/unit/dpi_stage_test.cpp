@@ -291,7 +291,8 @@ TEST(DpiStage, HttpHeadersInLaterSegments)
 
 // The L7 fields of every exported flow, by canonical key and start time.
 std::map<std::string, std::string> run_pipeline(const std::string& path, uint16_t workers, uint8_t level,
-                                                uint64_t& detected, weir::engine::PipelineStats* stats = nullptr)
+                                                uint64_t& detected, weir::engine::PipelineStats* stats = nullptr,
+                                                uint32_t burst = 32, uint64_t dpi_ring_bytes = 0)
 {
     std::map<std::string, std::string> out;
     auto src = weir::dataplane::open_pcap_file(path);
@@ -304,6 +305,8 @@ std::map<std::string, std::string> run_pipeline(const std::string& path, uint16_
     cfg.dpi.level = level;
     cfg.ring_size = 256; // small rings: the reader often waits on the workers
     cfg.export_ring_size = 64;
+    cfg.burst = burst;
+    cfg.dpi_ring_bytes = dpi_ring_bytes;
     detected = 0;
     auto pipe = weir::engine::Pipeline::create(cfg, [&](const weir::FlowRecord& r) {
         std::string k(reinterpret_cast<const char*>(&r.key), sizeof(r.key));
@@ -338,6 +341,11 @@ TEST(DpiPipeline, SameResultsInlineAndThreaded)
         EXPECT_GT(d0, 0u) << name;
         EXPECT_EQ(inline_run, one) << name;
         EXPECT_EQ(inline_run, two) << name;
+        // A payload ring of 16 KiB (bursts of 4): copies wrap around it
+        // many times and the reader waits on the worker for room.
+        uint64_t d3 = 0;
+        EXPECT_EQ(inline_run, run_pipeline(path.string(), 1, 1, d3, nullptr, 4, 16384)) << name;
+        EXPECT_EQ(inline_run, run_pipeline(path.string(), 2, 1, d3, nullptr, 4, 16384)) << name;
         // Level 0 reads no payload: every protocol it reports is a guess.
         auto guessed = run_pipeline(path.string(), 1, 0, g);
         EXPECT_EQ(g, 0u) << name;

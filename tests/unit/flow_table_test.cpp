@@ -766,24 +766,54 @@ TEST(FlowTable, BurstUpdateMatchesSinglePacketUpdates)
     cfg.idle_timeout_ns = 150;
     cfg.active_timeout_ns = 2000;
     cfg.tcp_end_linger_ns = 40;
-    Harness one(cfg, 3), burst(cfg, 3);
+    Harness one(cfg, 3), burst(cfg, 3), after(cfg, 3);
+    // The variant with a per-packet call (DPI) must call it once per packet,
+    // in order, right after that packet's own records: the number of
+    // records out at each call is the one-by-one run's after each packet.
+    std::vector<std::size_t> out_after_one, out_after_call;
+    struct Ctx {
+        Harness* h;
+        std::vector<std::size_t>* seen;
+        const PacketMeta* base;
+        uint32_t calls;
+    } ctx{&after, &out_after_call, nullptr, 0};
+    const FlowTable::AfterPacket call = [](void* c, const PacketMeta& m, uint32_t i) noexcept {
+        auto* x = static_cast<Ctx*>(c);
+        if (&m != x->base + i || i != x->calls)
+            x->seen->push_back(SIZE_MAX); // wrong packet or order: fails below
+        ++x->calls;
+        x->seen->push_back(x->h->out.size());
+    };
     std::size_t off = 0;
     uint32_t round = 0;
     while (off < pk.size()) {
         const uint32_t n = std::min<uint32_t>(static_cast<uint32_t>(pk.size() - off), 1 + (round++ * 7) % 70);
-        for (uint32_t i = 0; i < n; ++i)
+        for (uint32_t i = 0; i < n; ++i) {
             one.feed(pk[off + i]);
+            out_after_one.push_back(one.out.size());
+        }
         EXPECT_EQ(burst.table->update_burst(pk.data() + off, n, burst.sink), n);
+        ctx.base = pk.data() + off;
+        ctx.calls = 0;
+        EXPECT_EQ(after.table->update_burst(pk.data() + off, n, after.sink, call, &ctx), n);
+        EXPECT_EQ(ctx.calls, n);
         off += n;
         const uint64_t now = pk[off - 1].ts_ns;
-        EXPECT_EQ(one.table->expire(now, one.sink, 5), burst.table->expire(now, burst.sink, 5));
+        const uint32_t ended = one.table->expire(now, one.sink, 5);
+        EXPECT_EQ(ended, burst.table->expire(now, burst.sink, 5));
+        EXPECT_EQ(ended, after.table->expire(now, after.sink, 5));
     }
     EXPECT_EQ(burst.table->update_burst(pk.data(), 0, burst.sink), 0u);
+    EXPECT_TRUE(out_after_one == out_after_call);
     one.flush();
     burst.flush();
+    after.flush();
     ASSERT_EQ(one.out.size(), burst.out.size());
-    for (std::size_t i = 0; i < one.out.size(); ++i)
+    ASSERT_EQ(one.out.size(), after.out.size());
+    for (std::size_t i = 0; i < one.out.size(); ++i) {
         ASSERT_TRUE(same_record(one.out[i], burst.out[i])) << "record " << i;
+        ASSERT_TRUE(same_record(one.out[i], after.out[i])) << "record " << i;
+    }
     const auto& s = burst.table->stats();
     uint64_t exported = 0;
     for (int r = 1; r <= 5; ++r) {

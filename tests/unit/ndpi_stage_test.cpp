@@ -387,9 +387,10 @@ TEST(NdpiStage, ProtocolListHasNamesAndCategories)
     EXPECT_GT(weir::engine::ndpi_flow_state_size(), 0u);
 }
 
-// The threaded pipeline hands each worker copies of the IP packets (over
-// several ring slots when longer than one); the inline one hands nDPI the
-// frame itself. Same results. waze.pcap has 3 KB segments carrying the TLS
+// The threaded pipeline hands each worker copies of the IP packets (up to
+// 16 KB each in its payload ring); the inline one hands nDPI the frame
+// itself. Same results, also with a payload ring of a few bursts that the
+// copies wrap around many times. waze.pcap has 3 KB segments carrying the TLS
 // certificate that names the application (TLS.Waze).
 class NdpiPipeline : public ::testing::TestWithParam<const char*> {};
 
@@ -400,7 +401,7 @@ TEST_P(NdpiPipeline, ThreadedMatchesInline)
     const std::string path = std::string(WEIR_SHARED_DIR) + "/pcaps/ndpi/pcap/" + GetParam();
     if (!std::filesystem::exists(path))
         GTEST_SKIP() << path << " missing";
-    auto run = [&](uint16_t workers) {
+    auto run = [&](uint16_t workers, uint64_t ring_bytes = 0) {
         std::map<std::string, std::string> out;
         auto src = weir::dataplane::open_pcap_file(path);
         EXPECT_TRUE(src);
@@ -410,6 +411,10 @@ TEST_P(NdpiPipeline, ThreadedMatchesInline)
         cfg.dpi.level = 2;
         cfg.ring_size = 1024;
         cfg.export_ring_size = 1024;
+        if (ring_bytes) {
+            cfg.burst = 4;
+            cfg.dpi_ring_bytes = ring_bytes;
+        }
         auto pipe = weir::engine::Pipeline::create(cfg, [&out](const weir::FlowRecord& r) {
             std::string k(reinterpret_cast<const char*>(&r.key), sizeof(r.key));
             k += std::to_string(r.first_ns());
@@ -425,6 +430,7 @@ TEST_P(NdpiPipeline, ThreadedMatchesInline)
     const auto threaded = run(2);
     ASSERT_GT(inline_run.size(), 10u);
     EXPECT_EQ(inline_run, threaded);
+    EXPECT_EQ(inline_run, run(1, 128 * 1024));
     if (std::string(GetParam()) == "waze.pcap") {
         std::size_t waze = 0;
         for (const auto& [k, v] : threaded)

@@ -78,6 +78,13 @@ public:
     /// go to `sink`. Returns the number of packets accounted.
     uint32_t update_burst(const PacketMeta* pkts, uint32_t n, const FlowSink& sink) noexcept;
 
+    /// update_burst that calls `after(ctx, pkts[i], i)` right after packet i
+    /// is accounted and before packet i + 1 is: per-packet work that must
+    /// see the flow as its packet left it (DPI) keeps the prefetching.
+    using AfterPacket = void (*)(void* ctx, const PacketMeta& pkt, uint32_t i) noexcept;
+    uint32_t update_burst(const PacketMeta* pkts, uint32_t n, const FlowSink& sink, AfterPacket after,
+                          void* ctx) noexcept;
+
     /// Accounts one packet; same rules as update_burst.
     void update(const PacketMeta& pkt, const FlowSink& sink) noexcept;
 

@@ -20,9 +20,11 @@
 // of the packet ring; PacketMeta::dpi_copy marks the packets that have one.
 // Copies are cut at kDpiCopyMax bytes. With nDPI (level 2) the copy is the
 // IP packet from the flow's IP header (the inner one in a tunnel), for
-// every packet of a flow up to nDPI's give-up bound; a longer one (offloaded
-// segments carrying a TLS certificate) continues in up to 7 more slots when
-// the ring has that room spare, and is cut (its IP length fixed) otherwise.
+// every packet of a flow up to nDPI's give-up bound, cut (its IP length
+// fixed) at 16 KB (offloaded segments carrying a TLS certificate). The ring
+// holds variable-length records: with lossless reading it is a few bursts
+// of the largest copies (1 MiB at level 1) so it stays in cache, and the
+// reader makes room for a whole burst before reading it.
 //
 // Rings full: with lossless (files) the producer waits; without (live
 // capture) the packet or flow is dropped and counted (RingFull,
@@ -89,6 +91,7 @@ struct PipelineConfig {
     bool lossless = true;          ///< wait instead of dropping when a ring is full
     uint64_t tick_ns = 1000000000ULL; ///< packet-time clock broadcast period
     uint32_t burst = 32;           ///< rx burst size
+    uint64_t dpi_ring_bytes = 0;   ///< per-worker payload copy ring, lossless mode (0: a few bursts of the largest copies, at least 1 MiB)
     std::vector<int> cpus;         ///< optional: pin worker i to cpus[i]
     ReaderTap* tap = nullptr;      ///< optional, not owned: every frame read, reader thread
     SamplingConfig sampling;       ///< 1-in-N packet sampling before the flow table (sampler.hpp), per reader
