@@ -596,8 +596,8 @@ struct FlowTable::Impl {
     /// key (earlier packets of the round may have inserted, evicted or
     /// moved flows), and as keys are unique in the index it is then the
     /// flow find() would return. Otherwise update() looks the key up again.
-    void update_round(const PacketMeta* p, uint32_t n, const FlowSink& sink,
-                      FlowTable::AfterPacket after = nullptr, void* ctx = nullptr, uint32_t base = 0) noexcept
+    void update_round(const PacketMeta* p, uint32_t n, const FlowSink& sink, FlowTable::AfterPacket after, void* ctx,
+                      uint32_t base) noexcept
     {
         uint32_t cand[kBurst];
         uint32_t cand_slot[kBurst];
@@ -689,9 +689,7 @@ Result<std::unique_ptr<FlowTable>> FlowTable::create(const FlowTableConfig& cfg,
 
 uint32_t FlowTable::update_burst(const PacketMeta* pkts, uint32_t n, const FlowSink& sink) noexcept
 {
-    for (uint32_t off = 0; off < n; off += kBurst)
-        impl_->update_round(pkts + off, std::min(kBurst, n - off), sink);
-    return n;
+    return update_burst(pkts, n, sink, nullptr, nullptr);
 }
 
 uint32_t FlowTable::update_burst(const PacketMeta* pkts, uint32_t n, const FlowSink& sink, AfterPacket after,

@@ -60,7 +60,7 @@ constexpr uint32_t kMaxWorkers = 64;
 // before the end of the buffer leaves a wrap marker there and starts at 0.
 // With nDPI a copy is up to kNdpiCopyMax bytes (TLS certificates in the
 // large segments of offloading captures), at level 1 up to kDpiCopyMax.
-constexpr uint32_t kNdpiCopyMax = 8 * (kDpiCopyMax + 8) - 16; // 16 KB records
+constexpr uint32_t kNdpiCopyMax = 16384 - 16; // a 16 KB record with its header
 
 class PayloadRing {
 public:
@@ -135,7 +135,6 @@ public:
         if (head_local_ != head_pub_)
             head_.store(head_pub_ = head_local_, std::memory_order_release);
     }
-    uint64_t capacity() const noexcept { return n_; }
 
 private:
     Record* record_at(uint64_t at) const noexcept { return reinterpret_cast<Record*>(buf_.get() + at); }
@@ -929,8 +928,6 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
     while (!stop_requested.load(std::memory_order_relaxed)) {
         if (delta_pending.load(std::memory_order_relaxed))
             drain_deltas_threaded(cfg.lossless);
-        if (filter && cfg.lossless)
-            copy_room();
         if (filter && cfg.lossless)
             copy_room();
         const uint32_t n = source.rx_burst(raw.data(), cfg.burst);
