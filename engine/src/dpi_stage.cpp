@@ -92,6 +92,7 @@ struct Entry {
     uint8_t done;             ///< inspection over: later packets are not looked at
     uint8_t found;            ///< a protocol was detected
     uint32_t next_free;
+    uint32_t flow;            ///< flow mode: the flow table entry it belongs to
     Timing tm;
     L7Info l7;
 };
@@ -166,11 +167,14 @@ void take_stun(L7Info& l7, uint8_t& found, const d::StunMessage& m) noexcept
 struct DpiStage::Impl {
     DpiConfig cfg;
     DpiStats stats;
-    std::vector<uint64_t> index;         ///< flow hash << 32 | entry + 1, 0 = empty; linear probing
+    std::vector<uint64_t> index;         ///< by key: flow hash << 32 | entry + 1, 0 = empty; linear probing
     uint32_t mask = 0;
     struct FreeDeleter {
-        void operator()(Entry* p) const noexcept { std::free(p); }
+        void operator()(void* p) const noexcept { std::free(p); }
     };
+    /// Flow mode: entry + 1 of each flow table entry, 0 = none (calloc'd:
+    /// mapped where the table's entries are used).
+    std::unique_ptr<uint32_t[], FreeDeleter> by_flow;
     std::unique_ptr<Entry[], FreeDeleter> entries;
     std::unique_ptr<Inspection[]> insps;
     std::unique_ptr<d::TlsStream[]> tls;
@@ -277,7 +281,8 @@ struct DpiStage::Impl {
         }
     }
 
-    /// A new entry for `m`'s flow at index slot `pos`, without inspection.
+    /// A new entry for `m`'s flow at `pos` (what lookup() returned it),
+    /// without inspection.
     Entry& new_entry(uint32_t ei, uint32_t pos, const PacketMeta& m) noexcept
     {
         Entry& e = entries[ei];
@@ -286,8 +291,67 @@ struct DpiStage::Impl {
         e.key = m.key;
         e.hash = m.hash;
         e.insp = kNone;
-        index[pos] = uint64_t{m.hash} << 32 | (ei + 1);
+        if (by_flow) {
+            e.flow = pos;
+            by_flow[pos] = ei + 1;
+        } else {
+            e.flow = kNone;
+            index[pos] = uint64_t{m.hash} << 32 | (ei + 1);
+        }
         return e;
+    }
+
+    /// The entry of the flow with key k (flow mode: at flow table entry
+    /// `flow`), kNone when it has none. `pos` is where a new entry for it
+    /// goes (new_entry(), remove()); lookup() refuses (kNone, and `pos`
+    /// kNone) a flow mode call without a flow entry.
+    uint32_t lookup(const FlowKey& k, uint32_t hash, uint32_t flow, uint32_t& pos) noexcept
+    {
+        if (!by_flow)
+            return find(k, hash, pos);
+        pos = flow < cfg.flow_slots ? flow : kNone;
+        if (pos == kNone)
+            return kNone;
+        const uint32_t v = by_flow[flow];
+        if (v == 0)
+            return kNone;
+        if (entries[v - 1].key == k) // the hash follows from the key
+            return v - 1;
+        // The table gave its entry to another flow without the end of this
+        // one reaching finish(): that state is stale, it goes.
+        ++stats.stale;
+        drop(v - 1);
+        return kNone;
+    }
+    /// lookup() that changes nothing (a stale entry reads as none).
+    uint32_t peek(const FlowKey& k, uint32_t hash, uint32_t flow) const noexcept
+    {
+        uint32_t pos;
+        if (!by_flow)
+            return find(k, hash, pos);
+        if (flow >= cfg.flow_slots || by_flow[flow] == 0)
+            return kNone;
+        const uint32_t ei = by_flow[flow] - 1;
+        return entries[ei].key == k ? ei : kNone;
+    }
+    /// Takes entry ei out of the map (pos: where lookup() found it) and frees it.
+    void remove(uint32_t ei, uint32_t pos) noexcept
+    {
+        if (by_flow)
+            by_flow[entries[ei].flow] = 0;
+        else
+            erase_at(pos);
+        entries[ei].next_free = entry_free;
+        entry_free = ei;
+        --nentries;
+    }
+    /// Flow mode: a stale entry's state goes, unexported.
+    void drop(uint32_t ei) noexcept
+    {
+        Entry& e = entries[ei];
+        set_timing(e, kTmDone);
+        release_inspection(e);
+        remove(ei, e.flow);
     }
 
     /// Takes an inspection for entry e; false when the pool is empty.
@@ -656,10 +720,12 @@ struct DpiStage::Impl {
 
     // Level 2: the entry and its inspection for a packet's flow, made at its
     // first packet; nullptr when the flow is done or cannot be inspected.
-    Entry* ndpi_entry(const PacketMeta& m) noexcept
+    Entry* ndpi_entry(const PacketMeta& m, uint32_t flow) noexcept
     {
         uint32_t pos;
-        uint32_t ei = find(m.key, m.hash, pos);
+        uint32_t ei = lookup(m.key, m.hash, flow, pos);
+        if (pos == kNone)
+            return nullptr;
         if (ei != kNone) {
             Entry& e = entries[ei];
             track(e, m);
@@ -670,8 +736,8 @@ struct DpiStage::Impl {
             count_refused(m.hash);
             return nullptr;
         }
-        void* flow = ndpi->new_flow();
-        if (!flow) {
+        void* state = ndpi->new_flow();
+        if (!state) {
             // Out of memory: the entry goes back, the flow is not inspected.
             entries[ei].next_free = entry_free;
             entry_free = ei;
@@ -680,7 +746,7 @@ struct DpiStage::Impl {
         }
         Entry& e = new_entry(ei, pos, m);
         take_inspection(e);
-        insps[e.insp].ndpi = flow;
+        insps[e.insp].ndpi = state;
         track(e, m);
         return &e;
 #else
@@ -688,7 +754,7 @@ struct DpiStage::Impl {
 #endif
     }
 
-    void inspect_ndpi(const PacketMeta& m, std::span<const uint8_t> ip) noexcept
+    void inspect_ndpi(const PacketMeta& m, std::span<const uint8_t> ip, uint32_t flow) noexcept
     {
         if (ip.empty())
             return;
@@ -696,7 +762,7 @@ struct DpiStage::Impl {
         // L4 header there), later ones do not. IPv6 fragments are skipped.
         if (m.is_fragment && !(ip.size() >= 20 && (ip[0] >> 4) == 4 && ((ip[6] & 0x1f) | ip[7]) == 0))
             return;
-        Entry* e = ndpi_entry(m);
+        Entry* e = ndpi_entry(m, flow);
         if (!e)
             return;
 #if WEIR_HAVE_NDPI
@@ -748,11 +814,17 @@ Result<std::unique_ptr<DpiStage>> DpiStage::create(const DpiConfig& cfg)
 #endif
     }
     try {
-        uint32_t slots = 16;
-        while (slots < 2 * cfg.max_flows)
-            slots <<= 1;
-        impl->index.assign(slots, 0);
-        impl->mask = slots - 1;
+        if (cfg.flow_slots) {
+            impl->by_flow.reset(static_cast<uint32_t*>(std::calloc(cfg.flow_slots, sizeof(uint32_t))));
+            if (!impl->by_flow)
+                throw std::bad_alloc();
+        } else {
+            uint32_t slots = 16;
+            while (slots < 2 * cfg.max_flows)
+                slots <<= 1;
+            impl->index.assign(slots, 0);
+            impl->mask = slots - 1;
+        }
         // Left uninitialised: large blocks are mapped as they are used.
         // calloc: a large block comes as zero pages mapped on first use, and
         // entries are taken in order (alloc_entry), so memory follows the
@@ -805,36 +877,38 @@ std::span<const uint8_t> DpiStage::input(uint8_t level, const PacketMeta& m, con
     return {frame + m.l4_payload_offset, std::min<std::size_t>(m.l4_payload_len, caplen - m.l4_payload_offset)};
 }
 
-bool DpiStage::wants(const PacketMeta& m) const noexcept
+bool DpiStage::wants(const PacketMeta& m, uint32_t flow) const noexcept
 {
     const Impl& s = *impl_;
+    if (s.by_flow && flow >= s.cfg.flow_slots)
+        return false;
     if (s.cfg.level == 2) {
-        uint32_t pos;
-        uint32_t e = s.find(m.key, m.hash, pos);
+        uint32_t e = s.peek(m.key, m.hash, flow);
         return e == kNone || !s.entries[e].done;
     }
     if (s.cfg.level == 0 || m.l4_payload_len == 0 || m.is_fragment || (m.key.proto != 6 && m.key.proto != 17))
         return false;
-    uint32_t pos;
-    uint32_t e = s.find(m.key, m.hash, pos);
+    uint32_t e = s.peek(m.key, m.hash, flow);
     if (e == kNone)
         return true;
     const Entry& en = s.entries[e];
     return !en.done && en.payloads[m.src_is_a ? 0 : 1] < s.cfg.packets_per_direction;
 }
 
-void DpiStage::inspect(const PacketMeta& m, std::span<const uint8_t> payload) noexcept
+void DpiStage::inspect(const PacketMeta& m, std::span<const uint8_t> payload, uint32_t flow) noexcept
 {
     Impl& s = *impl_;
     if (s.cfg.level == 2) {
-        s.inspect_ndpi(m, payload);
+        s.inspect_ndpi(m, payload, flow);
         return;
     }
     // ndpiReader skips non-first fragments: their payload is no L4 header's.
     if (s.cfg.level == 0 || payload.empty() || m.is_fragment || (m.key.proto != 6 && m.key.proto != 17))
         return;
     uint32_t pos;
-    uint32_t ei = s.find(m.key, m.hash, pos);
+    uint32_t ei = s.lookup(m.key, m.hash, flow, pos);
+    if (pos == kNone)
+        return;
     if (ei == kNone) {
         if (s.insp_free == kNone || (ei = s.alloc_entry()) == kNone) {
             s.count_refused(m.hash);
@@ -870,7 +944,7 @@ void DpiStage::inspect(const PacketMeta& m, std::span<const uint8_t> payload) no
     s.notify(e, m, was_found, e.done);
 }
 
-void DpiStage::observe(const PacketMeta& m) noexcept
+void DpiStage::observe(const PacketMeta& m, uint32_t flow) noexcept
 {
     Impl& s = *impl_;
     if (s.cfg.level == 0 || m.key.proto != 6 || m.is_fragment)
@@ -879,7 +953,9 @@ void DpiStage::observe(const PacketMeta& m) noexcept
     if (!(f & kTcpSyn) && !((f & kTcpAck) && s.ack_slot(m.hash) != 0))
         return;
     uint32_t pos;
-    uint32_t ei = s.find(m.key, m.hash, pos);
+    uint32_t ei = s.lookup(m.key, m.hash, flow, pos);
+    if (pos == kNone)
+        return;
     if (ei == kNone) {
         // Level 1 keeps a flow from its SYN (level 2 from its first
         // packet, in inspect()), so the handshake is timed.
@@ -905,7 +981,7 @@ void DpiStage::finish(FlowRecord& r) noexcept
     Impl& s = *impl_;
     if (s.cfg.level > 0 && s.nentries > 0) {
         uint32_t pos;
-        uint32_t ei = s.find(r.key, flow_hash(r.key), pos);
+        uint32_t ei = s.lookup(r.key, s.by_flow ? 0 : flow_hash(r.key), r.table_entry, pos);
         if (ei != kNone) {
             Entry& e = s.entries[ei];
             const bool ending = r.end_reason != EndReason::ActiveTimeout;
@@ -935,10 +1011,7 @@ void DpiStage::finish(FlowRecord& r) noexcept
                     ++s.stats.detected;
                 s.set_timing(e, kTmDone);
                 s.release_inspection(e);
-                s.erase_at(pos);
-                e.next_free = s.entry_free;
-                s.entry_free = ei;
-                --s.nentries;
+                s.remove(ei, pos);
             }
             // nDPI read this flow: its answer (or its guess, or Unknown) stands.
             if (s.cfg.level == 2)

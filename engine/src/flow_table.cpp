@@ -247,6 +247,7 @@ struct FlowTable::Impl {
         r.worker = worker;
         r.end_reason = reason;
         r.client_is_a = x.client_is_a;
+        r.table_entry = e;
         ++stats.exported[static_cast<uint8_t>(reason)];
         if (sink)
             sink(r);
@@ -373,7 +374,8 @@ struct FlowTable::Impl {
         }
     }
 
-    void insert(const PacketMeta& p, uint32_t slot, const FlowSink& sink) noexcept
+    /// Returns the new flow's entry.
+    uint32_t insert(const PacketMeta& p, uint32_t slot, const FlowSink& sink) noexcept
     {
         if (active == cap) {
             evict(sink);
@@ -390,6 +392,7 @@ struct FlowTable::Impl {
         const uint32_t d = (p.src_is_a != 0) == (x.client_is_a != 0) ? 0 : 1;
         account(e, p, d);
         push_head(list_of(x), e);
+        return e;
     }
 
     /// The packet of most flows: a live flow within its timeouts, no TCP
@@ -484,16 +487,16 @@ struct FlowTable::Impl {
         }
     }
 
-    void update(const PacketMeta& p, const FlowSink& sink) noexcept
+    /// Returns the entry the packet was accounted to.
+    uint32_t update(const PacketMeta& p, const FlowSink& sink) noexcept
     {
         uint32_t slot;
         const uint32_t e = find(p.key, p.hash, slot);
-        if (e == kNil) {
-            insert(p, slot, sink);
-            return;
-        }
+        if (e == kNil)
+            return insert(p, slot, sink);
         if (!update_common(e, p))
             update_found(e, p, sink);
+        return e;
     }
 
     /// Starts entry `e` as a flow known only from a bulk delta: its sender
@@ -629,16 +632,16 @@ struct FlowTable::Impl {
             if (x.next != kNil) prefetch(&links[x.next]);
         }
         for (uint32_t i = 0; i < n; ++i) {
-            const uint32_t e = cand[i];
+            uint32_t e = cand[i];
             if (e != kNil && index[cand_slot[i]] == detail::make_slot(p[i].hash, e) &&
                 keys_equal(entries[e].key, p[i].key)) {
                 if (!update_common(e, p[i]))
                     update_found(e, p[i], sink);
             } else {
-                update(p[i], sink);
+                e = update(p[i], sink);
             }
             if (after)
-                after(ctx, p[i], base + i);
+                after(ctx, p[i], base + i, e);
         }
     }
 };

@@ -158,9 +158,9 @@ private:
 
 // FlowTable::AfterPacket calling a lambda.
 template <typename F>
-void after_packet(void* ctx, const PacketMeta& m, uint32_t i) noexcept
+void after_packet(void* ctx, const PacketMeta& m, uint32_t i, uint32_t flow) noexcept
 {
-    (*static_cast<F*>(ctx))(m, i);
+    (*static_cast<F*>(ctx))(m, i, flow);
 }
 
 // Largest copy per packet at a DPI level.
@@ -199,6 +199,14 @@ public:
           limit_(c.level == 2 ? std::max(c.ndpi_tcp_packets, c.ndpi_udp_packets) + 1u : c.packets_per_direction),
           slots_(kSlots)
     {
+    }
+    /// Asks for the slot want(m) reads: the reader decodes a burst, then
+    /// copies, so the slots of a whole burst come in at once.
+    void prefetch(const PacketMeta& m) const noexcept
+    {
+        const Slot* s = &slots_[m.hash & (kSlots - 1)];
+        __builtin_prefetch(s, 1);
+        __builtin_prefetch(reinterpret_cast<const uint8_t*>(s) + sizeof(Slot) - 1, 1);
     }
     bool want(const PacketMeta& m) noexcept
     {
@@ -448,7 +456,10 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& cfg, Si
         if (!t)
             return t.error();
         impl->tables.push_back(std::move(t.value()));
-        auto d = DpiStage::create(cfg.dpi);
+        // Flow mode: each stage finds its flows by their entry in its table.
+        DpiConfig dc = cfg.dpi;
+        dc.flow_slots = cfg.table.capacity;
+        auto d = DpiStage::create(dc);
         if (!d)
             return d.error();
         impl->dpis.push_back(std::move(d.value()));
@@ -654,13 +665,13 @@ void Pipeline::Impl::run_inline(PacketSource& source, PipelineStats&)
             } else {
                 // Account first: a packet that ends a flow and starts the
                 // next must not be inspected as part of the ended one.
-                auto look = [&](const PacketMeta& pm, uint32_t j) noexcept {
+                auto look = [&](const PacketMeta& pm, uint32_t j, uint32_t flow) noexcept {
                     const RawPacket& rp = raw[raw_of[j]];
                     const auto bytes = DpiStage::input(cfg.dpi.level, pm, rp.data, rp.caplen);
                     if (!bytes.empty())
-                        dpi.inspect(pm, bytes);
+                        dpi.inspect(pm, bytes, flow);
                     else
-                        dpi.observe(pm);
+                        dpi.observe(pm, flow);
                 };
                 table.update_burst(metas.data(), m, fsink, after_packet<decltype(look)>, &look);
             }
@@ -725,9 +736,9 @@ void Pipeline::Impl::worker_main(uint32_t w)
     // DPI: each packet inspected right after it is accounted, so a packet
     // that ends a flow and starts the next is not inspected as part of the
     // ended one (see run_inline).
-    auto inspect = [&](const PacketMeta& it, uint32_t) noexcept {
+    auto inspect = [&](const PacketMeta& it, uint32_t, uint32_t flow) noexcept {
         if (!it.dpi_copy) {
-            dpi.observe(it);
+            dpi.observe(it, flow);
             return;
         }
         // Pushed before its packet: present once the packet is. A lossy
@@ -737,10 +748,10 @@ void Pipeline::Impl::worker_main(uint32_t w)
         while ((rec = payloads->front()) && (rec->hash != it.hash || rec->ts_ns != it.ts_ns))
             payloads->pop(rec);
         if (rec) {
-            dpi.inspect(it, {rec->data(), rec->len});
+            dpi.inspect(it, {rec->data(), rec->len}, flow);
             payloads->pop(rec);
         } else {
-            dpi.observe(it); // its copy was lost
+            dpi.observe(it, flow); // its copy was lost
         }
     };
     auto account = [&](size_t from, size_t to) {
@@ -843,6 +854,8 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
     std::thread exporter([this] { export_main(); });
 
     std::vector<RawPacket> raw(cfg.burst);
+    std::vector<uint32_t> raw_of(cfg.burst);           // with DPI: packet j of the burst came from raw[raw_of[j]]
+    std::vector<PacketMeta> decoded_burst(cfg.dpi.level >= 1 && nw > 1 ? cfg.burst : 0); // with DPI, several workers
     // Staging per worker, pushed as one block per burst.
     std::vector<std::vector<PacketMeta>> stage(nw, std::vector<PacketMeta>(cfg.burst + 1));
     std::vector<uint32_t> staged(nw, 0);
@@ -949,54 +962,64 @@ void Pipeline::Impl::run_threaded(PacketSource& source, PipelineStats&)
             }
             continue;
         }
-        if (nw == 1) {
+        // Decodes raw[i] into pm: false when it goes no further (not
+        // decoded, or left out by sampling).
+        auto take = [&](uint32_t i, PacketMeta& pm) {
+            bytes += raw[i].wire_len;
+            if (!decoder.decode(raw[i], pm)) {
+                if (cfg.tap)
+                    cfg.tap->packet(raw[i], nullptr);
+                return false;
+            }
+            now = std::max(now, pm.ts_ns);
+            if (cfg.tap)
+                cfg.tap->packet(raw[i], &pm);
+            // Sampling after the tap: the IDS egress sees every frame.
+            if (!sampler.take()) {
+                ++unsampled;
+                unsampled_bytes += raw[i].wire_len;
+                return false;
+            }
+            return true;
+        };
+        if (filter) {
+            // DPI: the burst decoded first (one worker: straight into its
+            // staging block), the copies' filter slots asked for meanwhile,
+            // then the copies and the staging.
+            PacketMeta* out = nw == 1 ? stage[0].data() : decoded_burst.data();
+            uint32_t m = 0;
+            for (uint32_t i = 0; i < n; ++i) {
+                if (take(i, out[m])) {
+                    filter->prefetch(out[m]);
+                    raw_of[m++] = i;
+                }
+            }
+            for (uint32_t j = 0; j < m; ++j) {
+                const uint32_t w = nw == 1 ? 0 : worker_of(out[j].hash);
+                copy_payload(raw[raw_of[j]], out[j], w);
+                if (nw > 1)
+                    stage[w][staged[w]++] = out[j];
+            }
+            if (nw == 1)
+                staged[0] = m;
+            decoded += m;
+        } else if (nw == 1) {
             // One worker: decode straight into its staging block.
             PacketMeta* out = stage[0].data();
             uint32_t m = 0;
-            for (uint32_t i = 0; i < n; ++i) {
-                bytes += raw[i].wire_len;
-                if (decoder.decode(raw[i], out[m])) {
-                    now = std::max(now, out[m].ts_ns);
-                    if (cfg.tap)
-                        cfg.tap->packet(raw[i], &out[m]);
-                    // Sampling after the tap: the IDS egress sees every frame.
-                    if (!sampler.take()) {
-                        ++unsampled;
-                        unsampled_bytes += raw[i].wire_len;
-                        continue;
-                    }
-                    if (filter)
-                        copy_payload(raw[i], out[m], 0);
-                    ++m;
-                } else if (cfg.tap) {
-                    cfg.tap->packet(raw[i], nullptr);
-                }
-            }
+            for (uint32_t i = 0; i < n; ++i)
+                m += take(i, out[m]);
             staged[0] = m;
             decoded += m;
         } else {
             for (uint32_t i = 0; i < n; ++i) {
-                bytes += raw[i].wire_len;
                 // Decode into the spare slot past the last worker's staged
                 // packets (stage blocks hold burst + 1), and move it only
                 // when the packet belongs to another worker.
                 PacketMeta& tmp = stage[nw - 1][staged[nw - 1]];
-                if (!decoder.decode(raw[i], tmp)) {
-                    if (cfg.tap)
-                        cfg.tap->packet(raw[i], nullptr);
+                if (!take(i, tmp))
                     continue;
-                }
-                if (cfg.tap)
-                    cfg.tap->packet(raw[i], &tmp);
-                now = std::max(now, tmp.ts_ns);
-                if (!sampler.take()) {
-                    ++unsampled;
-                    unsampled_bytes += raw[i].wire_len;
-                    continue;
-                }
                 const uint32_t w = worker_of(tmp.hash);
-                if (filter)
-                    copy_payload(raw[i], tmp, w);
                 if (w == nw - 1)
                     ++staged[w];
                 else

@@ -108,6 +108,57 @@ TEST(DpiStage, FullPoolSkipsAndCountsNewFlows)
     EXPECT_EQ(s->stats().not_inspected, 1u);
 }
 
+// Flow mode: flows found by their flow table entry. The same results as by
+// key; a packet without an entry is not inspected; a state whose entry went
+// to another flow without finish() is dropped (counted), not mixed in.
+TEST(DpiStage, FlowModeFindsFlowsByTableEntry)
+{
+    DpiConfig c;
+    c.level = 1;
+    c.max_flows = 16;
+    c.flow_slots = 8;
+    auto s = make_stage(c);
+    ASSERT_TRUE(s);
+    const auto q = dns_message(false), a = dns_message(true);
+    auto m1 = make_meta(17, 1, 40001, 53, true);
+    auto m2 = make_meta(17, 2, 40002, 53, true);
+    s->inspect(m1, q, 3);
+    s->inspect(m2, q, 5);
+    EXPECT_EQ(s->flows(), 2u);
+    // No entry, or one past the table: nothing happens.
+    s->inspect(make_meta(17, 9, 40009, 53, true), q);
+    s->inspect(make_meta(17, 9, 40009, 53, true), q, 8);
+    EXPECT_FALSE(s->wants(m1));
+    EXPECT_EQ(s->flows(), 2u);
+    auto r1 = m1;
+    r1.src_is_a = 0;
+    s->inspect(r1, a, 3);
+    auto rec = record_of(m1);
+    rec.table_entry = 3;
+    s->finish(rec);
+    EXPECT_STREQ(rec.l7.name, "DNS");
+    EXPECT_STREQ(rec.l7.server_name, "example.com");
+    EXPECT_EQ(s->flows(), 1u);
+    // Entry 5 given to another flow: m2's state goes, the new flow starts clean.
+    auto m3 = make_meta(17, 3, 40003, 4444, true);
+    s->inspect(m3, bytes("not a protocol micro-DPI knows"), 5);
+    EXPECT_EQ(s->stats().stale, 1u);
+    EXPECT_EQ(s->flows(), 1u);
+    auto rec3 = record_of(m3);
+    rec3.table_entry = 5;
+    s->finish(rec3);
+    EXPECT_STRNE(rec3.l7.name, "DNS");
+    EXPECT_EQ(s->flows(), 0u);
+    EXPECT_EQ(s->inspections(), 0u);
+    // A record naming the wrong entry finds nothing there.
+    s->inspect(m1, q, 3);
+    auto wrong = record_of(m1);
+    wrong.table_entry = 4;
+    s->finish(wrong);
+    EXPECT_EQ(wrong.l7.server_name[0], '\0');
+    EXPECT_EQ(s->flows(), 1u);
+}
+
 TEST(DpiStage, FullFlowMapSkipsAndCountsNewFlows)
 {
     DpiConfig c;

@@ -5,11 +5,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <deque>
 #include <fstream>
 #include <list>
+#include <optional>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -770,19 +772,40 @@ TEST(FlowTable, BurstUpdateMatchesSinglePacketUpdates)
     // The variant with a per-packet call (DPI) must call it once per packet,
     // in order, right after that packet's own records: the number of
     // records out at each call is the one-by-one run's after each packet.
+    // Its `flow` is the flow's entry: below the capacity, and the same
+    // flow's until a record that ends it (not an active timeout) names it.
     std::vector<std::size_t> out_after_one, out_after_call;
     struct Ctx {
         Harness* h;
         std::vector<std::size_t>* seen;
         const PacketMeta* base;
         uint32_t calls;
-    } ctx{&after, &out_after_call, nullptr, 0};
-    const FlowTable::AfterPacket call = [](void* c, const PacketMeta& m, uint32_t i) noexcept {
+        std::vector<std::optional<FlowKey>> owner; ///< flow entry -> its flow's key
+        std::size_t records_seen = 0;
+        uint32_t wrong_flow = 0;
+        /// Frees the entries of the flows ended by records out since the last look.
+        void take_records()
+        {
+            for (; records_seen < h->out.size(); ++records_seen) {
+                const FlowRecord& r = h->out[records_seen];
+                if (r.table_entry >= owner.size() || !owner[r.table_entry] || !(*owner[r.table_entry] == r.key))
+                    ++wrong_flow;
+                else if (r.end_reason != EndReason::ActiveTimeout)
+                    owner[r.table_entry].reset();
+            }
+        }
+    } ctx{&after, &out_after_call, nullptr, 0, std::vector<std::optional<FlowKey>>(cfg.capacity)};
+    const FlowTable::AfterPacket call = [](void* c, const PacketMeta& m, uint32_t i, uint32_t flow) noexcept {
         auto* x = static_cast<Ctx*>(c);
         if (&m != x->base + i || i != x->calls)
             x->seen->push_back(SIZE_MAX); // wrong packet or order: fails below
         ++x->calls;
         x->seen->push_back(x->h->out.size());
+        x->take_records();
+        if (flow >= x->owner.size() || (x->owner[flow] && !(*x->owner[flow] == m.key)))
+            ++x->wrong_flow;
+        else
+            x->owner[flow] = m.key;
     };
     std::size_t off = 0;
     uint32_t round = 0;
@@ -808,6 +831,10 @@ TEST(FlowTable, BurstUpdateMatchesSinglePacketUpdates)
     one.flush();
     burst.flush();
     after.flush();
+    ctx.take_records();
+    EXPECT_EQ(ctx.wrong_flow, 0u);
+    EXPECT_TRUE(std::none_of(ctx.owner.begin(), ctx.owner.end(), [](const auto& o) { return o.has_value(); }))
+        << "a flow entry never ended";
     ASSERT_EQ(one.out.size(), burst.out.size());
     ASSERT_EQ(one.out.size(), after.out.size());
     for (std::size_t i = 0; i < one.out.size(); ++i) {

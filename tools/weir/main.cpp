@@ -442,9 +442,9 @@ void write_summary_json(const std::string& path, const weir::engine::PipelineSta
     fmt::print(f, "}}");
     if (st.dpi.inspected || st.dpi.not_inspected)
         fmt::print(f, R"(,"dpi":{{"inspected":{},"detected":{},"not_inspected":{},"tls_stream_full":{},)"
-                      R"("hello_gave_up":{},"payloads":{},"gave_up":{}}})",
+                      R"("hello_gave_up":{},"payloads":{},"gave_up":{},"stale":{}}})",
             st.dpi.inspected, st.dpi.detected, st.dpi.not_inspected, st.dpi.tls_stream_full, st.dpi.hello_gave_up,
-            st.dpi.payloads, st.dpi.gave_up);
+            st.dpi.payloads, st.dpi.gave_up, st.dpi.stale);
     fmt::print(f, "{}}}\n", extra); // extra: more members, each starting with ','
     if (f != stdout)
         std::fclose(f);

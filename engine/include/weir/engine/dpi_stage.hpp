@@ -4,10 +4,12 @@
 // feeds it each packet's L4 payload after accounting the packet, and calls
 // finish() on every record the table ends, which fills FlowRecord::l7 and
 // releases the flow's state. All memory is allocated at create():
-//  - a map of at most max_flows flows (canonical FlowKey -> entry), each
-//    entry carrying its fixed-size L7Info; an entry lives from the flow's
-//    first payload (a TCP flow: from its SYN, for the handshake timing)
-//    until its export;
+//  - a map of at most max_flows flows, each entry carrying its fixed-size
+//    L7Info; an entry lives from the flow's first payload (a TCP flow: from
+//    its SYN, for the handshake timing) until its export. Beside a flow
+//    table (flow mode, DpiConfig::flow_slots) a flow's entry is found by
+//    the flow's entry number in the table, through a 4-byte slot per table
+//    entry; standalone, by canonical FlowKey in a hash index;
 //  - a pool of max_inspections inspection states (parser progress), held
 //    only while a flow is inspected: released when detection ends or after
 //    packets_per_direction payloads in each direction;
@@ -15,7 +17,7 @@
 //    direction whose handshake message spans several segments.
 // A flow arriving while the map or the inspection pool is full is not
 // inspected (counted in DpiStats::not_inspected) and gets the port guess.
-// Memory: about 800 bytes per map entry (the L7Info text dominates), taken
+// Memory: 848 bytes per map entry (the L7Info text dominates), taken
 // in order and mapped on first use, so it follows the most flows inspected
 // at once, up to max_flows; 16 KB per TLS buffer; little else.
 //
@@ -61,6 +63,13 @@ struct DpiConfig {
     uint16_t ndpi_tcp_packets = 80;
     uint16_t ndpi_udp_packets = 24;
     std::string ndpi_protocols_file;   ///< level 2: custom rules, ntop's protos.txt format (empty: none)
+    /// Flow mode: the capacity of the FlowTable this stage works beside.
+    /// Flows are then found by their table entry number (the `flow` of
+    /// inspect() and observe(), FlowRecord::table_entry in finish()) in
+    /// an array of 4 bytes per table entry, instead of by key in a hash
+    /// index: no index probe, and the entries of live flows are few and
+    /// close together. 0: by key (the `flow` arguments are ignored).
+    uint32_t flow_slots = 0;
 };
 
 struct DpiStats {
@@ -71,6 +80,7 @@ struct DpiStats {
     uint64_t hello_gave_up = 0; ///< QUIC Initials / DTLS hellos given up: undecryptable, bad frames, too large
     uint64_t payloads = 0;      ///< payloads given to the parsers (level 2: packets given to nDPI)
     uint64_t gave_up = 0;       ///< level 2: detections ended by the packet bound with nothing found
+    uint64_t stale = 0;         ///< flow mode: states dropped because their table entry went to another flow unfinished
 
     /// Sums another stage's counters (workers, queues): every field, so a
     /// counter added here is summed everywhere.
@@ -83,6 +93,7 @@ struct DpiStats {
         hello_gave_up += o.hello_gave_up;
         payloads += o.payloads;
         gave_up += o.gave_up;
+        stale += o.stale;
         return *this;
     }
 };
@@ -102,25 +113,31 @@ public:
     static std::span<const uint8_t> input(uint8_t level, const PacketMeta& m, const uint8_t* frame,
                                           uint32_t caplen) noexcept;
 
+    /// No flow entry number (and what a stage by key takes).
+    static constexpr uint32_t kNoFlow = UINT32_MAX;
+
     /// Inspects one packet: `bytes` are input(level, ...) of its frame, or
     /// their first bytes (a cut copy). Levels 0 and 1 ignore empty payloads.
-    void inspect(const PacketMeta& m, std::span<const uint8_t> bytes) noexcept;
+    /// In flow mode `flow` is the packet's flow entry in the table
+    /// (FlowTable::AfterPacket); a packet without one is not inspected.
+    void inspect(const PacketMeta& m, std::span<const uint8_t> bytes, uint32_t flow = kNoFlow) noexcept;
 
     /// Sees a TCP packet that inspect() does not get (no payload at level 1,
     /// no copy): only its flags and time, for the flow's handshake timing
     /// (L7Info latencies). Level 1 makes a flow's entry at its SYN here.
     /// Packets other than SYN, SYN/ACK and the ACK a handshake waits for
     /// cost a flag test and no lookup.
-    void observe(const PacketMeta& m) noexcept;
+    void observe(const PacketMeta& m, uint32_t flow = kNoFlow) noexcept;
 
     /// Fills r.l7 for a record the flow table ended. Releases the flow's
     /// state unless the record is an active-timeout export (the flow goes
-    /// on, and its next record carries the same result).
+    /// on, and its next record carries the same result). In flow mode the
+    /// flow is r.table_entry.
     void finish(FlowRecord& r) noexcept;
 
     /// True when packet `m` may still be inspected (its flow is new or
     /// under inspection and its direction has payloads left).
-    [[nodiscard]] bool wants(const PacketMeta& m) const noexcept;
+    [[nodiscard]] bool wants(const PacketMeta& m, uint32_t flow = kNoFlow) const noexcept;
 
     /// Called on the stage's thread when a flow's L7 result is known: at
     /// its first detection, again when its inspection ends (the final,

@@ -78,10 +78,15 @@ public:
     /// go to `sink`. Returns the number of packets accounted.
     uint32_t update_burst(const PacketMeta* pkts, uint32_t n, const FlowSink& sink) noexcept;
 
-    /// update_burst that calls `after(ctx, pkts[i], i)` right after packet i
-    /// is accounted and before packet i + 1 is: per-packet work that must
-    /// see the flow as its packet left it (DPI) keeps the prefetching.
-    using AfterPacket = void (*)(void* ctx, const PacketMeta& pkt, uint32_t i) noexcept;
+    /// update_burst that calls `after(ctx, pkts[i], i, flow)` right after
+    /// packet i is accounted and before packet i + 1 is: per-packet work
+    /// that must see the flow as its packet left it (DPI) keeps the
+    /// prefetching. `flow` is the flow's entry number in this table, below
+    /// the capacity: it stays the flow's until a record of the flow that
+    /// ends it (any reason but an active timeout) reaches the sink with the
+    /// same FlowRecord::table_entry, so state kept beside the table can be
+    /// an array indexed by it.
+    using AfterPacket = void (*)(void* ctx, const PacketMeta& pkt, uint32_t i, uint32_t flow) noexcept;
     uint32_t update_burst(const PacketMeta* pkts, uint32_t n, const FlowSink& sink, AfterPacket after,
                           void* ctx) noexcept;
 

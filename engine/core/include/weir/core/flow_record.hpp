@@ -86,6 +86,11 @@ struct FlowRecord {
     uint16_t worker = 0;         ///< worker (core) that owned the flow
     EndReason end_reason = EndReason::IdleTimeout;
     uint8_t client_is_a = 1;     ///< 1 when the client is key side A
+    /// Entry number of the flow in the worker's flow table that ended it
+    /// (FlowTable::AfterPacket's `flow`), UINT32_MAX for records made
+    /// elsewhere: lets the worker's per-flow state beside the table find
+    /// the flow without a lookup. Not exported.
+    uint32_t table_entry = UINT32_MAX;
     L7Info l7;                   ///< application protocol (all zero when not classified)
 
     // Client/server views of the canonical key.
