@@ -143,8 +143,8 @@ run_case() { # format biflow-mode
     start_nfcapd_recorded "$dir" "$port"
     local tp=$TCPDUMP_PID np=$NFCAPD_PID
     local collectors="127.0.0.1:$port" streams=1 pp="" pm_csv=""
+    local pport=""
     if [ "$HAVE_NFACCTD" -eq 1 ]; then
-        local pport
         pport=$(free_port udp)
         pm_csv=$dir/nfacctd.csv
         cat >"$dir/nfacctd.conf" <<CONF
@@ -173,6 +173,14 @@ CONF
     "$DRIVER" -i "$CAPS" "--$fmt" "$collectors" --export-all --export-biflow "$mode" \
         --expect "$dir/expect.txt" >"$dir/driver.out" 2>"$dir/driver.err" \
         || fail "$fmt/$mode: driver failed: $(cat "$dir/driver.err")"
+    # The collectors have read every datagram when their sockets' receive
+    # queues are empty (a loaded machine may take longer than a fixed pause).
+    local q
+    for i in $(seq 1 100); do
+        q=$(ss -ulnH 2>/dev/null | awk -v a="127.0.0.1:$port" -v b="127.0.0.1:${pport:-0}" '$4 == a || $4 == b {s += $2} END {print s + 0}')
+        [ "$q" -eq 0 ] && break
+        sleep 0.1
+    done
     sleep 0.5
     kill -TERM "$np"; wait "$np" 2>/dev/null
     if [ -n "$pp" ]; then

@@ -39,14 +39,24 @@ if "$GEN" -i wgenosuch0 --count 1 --dry-run 2>"$TMP/err"; then
 fi
 grep -q "no such interface 'wgenosuch0'" "$TMP/err" || { echo "FAIL: message: $(cat "$TMP/err")"; exit 1; }
 
+LIVE_REFUSED=
 for mode in live afxdp; do
     "$GEN" --sink -i "$OUT" --duration 30 --json --count-flows --ready-file "$TMP/ready" >"$TMP/sink.json" &
     SINK_PID=$!
     for _ in $(seq 100); do [[ -f "$TMP/ready" ]] && break; sleep 0.1; done
     [[ -f "$TMP/ready" ]] || { echo "FAIL: sink did not attach"; exit 1; }
-    ip netns exec "$NS" "$GEN" -i "$IN" --mode "$mode" --count 20000 --flows 100 --size 128 --json >"$TMP/gen.json"
+    rc=0
+    ip netns exec "$NS" "$GEN" -i "$IN" --mode "$mode" --count 20000 --flows 100 --size 128 --json \
+        >"$TMP/gen.json" 2>"$TMP/gen.err" || rc=$?
     kill -INT "$SINK_PID"; wait "$SINK_PID"; SINK_PID=
     rm -f "$TMP/ready"
+    if [[ $rc -ne 0 ]]; then
+        # Some kernels and sandboxes refuse BPF_PROG_RUN live frames even to root.
+        if [[ $mode == live ]] && grep -q "BPF_PROG_RUN live frames.*Operation not permitted" "$TMP/gen.err"; then
+            LIVE_REFUSED=$(cat "$TMP/gen.err"); continue
+        fi
+        echo "FAIL: weir-gen --mode $mode exited $rc: $(cat "$TMP/gen.err")"; exit 1
+    fi
     python3 - "$TMP/gen.json" "$TMP/sink.json" "$mode" <<'EOF'
 import json, sys
 g = json.load(open(sys.argv[1])); s = json.load(open(sys.argv[2]))
@@ -56,4 +66,8 @@ print(sys.argv[3], "gen", g, "sink", s)
 sys.exit(0 if ok else 1)
 EOF
 done
+if [[ -n "$LIVE_REFUSED" ]]; then
+    echo "skip: AF_XDP mode passed; live mode not run, the kernel refuses BPF_PROG_RUN live frames: $LIVE_REFUSED"
+    exit 77
+fi
 echo "PASS"
