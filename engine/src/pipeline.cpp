@@ -8,8 +8,10 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <pthread.h>
 #include <sched.h>
 #include <thread>
@@ -709,12 +711,15 @@ void Pipeline::Impl::worker_main(uint32_t w)
     const FlowSink fsink = [&](const FlowRecord& rec) {
         // Level 0 needs no per-flow state: the export thread adds the port
         // guess to its own copy, and the record is not copied once more here.
-        FlowRecord filled;
+        // With DPI the record is copied once and filled in; raw storage,
+        // so no flow pays for constructing a record first.
+        alignas(FlowRecord) std::byte filled[sizeof(FlowRecord)];
         const FlowRecord* rp = &rec;
         if (payloads) {
-            filled = rec;
-            dpi.finish(filled);
-            rp = &filled;
+            std::memcpy(filled, &rec, sizeof(rec)); // trivially copyable: the copy is a FlowRecord
+            auto* f = std::launder(reinterpret_cast<FlowRecord*>(filled));
+            dpi.finish(*f);
+            rp = f;
         }
         const FlowRecord& r = *rp;
         if (out.push(r))
@@ -808,8 +813,14 @@ void Pipeline::Impl::worker_main(uint32_t w)
 void Pipeline::Impl::export_main()
 {
     constexpr size_t kPop = 256;
-    std::vector<FlowRecord> buf(kPop);
     Backoff idle;
+    // Records are read where the worker wrote them (no copy out of the
+    // ring); each slot is the worker's again once its record is sunk.
+    const auto take = [this](FlowRecord& r) {
+        if (cfg.dpi.level == 0)
+            guess_l7_by_port(r);
+        sink(r);
+    };
     std::vector<bool> finished(cfg.workers, false);
     uint32_t nfinished = 0;
     while (nfinished < cfg.workers) {
@@ -820,12 +831,9 @@ void Pipeline::Impl::export_main()
             // Read the flag before draining: a worker publishes "exited" only
             // after its last push, so a drained ring after that is final.
             const bool exited = shared[w].exited.load(std::memory_order_acquire);
-            const size_t n = out_rings[w]->pop(buf.data(), kPop);
-            for (size_t i = 0; i < n; ++i) {
-                if (cfg.dpi.level == 0)
-                    guess_l7_by_port(buf[i]);
-                sink(buf[i]);
-            }
+            size_t n = 0;
+            while (n < kPop && out_rings[w]->consume_one(take))
+                ++n;
             got += n;
             if (n)
                 exported.fetch_add(n, std::memory_order_relaxed);
