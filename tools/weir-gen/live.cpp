@@ -218,7 +218,10 @@ Result<GenReport> run_live(const GenOptions& opt, const Template& t)
     const double seconds = now_s() - start;
     for (const auto& r : results)
         if (r.err)
-            return from_errno(r.err, "BPF_PROG_RUN live frames on " + opt.iface);
+            return from_errno(r.err, "BPF_PROG_RUN live frames on " + opt.iface +
+                                         (r.err == -EPERM ? " (refused by this kernel even to root; --mode afxdp sends "
+                                                           "without them)"
+                                                         : ""));
 
     const int ncpus = libbpf_num_possible_cpus();
     if (ncpus <= 0)
