@@ -710,9 +710,9 @@ void Pipeline::Impl::worker_main(uint32_t w)
 
     const FlowSink fsink = [&](const FlowRecord& rec) {
         // Level 0 needs no per-flow state: the export thread adds the port
-        // guess to its own copy, and the record is not copied once more here.
-        // With DPI the record is copied once and filled in; raw storage,
-        // so no flow pays for constructing a record first.
+        // guess to the record in the ring, and it is not copied here. With
+        // DPI the record is copied once and filled in; raw storage, so no
+        // flow pays for constructing a record first.
         alignas(FlowRecord) std::byte filled[sizeof(FlowRecord)];
         const FlowRecord* rp = &rec;
         if (payloads) {
