@@ -7,6 +7,8 @@
 // (dpi/ndpi_module.hpp, built when WEIR_HAVE_NDPI).
 #include <weir/engine/dpi_stage.hpp>
 
+#include <weir/core/ndpi_vocab.hpp>
+
 #include <weir/engine/dpi/dns.hpp>
 #include <weir/engine/dpi/dtls.hpp>
 #include <weir/engine/dpi/http.hpp>
@@ -113,6 +115,8 @@ void set_name(L7Info& l7, d::AppProtocol p) noexcept
     l7.app = static_cast<uint16_t>(p);
     l7.master = 0;
     l7.guessed = 0;
+    l7.category = d::app_protocol_category(p);
+    l7.confidence = ndpi_vocab::kConfidenceDpi;
     copy_text(l7.name, d::app_protocol_name(p));
 }
 
@@ -152,6 +156,8 @@ void take_stun(L7Info& l7, uint8_t& found, const d::StunMessage& m) noexcept
         l7.master = static_cast<uint16_t>(d::AppProtocol::Stun);
         l7.app = static_cast<uint16_t>(m.sub);
         l7.guessed = 0;
+        l7.category = d::app_protocol_category(m.sub); // nDPI: the application's
+        l7.confidence = ndpi_vocab::kConfidenceDpi;
         d::FixedString<sizeof(L7Info::name)> name;
         name.assign(std::string_view("STUN."));
         name.append(d::app_protocol_name(m.sub));
@@ -1057,6 +1063,7 @@ void guess_l7_by_port(FlowRecord& r) noexcept
         return;
     set_name(r.l7, p);
     r.l7.guessed = 1;
+    r.l7.confidence = ndpi_vocab::kConfidenceMatchByPort;
 }
 
 Result<std::vector<NdpiProtocol>> ndpi_protocols(const std::string& protos_file)

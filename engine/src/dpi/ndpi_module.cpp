@@ -71,7 +71,10 @@ struct NdpiModule::Impl {
         char buf[64];
         copy_text(l7.name, ndpi_protocol2name(mod, p, buf, sizeof(buf)), sizeof(buf));
         l7.category = static_cast<uint16_t>(ndpi_get_proto_category(mod, p));
+        l7.confidence = static_cast<uint8_t>(f->confidence);
         l7.risk = f->risk;
+        u_int16_t client_score = 0, server_score = 0;
+        l7.risk_score = f->risk ? ndpi_risk2score(f->risk, &client_score, &server_score) : 0;
         copy_text(l7.server_name, f->host_server_name, sizeof(f->host_server_name));
         if (uses_tls_fields(p)) {
             copy_text(l7.ja3c, f->protos.tls_quic.ja3_client, sizeof(f->protos.tls_quic.ja3_client));

@@ -61,10 +61,10 @@ struct L7Info {
     char ja3c[33]{};
     char ja3s[33]{};
     char ja4[37]{};
-    uint8_t pad_[1]{};
+    uint8_t confidence = 0;   ///< how the protocol was found: ndpi_confidence_t (weir/core/ndpi_vocab.hpp)
     uint64_t risk = 0;        ///< nDPI flow risk bitmap (ndpi_risk, bit n = risk n); nDPI mode only
-    uint16_t category = 0;    ///< nDPI category id (ndpi_protocol_category_t); nDPI mode only
-    uint8_t pad2_[2]{};
+    uint16_t category = 0;    ///< nDPI category id (ndpi_protocol_category_t), 0 = unspecified
+    uint16_t risk_score = 0;  ///< nDPI's score of `risk` (ndpi_risk2score, client + server); nDPI mode only
     // TCP timing measured by the DPI stage (levels 1 and 2), in microseconds,
     // 0 = not measured (no full three-way handshake seen, or not TCP).
     // The network latencies are nProbe's CLIENT/SERVER_NW_LATENCY: half the

@@ -12,6 +12,7 @@
 #include <span>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 namespace weir::engine::dpi {
 
@@ -90,6 +91,13 @@ enum class AppProtocol : uint16_t {
 
 /// nDPI's name for the protocol ("TLS", "HTTP", ...); "Unknown" otherwise.
 std::string_view app_protocol_name(AppProtocol p) noexcept;
+
+/// nDPI 4.2's default category id of the protocol (ndpi_get_proto_category()
+/// for it alone), 0 = Unspecified for Unknown.
+uint16_t app_protocol_category(AppProtocol p) noexcept;
+
+/// Every protocol micro-DPI names (not Unknown).
+std::vector<AppProtocol> app_protocols();
 
 /// Reverse of app_protocol_name(); Unknown when the name is not one of ours.
 AppProtocol app_protocol_from_name(std::string_view name) noexcept;

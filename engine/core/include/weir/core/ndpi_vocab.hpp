@@ -1,0 +1,143 @@
+// nDPI 4.2's names for what L7Info carries by number: categories
+// (ndpi_protocol_category_t), flow risks (ndpi_risk_enum, one bit each in
+// L7Info::risk) and confidence (ndpi_confidence_t), as ndpiReader prints
+// them and nProbe exports them. Tables rather than calls into libndpi so the
+// exporters and a build without libndpi name them too;
+// tests/unit/ndpi_vocab_test.cpp checks every entry against the library.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+namespace weir::ndpi_vocab {
+
+/// ndpi_confidence_t.
+enum Confidence : uint8_t {
+    kConfidenceUnknown = 0,
+    kConfidenceMatchByPort = 1,
+    kConfidenceMatchByIp = 2,
+    kConfidenceDpiCache = 3,
+    kConfidenceDpi = 4,
+};
+
+inline constexpr std::array<std::string_view, 5> kConfidenceNames = {
+    "Unknown", "Match by port", "Match by IP", "DPI (cache)", "DPI",
+};
+
+/// ndpi_category_get_name() for ids 0..32 (the custom categories 20..24
+/// under their default labels) and 99..105; "" for the ids in between.
+inline constexpr std::array<std::string_view, 33> kCategoryNames = {
+    "Unspecified", "Media", "VPN", "Email", "DataTransfer", "Web", "SocialNetwork", "Download", "Game",
+    "Chat", "VoIP", "Database", "RemoteAccess", "Cloud", "Network", "Collaborative", "RPC", "Streaming",
+    "System", "SoftwareUpdate", "User custom category 1", "User custom category 2", "User custom category 3",
+    "User custom category 4", "User custom category 5", "Music", "Video", "Shopping", "Productivity",
+    "FileSharing", "ConnCheck", "IoT-Scada", "VirtAssistant",
+};
+inline constexpr uint16_t kCategoryHighFirst = 99;
+inline constexpr std::array<std::string_view, 7> kCategoryHighNames = {
+    "Mining", "Malware", "Advertisement", "Banned_Site", "Site_Unavailable", "Allowed_Site", "Antimalware",
+};
+
+/// ndpi_risk2str() for bits 1..41 (bit 0, NDPI_NO_RISK, is never set).
+inline constexpr std::array<std::string_view, 42> kRiskNames = {
+    "",
+    "XSS Attack",
+    "SQL Injection",
+    "RCE Injection",
+    "Binary Application Transfer",
+    "Known Protocol on Non Standard Port",
+    "Self-signed Certificate",
+    "Obsolete TLS Version (1.1 or older)",
+    "Weak TLS Cipher",
+    "TLS Expired Certificate",
+    "TLS Certificate Mismatch",
+    "HTTP Suspicious User-Agent",
+    "HTTP Numeric IP Address",
+    "HTTP Suspicious URL",
+    "HTTP Suspicious Header",
+    "TLS (probably) Not Carrying HTTPS",
+    "Suspicious DGA Domain name",
+    "Malformed Packet",
+    "SSH Obsolete Client Version/Cipher",
+    "SSH Obsolete Server Version/Cipher",
+    "SMB Insecure Version",
+    "TLS Suspicious ESNI Usage",
+    "Unsafe Protocol",
+    "Suspicious DNS Traffic",
+    "Missing SNI TLS Extension",
+    "HTTP Suspicious Content",
+    "Risky ASN",
+    "Risky Domain Name",
+    "Possibly Malicious JA3 Fingerprint",
+    "Possibly Malicious SSL Cert. SHA1 Fingerprint",
+    "Desktop/File Sharing Session",
+    "Uncommon TLS ALPN",
+    "TLS Certificate Validity Too Long",
+    "TLS Suspicious Extension",
+    "TLS Fatal Alert",
+    "Suspicious Entropy",
+    "Clear-Text Credentials",
+    "DNS Packet Larger Than 512 bytes",
+    "Fragmented DNS Message",
+    "Text Contains Non-Printable Characters",
+    "Possible Exploit Detected",
+    "TLS Certificate About To Expire",
+};
+
+constexpr std::string_view confidence_name(uint8_t c) noexcept
+{
+    return c < kConfidenceNames.size() ? kConfidenceNames[c] : std::string_view{};
+}
+
+/// "" for an id nDPI 4.2 does not name.
+constexpr std::string_view category_name(uint16_t id) noexcept
+{
+    if (id < kCategoryNames.size())
+        return kCategoryNames[id];
+    if (id >= kCategoryHighFirst && id < kCategoryHighFirst + kCategoryHighNames.size())
+        return kCategoryHighNames[id - kCategoryHighFirst];
+    return {};
+}
+
+/// Reverse of category_name(); 0 (Unspecified) for a name it does not give.
+constexpr uint16_t category_id(std::string_view name) noexcept
+{
+    for (uint16_t i = 0; i < kCategoryNames.size(); ++i)
+        if (kCategoryNames[i] == name)
+            return i;
+    for (uint16_t i = 0; i < kCategoryHighNames.size(); ++i)
+        if (kCategoryHighNames[i] == name)
+            return static_cast<uint16_t>(kCategoryHighFirst + i);
+    return 0;
+}
+
+/// "" for a bit nDPI 4.2 does not name.
+constexpr std::string_view risk_name(unsigned bit) noexcept
+{
+    return bit < kRiskNames.size() ? kRiskNames[bit] : std::string_view{};
+}
+
+/// Calls out(name) for each risk set in `risk`, lowest bit first; a bit
+/// without a name is given as "risk N" (a newer nDPI's risk).
+template <class Out>
+void for_each_risk(uint64_t risk, Out&& out)
+{
+    for (unsigned bit = 1; bit < 64; ++bit) {
+        if (!(risk >> bit & 1))
+            continue;
+        const std::string_view n = risk_name(bit);
+        if (!n.empty()) {
+            out(n);
+        } else {
+            char buf[16] = "risk ";
+            unsigned v = bit, len = 5;
+            if (v >= 10)
+                buf[len++] = static_cast<char>('0' + v / 10);
+            buf[len++] = static_cast<char>('0' + v % 10);
+            out(std::string_view(buf, len));
+        }
+    }
+}
+
+} // namespace weir::ndpi_vocab
