@@ -3,6 +3,8 @@
 
 #include "l7_fields.hpp"
 
+#include <weir/core/ndpi_vocab.hpp>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -66,9 +68,27 @@ void append_latencies(const L7Info& l7, std::string& out)
     ms("APPL_LATENCY_MS", l7.appl_latency_us);
 }
 
+// nDPI's flow risks: the bitmap, its names (comma-separated) and score.
+void append_risk(const L7Info& l7, std::string& out)
+{
+    if (!l7.risk)
+        return;
+    auto it = std::back_inserter(out);
+    fmt::format_to(it, R"(,"L7_PROTO_RISK":{})", l7.risk);
+    std::string names;
+    ndpi_vocab::for_each_risk(l7.risk, [&names](std::string_view n) {
+        if (!names.empty())
+            names += ',';
+        names += n;
+    });
+    append_string(out, "L7_PROTO_RISK_NAME", names.c_str());
+    fmt::format_to(it, R"(,"L7_RISK_SCORE":{})", l7.risk_score);
+}
+
 void append_l7(const L7Info& l7, std::string& out)
 {
     append_latencies(l7, out);
+    append_risk(l7, out);
     if (l7.app == 0 && l7.master == 0)
         return;
     auto it = std::back_inserter(out);
@@ -79,6 +99,13 @@ void append_l7(const L7Info& l7, std::string& out)
     append_string(out, "L7_PROTO_NAME", l7.name);
     if (l7.guessed)
         out += R"(,"L7_PROTO_GUESSED":true)";
+    if (l7.category) {
+        const std::string cat(ndpi_vocab::category_name(l7.category));
+        if (!cat.empty())
+            append_string(out, "L7_PROTO_CATEGORY", cat.c_str());
+    }
+    if (l7.confidence)
+        fmt::format_to(it, R"(,"L7_CONFIDENCE":{})", l7.confidence);
     // The server name goes under the field nProbe uses for the protocol.
     const detail::ServerNameField sf = detail::server_name_field(l7);
     if (sf == detail::ServerNameField::DnsQuery) {

@@ -27,6 +27,8 @@
 #include <weir/exporters/ipfix.hpp>
 #include <weir/exporters/netflow.hpp>
 
+#include <weir/core/ndpi_vocab.hpp>
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -95,8 +97,8 @@ enum class Slot : uint8_t {
     SrcMac, DstMac, Start, End, RevStart, RevEnd, DurationMs, SysInitMs, EndReason, MinTtl, MaxTtl, RevMinTtl,
     RevMaxTtl, Icmp, IcmpType, IcmpCode, IpVersion,
     // ntop enterprise elements (PEN 35632 / v9 57472 + n)
-    L7Proto, DnsQtype, DnsRcode, ClientLatMs, ServerLatMs, ApplLatMs, TunnelId,
-    L7Name, DnsQuery, TlsSni, HttpHost, HttpSite, HttpUrl, HttpUa, Ja3c, Ja3s, Ja4, // strings, in this order
+    L7Proto, DnsQtype, DnsRcode, ClientLatMs, ServerLatMs, ApplLatMs, TunnelId, Confidence, Risk, RiskScore,
+    L7Name, Category, DnsQuery, TlsSni, HttpHost, HttpSite, HttpUrl, HttpUa, Ja3c, Ja3s, Ja4, // strings, in this order
 };
 constexpr int kStrSlots = static_cast<int>(Slot::Ja4) - static_cast<int>(Slot::L7Name) + 1;
 
@@ -143,8 +145,9 @@ struct Parsed {
     bool have_duration, have_sysinit, have_icmp, have_icmp_tc;
     bool v4, v6;
     bool have_l7;
-    uint16_t l7_proto, dns_qtype;
-    uint8_t dns_rcode;
+    uint16_t l7_proto, dns_qtype, risk_score;
+    uint8_t dns_rcode, confidence;
+    uint64_t risk;
     uint32_t latency_ms[3]; ///< client, server, application
     uint32_t tunnel_id;
     const uint8_t* str[kStrSlots]; ///< L7 strings in the message (v9: NUL-padded)
@@ -165,7 +168,11 @@ Field compile_ntop(uint16_t n, uint16_t len) noexcept
     case ntop::kUpstreamTunnelId: num(Slot::TunnelId); break;
     case ntop::kDnsQueryType: num(Slot::DnsQtype); break;
     case ntop::kDnsRetCode: num(Slot::DnsRcode); break;
+    case ntop::kL7Confidence: num(Slot::Confidence); break;
+    case ntop::kL7ProtoRisk: num(Slot::Risk); break;
+    case ntop::kL7RiskScore: num(Slot::RiskScore); break;
     case ntop::kL7ProtoName: str(Slot::L7Name); break;
+    case ntop::kL7ProtoCategory: str(Slot::Category); break;
     case ntop::kDnsQuery: str(Slot::DnsQuery); break;
     case ntop::kTlsServerName: str(Slot::TlsSni); break;
     case ntop::kHttpHost: str(Slot::HttpHost); break;
@@ -568,7 +575,11 @@ struct FlowDecoder::Impl {
                     static_cast<uint32_t>(std::min<uint64_t>(rd_uint(v, len), 0xFFFFFFFFu / 1000));
                 break;
             case Slot::TunnelId: x.tunnel_id = static_cast<uint32_t>(rd_uint(v, len)); break;
+            case Slot::Confidence: x.confidence = static_cast<uint8_t>(rd_uint(v, len)); break;
+            case Slot::Risk: x.risk = rd_uint(v, len); x.have_l7 = true; break;
+            case Slot::RiskScore: x.risk_score = static_cast<uint16_t>(rd_uint(v, len)); break;
             case Slot::L7Name:
+            case Slot::Category:
             case Slot::DnsQuery:
             case Slot::TlsSni:
             case Slot::HttpHost:
@@ -728,6 +739,12 @@ struct FlowDecoder::Impl {
         l.dns_qtype = x.dns_qtype;
         l.dns_rcode = x.dns_rcode;
         copy_str(l.name, x, Slot::L7Name);
+        l.confidence = x.confidence;
+        l.risk = x.risk;
+        l.risk_score = x.risk_score;
+        char cat[sizeof(L7Info::name)];
+        copy_str(cat, x, Slot::Category);
+        l.category = ndpi_vocab::category_id(cat);
         // One server name: whichever of the four carries it.
         for (Slot s : {Slot::DnsQuery, Slot::TlsSni, Slot::HttpHost, Slot::HttpSite}) {
             if (x.str_len[static_cast<int>(s) - static_cast<int>(Slot::L7Name)] != 0) {

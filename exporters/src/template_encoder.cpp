@@ -18,9 +18,10 @@
 //
 // v9 has no variable-length fields, so its L7 template is wide (about 500
 // bytes of NUL-padded strings, two records to a datagram). A flow whose L7
-// data is only the protocol (a port guess, or DPI that found no host, URL
-// or fingerprint) goes out under the compact L7 templates instead (base +
-// 24 / base + 25: L7_PROTO and L7_PROTO_NAME only), announced with their
+// data is only the protocol (a port guess, or DPI that found no host, URL,
+// fingerprint or risk) goes out under the compact L7 templates instead (base +
+// 24 / base + 25: L7_PROTO, L7_PROTO_NAME, L7_PROTO_CATEGORY and
+// L7_CONFIDENCE only), announced with their
 // first use like the full ones. IPFIX keeps one L7 template per family:
 // an empty variable-length string costs one byte. Both L7 kinds end with
 // CLIENT/SERVER_NW_LATENCY_MS and APPL_LATENCY_MS (u32 ms); a flow with a
@@ -60,6 +61,8 @@
 #include "encode_util.hpp"
 #include "l7_fields.hpp"
 
+#include <weir/core/ndpi_vocab.hpp>
+
 #include <weir/exporters/ipfix.hpp>
 #include <weir/exporters/netflow.hpp>
 
@@ -77,12 +80,12 @@ enum class F : uint8_t {
     Icmp, RevBytes, RevPackets, RevTcpFlags, RevTos, RevStartMs, RevEndMs, RevMinTtl, RevMaxTtl,
     OutBytes, OutPackets,
     // ntop L7 (PEN 35632)
-    L7Proto, L7Name, DnsQuery, DnsQtype, DnsRcode, TlsSni, HttpHost, HttpUrl, HttpUa, Ja3c, Ja3s, Ja4,
-    ClientLat, ServerLat, ApplLat, TunnelId,
+    L7Proto, L7Name, Category, Confidence, Risk, RiskScore, DnsQuery, DnsQtype, DnsRcode, TlsSni, HttpHost,
+    HttpUrl, HttpUa, Ja3c, Ja3s, Ja4, ClientLat, ServerLat, ApplLat, TunnelId,
 };
 
 /// The string fields of the L7 templates (see str_index()).
-enum L7Str : uint8_t { kName, kDns, kTls, kHost, kUrl, kUa, kJa3c, kJa3s, kJa4, kL7StrCount };
+enum L7Str : uint8_t { kName, kCat, kDns, kTls, kHost, kUrl, kUa, kJa3c, kJa3s, kJa4, kL7StrCount };
 
 struct L7View {
     const char* s[kL7StrCount];
@@ -92,12 +95,13 @@ struct L7View {
 /// Latencies in whole ms, as nProbe exports them (truncated).
 uint32_t ms_of(uint32_t us) noexcept { return us / 1000; }
 
-/// L7 template material: a protocol, or a measured latency (a TCP flow
-/// whose protocol DPI did not find still has its handshake times).
+/// L7 template material: a protocol, a measured latency (a TCP flow
+/// whose protocol DPI did not find still has its handshake times), or
+/// nDPI's risks (which an undetected flow may have too).
 bool has_l7(const L7Info& l) noexcept
 {
     return l.app != 0 || l.master != 0 || ms_of(l.client_nw_latency_us) || ms_of(l.server_nw_latency_us)
-        || ms_of(l.appl_latency_us);
+        || ms_of(l.appl_latency_us) || l.risk != 0;
 }
 
 uint16_t cstrlen(const char* p, std::size_t cap) noexcept
@@ -118,6 +122,11 @@ L7View l7_view(const L7Info& l) noexcept
     for (auto& p : v.s)
         p = kEmpty;
     set(kName, l.name, sizeof(l.name));
+    if (l.category) {
+        const std::string_view cat = ndpi_vocab::category_name(l.category); // a literal: NUL-terminated
+        v.s[kCat] = cat.empty() ? kEmpty : cat.data();
+        v.n[kCat] = static_cast<uint16_t>(cat.size());
+    }
     const ServerNameField sf = server_name_field(l);
     if (sf == ServerNameField::DnsQuery)
         set(kDns, l.server_name, sizeof(l.server_name));
@@ -142,11 +151,16 @@ struct NtopField {
     bool string;
     const char* name; ///< nProbe's name, for RFC 5610 type records
     bool latency = false; ///< u32 ms; in the compact templates too
+    bool compact = false; ///< in the compact templates too (the protocol's own fields)
 };
 
 constexpr NtopField kNtopFields[] = {
-    {F::L7Proto, ntop::kL7Proto, 2, false, "L7_PROTO"},
-    {F::L7Name, ntop::kL7ProtoName, 24, true, "L7_PROTO_NAME"},
+    {F::L7Proto, ntop::kL7Proto, 2, false, "L7_PROTO", false, true},
+    {F::L7Name, ntop::kL7ProtoName, 24, true, "L7_PROTO_NAME", false, true},
+    {F::Category, ntop::kL7ProtoCategory, 16, true, "L7_PROTO_CATEGORY", false, true},
+    {F::Confidence, ntop::kL7Confidence, 1, false, "L7_CONFIDENCE", false, true},
+    {F::Risk, ntop::kL7ProtoRisk, 8, false, "L7_PROTO_RISK"},
+    {F::RiskScore, ntop::kL7RiskScore, 2, false, "L7_RISK_SCORE"},
     {F::DnsQuery, ntop::kDnsQuery, 64, true, "DNS_QUERY"},
     {F::DnsQtype, ntop::kDnsQueryType, 2, false, "DNS_QUERY_TYPE"},
     {F::DnsRcode, ntop::kDnsRetCode, 1, false, "DNS_RET_CODE"},
@@ -170,6 +184,7 @@ L7Str str_index(F f) noexcept
 {
     switch (f) {
     case F::L7Name: return kName;
+    case F::Category: return kCat;
     case F::DnsQuery: return kDns;
     case F::TlsSni: return kTls;
     case F::HttpHost: return kHost;
@@ -275,7 +290,7 @@ Template build_template(Dialect d, BiflowMode mode, bool v6, uint16_t id, bool l
     t.l7 = l7;
     if (l7) {
         for (const NtopField& n : kNtopFields) {
-            if (compact && n.f != F::L7Proto && n.f != F::L7Name && !n.latency)
+            if (compact && !n.compact && !n.latency)
                 continue;
             add_ntop(n);
         }
@@ -363,7 +378,7 @@ public:
             const Template& tl = tpl_[kL7][tun][v6];
             l7v = l7_view(r.l7);
             var_len = var_bytes(tl, l7v);
-            if (!ipfix_dialect() && only_name(l7v)) {
+            if (!ipfix_dialect() && only_name(l7v) && r.l7.risk == 0) {
                 kind = kL7Compact;
             } else if (header_len_ + 4 + tl.record_len + var_len + 3 <= opts_.mtu) {
                 kind = kL7;
@@ -464,7 +479,7 @@ private:
     /// True when the flow's only L7 string is the protocol name.
     static bool only_name(const L7View& v) noexcept
     {
-        for (uint32_t i = kName + 1; i < kL7StrCount; ++i)
+        for (uint32_t i = kCat + 1; i < kL7StrCount; ++i)
             if (v.n[i] != 0)
                 return false;
         return true;
@@ -775,9 +790,14 @@ private:
                 w_.u8(ipfix::kTypeString);
                 w_.u8(ipfix::kSemanticsDefault);
             } else {
-                w_.u8(f.v9_len == 1 ? ipfix::kTypeUnsigned8
-                                    : f.v9_len == 2 ? ipfix::kTypeUnsigned16 : ipfix::kTypeUnsigned32);
-                w_.u8(f.latency ? ipfix::kSemanticsQuantity : ipfix::kSemanticsIdentifier);
+                w_.u8(f.v9_len == 1   ? ipfix::kTypeUnsigned8
+                      : f.v9_len == 2 ? ipfix::kTypeUnsigned16
+                      : f.v9_len == 8 ? ipfix::kTypeUnsigned64
+                                      : ipfix::kTypeUnsigned32);
+                // The risk bitmap is flags (RFC 5610 s.3.2); a score, a quantity.
+                w_.u8(f.latency || f.f == F::RiskScore ? ipfix::kSemanticsQuantity
+                      : f.f == F::Risk                 ? ipfix::kSemanticsFlags
+                                                       : ipfix::kSemanticsIdentifier);
             }
             w_.u16(f.latency ? ipfix::kUnitsMilliseconds : 0);
             w_.u8(static_cast<uint8_t>(n));
@@ -902,7 +922,11 @@ private:
             case F::L7Proto: w_.u16(r.l7.app ? r.l7.app : r.l7.master); break;
             case F::DnsQtype: w_.u16(l7v.n[kDns] ? r.l7.dns_qtype : 0); break;
             case F::DnsRcode: w_.u8(l7v.n[kDns] ? r.l7.dns_rcode : 0); break;
+            case F::Confidence: w_.u8(r.l7.confidence); break;
+            case F::Risk: w_.u64(r.l7.risk); break;
+            case F::RiskScore: w_.u16(r.l7.risk_score); break;
             case F::L7Name:
+            case F::Category:
             case F::DnsQuery:
             case F::TlsSni:
             case F::HttpHost:
@@ -922,8 +946,8 @@ private:
     Dialect d_;
     EncoderOptions opts_;
     BiflowMode mode_;
-    /// [kind][tunnel][IPv6]; kL7Compact (v9 only): L7_PROTO, L7_PROTO_NAME
-    /// and the latencies.
+    /// [kind][tunnel][IPv6]; kL7Compact (v9 only): L7_PROTO, L7_PROTO_NAME,
+    /// L7_PROTO_CATEGORY, L7_CONFIDENCE and the latencies.
     Template tpl_[kKinds][2][2];
     bool announced_[kKinds][2]{};
     uint16_t stats_id_;

@@ -2,6 +2,8 @@
 #include <weir/exporters/flow_file_writer.hpp>
 #include <weir/exporters/flow_format.hpp>
 
+#include <weir/core/ndpi_vocab.hpp>
+
 #include <fmt/format.h>
 
 #include <cerrno>
@@ -34,6 +36,44 @@ std::string endpoint(const std::array<uint8_t, 16>& a, uint16_t port, const Flow
     if (!has_ports)
         return ip;
     return k.ip_version == 6 ? fmt::format("[{}]:{}", ip, port) : fmt::format("{}:{}", ip, port);
+}
+
+/// Wire text (a host name) on one line: control bytes become '.'.
+void append_printable(std::string& out, const char* s, std::size_t cap)
+{
+    for (std::size_t i = 0; i < cap && s[i]; ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        out += c < 0x20 || c == 0x7f ? '.' : static_cast<char>(c);
+    }
+}
+
+/// " [TLS.Google/Web] www.google.com risk 60: name, name" (what is known).
+void append_text_l7(const L7Info& l, std::string& out)
+{
+    if (l.app || l.master) {
+        out += " [";
+        append_printable(out, l.name, sizeof(l.name));
+        if (const std::string_view cat = ndpi_vocab::category_name(l.category); l.category && !cat.empty()) {
+            out += '/';
+            out += cat;
+        }
+        if (l.guessed)
+            out += ", by port";
+        out += ']';
+        if (l.server_name[0]) {
+            out += ' ';
+            append_printable(out, l.server_name, sizeof(l.server_name));
+        }
+    }
+    if (l.risk) {
+        fmt::format_to(std::back_inserter(out), " risk {}:", l.risk_score);
+        bool first = true;
+        ndpi_vocab::for_each_risk(l.risk, [&](std::string_view n) {
+            out += first ? " " : ", ";
+            out += n;
+            first = false;
+        });
+    }
 }
 
 } // namespace
@@ -76,6 +116,7 @@ void append_text(const FlowRecord& r, std::string& out)
     if (k.proto == 6)
         fmt::format_to(it, " flags {}/{}", format_tcp_flags(r.dir[0].tcp_flags), format_tcp_flags(r.dir[1].tcp_flags));
     fmt::format_to(it, " end {}", end_reason_name(r.end_reason));
+    append_text_l7(r.l7, out);
 }
 
 Result<std::unique_ptr<FlowFileWriter>> FlowFileWriter::open(const std::string& path, Format format)

@@ -42,6 +42,11 @@ std::string_view key_name(uint32_t id) noexcept
     case key::kDnsQueryType: return "DNS_QUERY_TYPE";
     case key::kDnsRetCode: return "DNS_RET_CODE";
     case key::kHttpSite: return "HTTP_SITE";
+    case key::kL7ProtoCategory: return "L7_PROTO_CATEGORY";
+    case key::kL7ProtoRisk: return "L7_PROTO_RISK";
+    case key::kL7ProtoRiskName: return "L7_PROTO_RISK_NAME";
+    case key::kL7RiskScore: return "L7_RISK_SCORE";
+    case key::kL7Confidence: return "L7_CONFIDENCE";
     case key::kJa4cHash: return "JA4C_HASH";
     default: return {};
     }
@@ -56,7 +61,8 @@ uint32_t key_id(std::string_view name) noexcept
         key::kOutDstMac, key::kSrcVlan, key::kIpProtocolVersion, key::kClientTcpFlags, key::kServerTcpFlags,
         key::kL7Proto, key::kL7ProtoName, key::kHttpUrl, key::kHttpUserAgent, key::kTlsServerName,
         key::kDnsQuery, key::kDnsQueryType, key::kDnsRetCode, key::kHttpSite, key::kJa4cHash,
-        key::kClientNwLatencyMs, key::kServerNwLatencyMs, key::kApplLatencyMs};
+        key::kClientNwLatencyMs, key::kServerNwLatencyMs, key::kApplLatencyMs, key::kL7ProtoCategory,
+        key::kL7ProtoRisk, key::kL7ProtoRiskName, key::kL7RiskScore, key::kL7Confidence};
     for (uint32_t id : kIds)
         if (key_name(id) == name)
             return id;

@@ -8,10 +8,13 @@
 
 #include "l7_fields.hpp"
 
+#include <weir/core/ndpi_vocab.hpp>
+
 #include <zlib.h>
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace weir::exporters {
@@ -463,6 +466,10 @@ std::size_t put_fields(const FlowRecord& r, W& w) noexcept
         p = fmt_u32(p, l7.app);
         ok &= w.put_string(k::kL7Proto, std::string_view(text, static_cast<std::size_t>(p - text)));
         ok &= w.put_string(k::kL7ProtoName, std::string_view(l7.name));
+        if (const std::string_view cat = ndpi_vocab::category_name(l7.category); l7.category && !cat.empty())
+            ok &= w.put_string(k::kL7ProtoCategory, cat);
+        if (l7.confidence)
+            ok &= w.put_uint(k::kL7Confidence, l7.confidence);
         const std::string_view server(l7.server_name);
         const detail::ServerNameField sf = detail::server_name_field(l7);
         if (sf == detail::ServerNameField::DnsQuery) {
@@ -483,6 +490,13 @@ std::size_t put_fields(const FlowRecord& r, W& w) noexcept
             ok &= w.put_string(k::kHttpUserAgent, std::string_view(l7.user_agent));
         if (l7.ja4[0])
             ok &= w.put_string(k::kJa4cHash, std::string_view(l7.ja4));
+    }
+    // nDPI's flow risks, detected protocol or not. The bitmap only: ntopng
+    // names the risks itself, and their names (up to 1 KB) would not fit the
+    // bound every record keeps (kMaxRecord).
+    if (l7.risk) {
+        ok &= w.put_uint(k::kL7ProtoRisk, l7.risk);
+        ok &= w.put_uint(k::kL7RiskScore, l7.risk_score);
     }
     // Handshake and response times (ntopng: tcp.nw_latency, appl_latency),
     // only when measured.

@@ -15,6 +15,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -78,6 +80,10 @@ FlowRecord tls4()
     put(r.l7.server_name, "www.google.com");
     put(r.l7.ja3c, "771a8f2e5f0c8a36d5d0b1a0b2c3d4e5f");
     put(r.l7.ja4, "t13d1516h2_8daaf6152771_d8a2da3f94cd");
+    r.l7.category = 5;             // Web
+    r.l7.confidence = 4;           // DPI
+    r.l7.risk = 1ULL << 5 | 1ULL << 24; // non-standard port, missing SNI (made up for the test)
+    r.l7.risk_score = 100;
     return r;
 }
 
@@ -187,17 +193,19 @@ TEST(ExportL7, IpfixL7TemplatesVariableLengthStringsAndRoundTrip)
     EXPECT_EQ(s[1].id, 2);
     EXPECT_EQ(rd16(m, s[1].at + 4), 272) << "IPv4 L7 template = base + 16";
     const uint16_t nfields = rd16(m, s[1].at + 6);
-    EXPECT_EQ(nfields, 29 + 15);
+    EXPECT_EQ(nfields, 29 + 19);
     // The L7 fields follow the 29 biflow fields: enterprise bit, PEN 35632.
     std::size_t at = s[1].at + 8;
     for (int i = 0; i < 29; ++i)
         at += (rd16(m, at) & 0x8000) ? 8 : 4;
     // Then CLIENT/SERVER_NW_LATENCY_MS and APPL_LATENCY_MS, 4 bytes each.
-    const uint16_t ids[] = {118, 119, 205, 207, 208, 188, 187, 180, 183, 489, 490, 576, 123, 124, 125};
-    const bool var[] = {false, true, true, false, false, true, true, true, true, true, true, true, false, false, false};
-    for (int i = 0; i < 15; ++i, at += 8) {
+    // L7_PROTO, L7_PROTO_NAME, L7_PROTO_CATEGORY, L7_CONFIDENCE (u8),
+    // L7_PROTO_RISK (u64), L7_RISK_SCORE, then the strings and latencies.
+    const uint16_t ids[] = {118, 119, 501, 560, 509, 527, 205, 207, 208, 188, 187, 180, 183, 489, 490, 576, 123, 124, 125};
+    const uint16_t len[] = {2, 65535, 65535, 1, 8, 2, 65535, 2, 1, 65535, 65535, 65535, 65535, 65535, 65535, 65535, 4, 4, 4};
+    for (int i = 0; i < 19; ++i, at += 8) {
         EXPECT_EQ(rd16(m, at), 0x8000 | ids[i]) << i;
-        EXPECT_EQ(rd16(m, at + 2), var[i] ? 65535 : ids[i] == 208 ? 1 : ids[i] >= 123 && ids[i] <= 125 ? 4 : 2) << i;
+        EXPECT_EQ(rd16(m, at + 2), len[i]) << i;
         EXPECT_EQ(rd32(m, at + 4), 35632u) << i;
     }
 
@@ -215,7 +223,13 @@ TEST(ExportL7, IpfixL7TemplatesVariableLengthStringsAndRoundTrip)
     EXPECT_STREQ(tls.server_name, "www.google.com");
     EXPECT_STREQ(tls.ja3c, tls4().l7.ja3c);
     EXPECT_STREQ(tls.ja4, tls4().l7.ja4);
+    EXPECT_EQ(tls.category, 5);
+    EXPECT_EQ(tls.confidence, 4);
+    EXPECT_EQ(tls.risk, tls4().l7.risk);
+    EXPECT_EQ(tls.risk_score, 100);
     const L7Info& http = flows.r[2].l7;
+    EXPECT_EQ(http.category, 0);
+    EXPECT_EQ(http.risk, 0u);
     EXPECT_EQ(http.app, 7);
     EXPECT_STREQ(http.url, http6().l7.url) << "255-byte string (3-byte length) survives";
     EXPECT_EQ(std::strlen(http.url), 255u);
@@ -263,8 +277,8 @@ TEST(ExportL7, V9FixedWidthStringsCutToTheTemplate)
 
 TEST(ExportL7, V9CompactTemplateForFlowsWithOnlyAProtocol)
 {
-    // A port guess or a DPI result without strings: L7_PROTO and
-    // L7_PROTO_NAME only (template base + 24), not ~500 bytes of padding.
+    // A port guess or a DPI result without strings: the protocol's fields
+    // only (template base + 24), not ~500 bytes of padding.
     FlowRecord guess = tcp4(3);
     guess.l7.app = 91;
     guess.l7.guessed = 1;
@@ -276,20 +290,25 @@ TEST(ExportL7, V9CompactTemplateForFlowsWithOnlyAProtocol)
     enc->add(tls4(), kClock, out); // strings: the full L7 template
     enc->flush(kClock, out);
     EXPECT_EQ(enc->stats().l7_records, 41u);
-    // 121-byte compact records: about 12 to a datagram (a full L7 record
-    // is about 620 bytes: two to a datagram, 21 datagrams for these flows).
-    ASSERT_LE(out.d.size(), 6u);
+    // 138-byte compact records: about 10 to a datagram (a full L7 record
+    // is about 650 bytes: two to a datagram, 21 datagrams for these flows).
+    ASSERT_LE(out.d.size(), 7u);
     const Bytes& m = out.d[0];
     const auto s = sets(m, 20);
     ASSERT_GE(s.size(), 3u);
     EXPECT_EQ(s[1].id, 0);
     EXPECT_EQ(rd16(m, s[1].at + 4), 258 + 24) << "IPv4 compact L7 template = base + 24";
-    EXPECT_EQ(rd16(m, s[1].at + 6), 23 + 5) << "the flow fields, L7_PROTO, L7_PROTO_NAME, three latencies";
+    EXPECT_EQ(rd16(m, s[1].at + 6), 23 + 7)
+        << "the flow fields, L7_PROTO, L7_PROTO_NAME, L7_PROTO_CATEGORY, L7_CONFIDENCE, three latencies";
     EXPECT_EQ(rd16(m, s[1].at + 8 + 23 * 4), 57590);
     EXPECT_EQ(rd16(m, s[1].at + 8 + 24 * 4), 57591);
+    EXPECT_EQ(rd16(m, s[1].at + 8 + 25 * 4), 57973);
+    EXPECT_EQ(rd16(m, s[1].at + 10 + 25 * 4), 16);
+    EXPECT_EQ(rd16(m, s[1].at + 8 + 26 * 4), 58032);
+    EXPECT_EQ(rd16(m, s[1].at + 10 + 26 * 4), 1);
     for (int i = 0; i < 3; ++i) {
-        EXPECT_EQ(rd16(m, s[1].at + 8 + (25 + i) * 4), 57595 + i);
-        EXPECT_EQ(rd16(m, s[1].at + 10 + (25 + i) * 4), 4);
+        EXPECT_EQ(rd16(m, s[1].at + 8 + (27 + i) * 4), 57595 + i);
+        EXPECT_EQ(rd16(m, s[1].at + 10 + (27 + i) * 4), 4);
     }
 
     auto dec = decoder();
@@ -305,6 +324,48 @@ TEST(ExportL7, V9CompactTemplateForFlowsWithOnlyAProtocol)
     EXPECT_STREQ(flows.r[40].l7.ja4, tls4().l7.ja4);
 }
 
+TEST(ExportL7, RisksTakeTheFullTemplateEvenWithoutAProtocol)
+{
+    // nDPI may flag a flow it could not classify: its risks need the L7
+    // template (plain would lose them); with a protocol and no strings the
+    // v9 compact template has no room for them either.
+    FlowRecord unknown = tcp4(4);
+    unknown.l7.risk = 1ULL << 17; // Malformed Packet
+    unknown.l7.risk_score = 10;
+    FlowRecord named = tcp4(5);
+    named.l7.app = 91;
+    put(named.l7.name, "TLS");
+    named.l7.category = 5;
+    named.l7.confidence = 4;
+    named.l7.risk = 1ULL << 24; // Missing SNI TLS Extension
+    named.l7.risk_score = 50;
+    for (ExportFormat f : {ExportFormat::NetflowV9, ExportFormat::Ipfix}) {
+        auto enc = make(f);
+        Collect out;
+        enc->add(unknown, kClock, out);
+        enc->add(named, kClock, out);
+        enc->flush(kClock, out);
+        EXPECT_EQ(enc->stats().l7_records, 2u);
+        auto dec = decoder();
+        Flows flows;
+        const FlowSourceStats st = decode_all(*dec, out.d, flows);
+        EXPECT_EQ(st.malformed, 0u);
+        ASSERT_EQ(flows.r.size(), 2u);
+        EXPECT_EQ(flows.r[0].l7.app, 0);
+        EXPECT_EQ(flows.r[0].l7.risk, 1ULL << 17);
+        EXPECT_EQ(flows.r[0].l7.risk_score, 10);
+        EXPECT_EQ(flows.r[1].l7.app, 91);
+        EXPECT_EQ(flows.r[1].l7.risk, 1ULL << 24);
+        EXPECT_EQ(flows.r[1].l7.risk_score, 50);
+        EXPECT_EQ(flows.r[1].l7.category, 5);
+        EXPECT_EQ(flows.r[1].l7.confidence, 4);
+        if (f == ExportFormat::NetflowV9) {
+            for (const Set& x : sets(out.d[0], 20))
+                EXPECT_NE(x.id, 258 + 24) << "no compact template for a flow with risks";
+        }
+    }
+}
+
 TEST(ExportL7, V9LatenciesAndTunnelIdByteExactAndRoundTrip)
 {
     FlowRecord r = tcp4();
@@ -312,6 +373,8 @@ TEST(ExportL7, V9LatenciesAndTunnelIdByteExactAndRoundTrip)
     r.key.tunnel_type = TunnelType::Vxlan;
     r.l7.app = 91;
     put(r.l7.name, "TLS");
+    r.l7.category = 5;
+    r.l7.confidence = 4;
     r.l7.client_nw_latency_us = 1500;  // 1 ms on the wire (truncated)
     r.l7.server_nw_latency_us = 12345; // 12 ms
     r.l7.appl_latency_us = 40000;      // 40 ms
@@ -327,7 +390,8 @@ TEST(ExportL7, V9LatenciesAndTunnelIdByteExactAndRoundTrip)
     EXPECT_EQ(s[1].id, 0);
     EXPECT_EQ(rd16(m, s[1].at + 4), 258 + 72) << "IPv4 compact L7 tunnel template = base + 72";
     const uint16_t n = rd16(m, s[1].at + 6);
-    ASSERT_EQ(n, 23 + 1 + 5) << "flow fields, UPSTREAM_TUNNEL_ID, L7_PROTO, L7_PROTO_NAME, three latencies";
+    ASSERT_EQ(n, 23 + 1 + 7)
+        << "flow fields, UPSTREAM_TUNNEL_ID, L7_PROTO, L7_PROTO_NAME, L7_PROTO_CATEGORY, L7_CONFIDENCE, three latencies";
     uint32_t rec_len = 0;
     std::vector<uint16_t> ids;
     for (uint16_t i = 0; i < n; ++i) {
@@ -337,15 +401,19 @@ TEST(ExportL7, V9LatenciesAndTunnelIdByteExactAndRoundTrip)
     EXPECT_EQ(ids[23], 57578);
     EXPECT_EQ(ids[24], 57590);
     EXPECT_EQ(ids[25], 57591);
-    EXPECT_EQ(ids[26], 57595);
-    EXPECT_EQ(ids[27], 57596);
-    EXPECT_EQ(ids[28], 57597);
+    EXPECT_EQ(ids[26], 57973);
+    EXPECT_EQ(ids[27], 58032);
+    EXPECT_EQ(ids[28], 57595);
+    EXPECT_EQ(ids[29], 57596);
+    EXPECT_EQ(ids[30], 57597);
     EXPECT_EQ(s[2].id, 258 + 72);
     const std::size_t end = s[2].at + 4 + rec_len;
     ASSERT_LE(end, m.size());
-    const Bytes tail(m.begin() + static_cast<long>(end - 42), m.begin() + static_cast<long>(end));
+    const Bytes tail(m.begin() + static_cast<long>(end - 59), m.begin() + static_cast<long>(end));
     const Bytes want = {0, 0, 0x10, 0x92, // tunnel id 4242
                         0, 91, 'T', 'L', 'S', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                        'W', 'e', 'b', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // category, 16 wide
+                        4,                                                    // confidence: DPI
                         0, 0, 0, 1, 0, 0, 0, 12, 0, 0, 0, 40};
     EXPECT_EQ(tail, want);
 
@@ -358,6 +426,8 @@ TEST(ExportL7, V9LatenciesAndTunnelIdByteExactAndRoundTrip)
     EXPECT_EQ(flows.r[0].l7.client_nw_latency_us, 1000u);
     EXPECT_EQ(flows.r[0].l7.server_nw_latency_us, 12000u);
     EXPECT_EQ(flows.r[0].l7.appl_latency_us, 40000u);
+    EXPECT_EQ(flows.r[0].l7.category, 5);
+    EXPECT_EQ(flows.r[0].l7.confidence, 4);
 
     // IPFIX: the full L7 tunnel pair (base + 64), the elements under PEN 35632.
     auto ipf = make(ExportFormat::Ipfix);
@@ -447,6 +517,17 @@ TEST(ExportOptions, IpfixStatisticsAndTypeRecords)
             EXPECT_EQ(d[x.at + 10], 2) << "unsigned16";
             EXPECT_EQ(d[x.at + 14], 8) << "name length";
             EXPECT_EQ(std::string(reinterpret_cast<const char*>(&d[x.at + 15]), 8), "L7_PROTO");
+            // Every record: id, PEN, type, semantics, units, name (varlen).
+            std::map<std::string, std::pair<int, int>> by_name;
+            for (std::size_t at = x.at + 4; at + 11 <= x.at + x.len && d[at + 10] != 255;) {
+                const std::size_t n = d[at + 10];
+                by_name[std::string(reinterpret_cast<const char*>(&d[at + 11]), n)] = {d[at + 6], d[at + 7]};
+                at += 11 + n;
+            }
+            EXPECT_EQ(by_name["L7_PROTO_RISK"], std::pair(4, 5)) << "unsigned64, flags";
+            EXPECT_EQ(by_name["L7_RISK_SCORE"], std::pair(2, 1)) << "unsigned16, quantity";
+            EXPECT_EQ(by_name["L7_CONFIDENCE"], std::pair(1, 4)) << "unsigned8, identifier";
+            EXPECT_EQ(by_name["L7_PROTO_CATEGORY"], std::pair(13, 0)) << "string";
         }
     }
     EXPECT_TRUE(types);

@@ -129,6 +129,81 @@ TEST(L7Export, JsonTlsDnsGuessAndMasterApp)
     EXPECT_FALSE(nlohmann::json::parse(line).contains("L7_PROTO"));
 }
 
+TEST(L7Export, JsonCategoryConfidenceAndRisks)
+{
+    FlowRecord t = make_flow();
+    t.l7.app = 91;
+    put(t.l7.name, "TLS");
+    t.l7.category = 5;
+    t.l7.confidence = 4;
+    t.l7.risk = 1ULL << 5 | 1ULL << 24;
+    t.l7.risk_score = 100;
+    std::string line;
+    append_json(t, line);
+    auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["L7_PROTO_CATEGORY"], "Web");
+    EXPECT_EQ(j["L7_CONFIDENCE"], 4);
+    EXPECT_EQ(j["L7_PROTO_RISK"], (1ULL << 5 | 1ULL << 24));
+    EXPECT_EQ(j["L7_PROTO_RISK_NAME"], "Known Protocol on Non Standard Port,Missing SNI TLS Extension");
+    EXPECT_EQ(j["L7_RISK_SCORE"], 100);
+
+    // nDPI may flag a flow it could not name: the risks still go out.
+    FlowRecord u = make_flow();
+    u.l7.risk = 1ULL << 17;
+    u.l7.risk_score = 10;
+    line.clear();
+    append_json(u, line);
+    j = nlohmann::json::parse(line);
+    EXPECT_FALSE(j.contains("L7_PROTO"));
+    EXPECT_FALSE(j.contains("L7_CONFIDENCE"));
+    EXPECT_EQ(j["L7_PROTO_RISK_NAME"], "Malformed Packet");
+
+    // A port guess says so (nDPI's "Match by port"); no risks, no key.
+    FlowRecord g = make_flow();
+    g.l7.app = 7;
+    g.l7.guessed = 1;
+    g.l7.category = 5;
+    g.l7.confidence = 1;
+    put(g.l7.name, "HTTP");
+    line.clear();
+    append_json(g, line);
+    j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["L7_CONFIDENCE"], 1);
+    EXPECT_FALSE(j.contains("L7_PROTO_RISK"));
+}
+
+TEST(L7Export, TextLineShowsTheApplication)
+{
+    std::string line;
+    append_text(make_flow(), line);
+    EXPECT_EQ(line.find('['), std::string::npos) << "no L7 data, no brackets: " << line;
+
+    FlowRecord t = make_flow();
+    t.l7.master = 91;
+    t.l7.app = 126;
+    put(t.l7.name, "TLS.Google");
+    t.l7.category = 5;
+    put(t.l7.server_name, "www.goo\ngle.com"); // a control byte from the wire
+    t.l7.risk = 1ULL << 5 | 1ULL << 24;
+    t.l7.risk_score = 100;
+    line.clear();
+    append_text(t, line);
+    EXPECT_NE(line.find(" end idle timeout [TLS.Google/Web] www.goo.gle.com risk 100: Known Protocol on Non "
+                        "Standard Port, Missing SNI TLS Extension"),
+              std::string::npos)
+        << line;
+    EXPECT_EQ(line.find('\n'), std::string::npos);
+
+    FlowRecord g = make_flow();
+    g.l7.app = 7;
+    g.l7.guessed = 1;
+    g.l7.category = 5;
+    put(g.l7.name, "HTTP");
+    line.clear();
+    append_text(g, line);
+    EXPECT_NE(line.find(" [HTTP/Web, by port]"), std::string::npos) << line;
+}
+
 TEST(L7Export, ZmqCarriesDetectedProtocolsOnly)
 {
     auto rec = zmq_record(http_flow());
@@ -148,6 +223,19 @@ TEST(L7Export, ZmqCarriesDetectedProtocolsOnly)
     EXPECT_EQ(rec["L7_PROTO"], "91.126");
     EXPECT_EQ(rec["TLS_SERVER_NAME"], "sni.example.com");
     EXPECT_EQ(rec["JA4C_HASH"], "t13d1516h2_8daaf6152771_e5627efa2ab1");
+    EXPECT_EQ(rec.count("L7_PROTO_CATEGORY"), 0u) << "no category, no key";
+    EXPECT_EQ(rec.count("L7_PROTO_RISK"), 0u);
+
+    t.l7.category = 5;
+    t.l7.confidence = 4;
+    t.l7.risk = 1ULL << 24;
+    t.l7.risk_score = 50;
+    rec = zmq_record(t);
+    EXPECT_EQ(rec["L7_PROTO_CATEGORY"], "Web");
+    EXPECT_EQ(rec["L7_CONFIDENCE"], "4");
+    EXPECT_EQ(rec["L7_PROTO_RISK"], std::to_string(1ULL << 24));
+    EXPECT_EQ(rec.count("L7_PROTO_RISK_NAME"), 0u) << "ntopng names the risks from the bitmap";
+    EXPECT_EQ(rec["L7_RISK_SCORE"], "50");
 
     // A port guess is left to ntopng, which guesses by port itself.
     FlowRecord g = make_flow();
@@ -165,8 +253,15 @@ TEST(L7Export, ZmqCarriesDetectedProtocolsOnly)
     big.key.ip_version = 6;
     big.key.vlan = 4000;
     big.client_mac = {1, 2, 3, 4, 5, 6};
+    big.l7.risk = ~1ULL; // every risk nDPI 4.2 has and 22 newer bits
+    big.l7.risk_score = 65535;
+    big.l7.category = 20;
+    big.l7.confidence = 4;
     rec = zmq_record(big);
     EXPECT_EQ(rec["HTTP_URL"].size(), sizeof(big.l7.url) - 1);
+    EXPECT_EQ(rec["L7_PROTO_RISK"], std::to_string(~1ULL));
+    EXPECT_EQ(rec["L7_RISK_SCORE"], "65535");
+    EXPECT_EQ(rec["L7_PROTO_CATEGORY"], "User custom category 1");
 }
 
 } // namespace

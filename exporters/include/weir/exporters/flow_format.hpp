@@ -33,7 +33,10 @@ std::string format_tcp_flags(uint8_t flags);
 /// Appends one JSON object, without a trailing newline.
 void append_json(const FlowRecord& r, std::string& out);
 
-/// Appends one readable line, without a trailing newline.
+/// Appends one readable line, without a trailing newline: time, protocol,
+/// client and server, counters, TCP flags, end reason, then what DPI found
+/// ("[TLS.Google/Web] www.google.com", "[HTTP/Web, by port]" for a port
+/// guess) and nDPI's risks ("risk 60: name, name").
 void append_text(const FlowRecord& r, std::string& out);
 
 } // namespace weir::exporters

@@ -77,11 +77,13 @@ inline constexpr uint16_t kPrivateEnterpriseNumber = 346;
 inline constexpr uint8_t kTypeUnsigned8 = 1;
 inline constexpr uint8_t kTypeUnsigned16 = 2;
 inline constexpr uint8_t kTypeUnsigned32 = 3;
+inline constexpr uint8_t kTypeUnsigned64 = 4;
 inline constexpr uint8_t kTypeString = 13;
 inline constexpr uint8_t kSemanticsDefault = 0;
 inline constexpr uint8_t kSemanticsQuantity = 1;
 inline constexpr uint16_t kUnitsMilliseconds = 6; ///< RFC 5610 s.3.7 units registry
 inline constexpr uint8_t kSemanticsIdentifier = 4;
+inline constexpr uint8_t kSemanticsFlags = 5;
 } // namespace ipfix
 
 /// ntop's enterprise elements (nProbe): IPFIX PEN 35632 element n, NetFlow
@@ -105,6 +107,10 @@ inline constexpr uint16_t kDnsRetCode = 208;
 inline constexpr uint16_t kHttpSite = 361;
 inline constexpr uint16_t kJa3cHash = 489;
 inline constexpr uint16_t kJa3sHash = 490;
+inline constexpr uint16_t kL7ProtoCategory = 501;    ///< string: nDPI category name
+inline constexpr uint16_t kL7ProtoRisk = 509;        ///< u64: nDPI risk bitmap
+inline constexpr uint16_t kL7RiskScore = 527;        ///< u16
+inline constexpr uint16_t kL7Confidence = 560;       ///< u8: ndpi_confidence_t
 inline constexpr uint16_t kJa4cHash = 576;
 constexpr uint16_t v9_id(uint16_t n) noexcept { return static_cast<uint16_t>(kV9Base + n); }
 } // namespace ntop

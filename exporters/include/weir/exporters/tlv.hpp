@@ -77,6 +77,11 @@ inline constexpr uint32_t kDnsQuery = 57677;
 inline constexpr uint32_t kDnsQueryType = 57679;
 inline constexpr uint32_t kDnsRetCode = 57680;
 inline constexpr uint32_t kHttpSite = 57833;
+inline constexpr uint32_t kL7ProtoCategory = 57973;  ///< string, nDPI category name
+inline constexpr uint32_t kL7ProtoRisk = 57981;      ///< u64 ndpi_risk bitmap
+inline constexpr uint32_t kL7ProtoRiskName = 57982;  ///< string, comma-separated risk names
+inline constexpr uint32_t kL7RiskScore = 57999;
+inline constexpr uint32_t kL7Confidence = 58032;     ///< ndpi_confidence_t
 inline constexpr uint32_t kJa4cHash = 58048;
 } // namespace key
 
