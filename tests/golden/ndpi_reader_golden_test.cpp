@@ -16,6 +16,11 @@
 // TCP and UDP flows only. Flows only one side has (tunnels ndpiReader does
 // not open, flows weir decodes differently) are counted, not compared.
 //
+// Category, confidence and risks: ndpiReader's per-flow text (its stdout,
+// "[Confidence: DPI][cat: Web/5]...[Risk: ** a **** b **][Risk Score: N]")
+// against the same record's L7Info, for the 5-tuples each side has one flow
+// of; at least kMinExtraAgreement % must agree on each.
+//
 // Pass: >= 99 % of the paired flows agree, and every disagreement is listed
 // in ndpi_mode_known_differences.txt with the same names (a listed one that
 // no longer occurs, or whose names changed, fails too). The fixture was
@@ -26,6 +31,7 @@
 // weir in-process); the whole set takes about two minutes on two cores.
 #include "ndpi_result.hpp"
 
+#include <weir/core/ndpi_vocab.hpp>
 #include <weir/dataplane/packet_source.hpp>
 #include <weir/engine/pipeline.hpp>
 
@@ -63,6 +69,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr double kMinAgreement = 99.0;
+constexpr double kMinExtraAgreement = 99.0;
 
 /// Reasons a listed difference may carry (docs/dpi.md explains each).
 const std::set<std::string, std::less<>> kReasons = {
@@ -112,22 +119,48 @@ std::string flow_text(const TupleKey& k, bool v6)
            endpoint(k.hi, k.hi_port, v6);
 }
 
+/// What nDPI says of a flow besides its protocol.
+struct Extra {
+    uint16_t category = 0;
+    int confidence = 0;
+    uint64_t risk = 0;
+    uint16_t score = 0;
+    std::string unknown_risk; ///< a risk name ndpi_vocab does not have
+    bool operator==(const Extra& o) const
+    {
+        return category == o.category && confidence == o.confidence && risk == o.risk && score == o.score;
+    }
+};
+
+std::string extra_text(const Extra& e)
+{
+    char buf[96];
+    std::snprintf(buf, sizeof(buf), "cat %u conf %d risk 0x%llx score %u", e.category, e.confidence,
+                  static_cast<unsigned long long>(e.risk), e.score);
+    std::string s(buf);
+    s.append(e.unknown_risk);
+    return s;
+}
+
 struct Seen {
     double first = 0; ///< seconds
     std::string name;
+    Extra extra;
 };
 
 struct SideFlows {
     std::map<TupleKey, std::vector<Seen>> by_tuple;
     std::map<TupleKey, bool> v6;
+    std::map<TupleKey, std::vector<Extra>> text; ///< ndpiReader: from its per-flow text
     std::size_t bad_address = 0; ///< ndpiReader 4.2 prints some IPv6 addresses wrong ("2600:1901::7a0b::")
     std::string error;
 };
 
 // ---------------------------------------------------------------- ndpiReader
 
-/// Runs argv with stdout and stderr to /dev/null, killed after `limit`.
-int run_quiet(const std::vector<std::string>& args, std::chrono::seconds limit)
+/// Runs argv with stdout to `out` (/dev/null when empty) and stderr to
+/// /dev/null, killed after `limit`.
+int run_quiet(const std::vector<std::string>& args, std::chrono::seconds limit, const std::string& out = {})
 {
     std::vector<char*> argv;
     for (const auto& a : args)
@@ -135,7 +168,8 @@ int run_quiet(const std::vector<std::string>& args, std::chrono::seconds limit)
     argv.push_back(nullptr);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, out.empty() ? "/dev/null" : out.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0600);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
     pid_t pid = 0;
     int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ);
@@ -208,6 +242,107 @@ SideFlows read_ndpi_csv(const fs::path& csv)
     return out;
 }
 
+/// "a.b.c.d:port" or "[v6]:port".
+bool parse_endpoint(std::string_view s, std::array<uint8_t, 16>& addr, uint16_t& port, bool& v6)
+{
+    const auto colon = s.rfind(':');
+    if (colon == std::string_view::npos)
+        return false;
+    std::string_view a = s.substr(0, colon);
+    if (a.size() >= 2 && a.front() == '[' && a.back() == ']')
+        a = a.substr(1, a.size() - 2);
+    port = static_cast<uint16_t>(std::atoi(std::string(s.substr(colon + 1)).c_str()));
+    return parse_addr(std::string(a), addr, v6);
+}
+
+/// The text between "[key: " and the next "]" of a line, or "".
+std::string_view bracket(std::string_view line, std::string_view key)
+{
+    std::string open("[");
+    open.append(key);
+    open.append(": ");
+    const auto at = line.find(open);
+    if (at == std::string_view::npos)
+        return {};
+    const auto from = at + open.size();
+    const auto end = line.find(']', from);
+    return end == std::string_view::npos ? std::string_view{} : line.substr(from, end - from);
+}
+
+/// ndpiReader's per-flow lines ("\tN\tTCP a:p <-> b:p [proto: ...]..."):
+/// each TCP/UDP flow's category, confidence and risks, by 5-tuple.
+void read_ndpi_text(const fs::path& txt, SideFlows& out)
+{
+    std::ifstream in(txt, std::ios::binary);
+    if (!in) {
+        out.error = "ndpiReader wrote no " + txt.string();
+        return;
+    }
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.size() < 3 || line[0] != '\t' || line.find(" [proto: ") == std::string::npos)
+            continue;
+        const auto tab = line.find('\t', 1);
+        if (tab == std::string::npos)
+            continue;
+        std::string_view rest = std::string_view(line).substr(tab + 1);
+        int proto = 0;
+        if (rest.starts_with("TCP "))
+            proto = 6;
+        else if (rest.starts_with("UDP "))
+            proto = 17;
+        else
+            continue;
+        rest.remove_prefix(4);
+        const bool both = rest.find(" <-> ") < rest.find(" [");
+        const std::string_view arrow = both ? " <-> " : " -> ";
+        const auto mid = rest.find(arrow);
+        if (mid == std::string_view::npos)
+            continue;
+        const auto end = rest.find(" [", mid + arrow.size());
+        std::array<uint8_t, 16> a{}, b{};
+        uint16_t pa = 0, pb = 0;
+        bool v6a = false, v6b = false;
+        if (!parse_endpoint(rest.substr(0, mid), a, pa, v6a)
+            || !parse_endpoint(rest.substr(mid + arrow.size(), end - mid - arrow.size()), b, pb, v6b))
+            continue; // counted with the CSV's bad addresses
+        Extra e;
+        const std::string_view conf = bracket(line, "Confidence");
+        e.confidence = -1;
+        for (std::size_t i = 0; i < weir::ndpi_vocab::kConfidenceNames.size(); ++i)
+            if (weir::ndpi_vocab::kConfidenceNames[i] == conf)
+                e.confidence = static_cast<int>(i);
+        const std::string_view cat = bracket(line, "cat");
+        if (const auto slash = cat.rfind('/'); slash != std::string_view::npos)
+            e.category = static_cast<uint16_t>(std::atoi(std::string(cat.substr(slash + 1)).c_str()));
+        // "** name **** name **"
+        std::string_view risks = bracket(line, "Risk");
+        while (!risks.empty()) {
+            const auto open = risks.find("** ");
+            if (open == std::string_view::npos)
+                break;
+            const auto close = risks.find(" **", open + 3);
+            if (close == std::string_view::npos)
+                break;
+            const std::string_view n = risks.substr(open + 3, close - open - 3);
+            bool known = false;
+            for (unsigned bit = 1; bit < weir::ndpi_vocab::kRiskNames.size(); ++bit)
+                if (weir::ndpi_vocab::kRiskNames[bit] == n) {
+                    e.risk |= 1ULL << bit;
+                    known = true;
+                }
+            if (!known) {
+                e.unknown_risk.append(" unknown risk '");
+                e.unknown_risk.append(n);
+                e.unknown_risk.append("'");
+            }
+            risks.remove_prefix(close + 3);
+        }
+        e.score = static_cast<uint16_t>(std::atoi(std::string(bracket(line, "Risk Score")).c_str()));
+        out.text[make_key(static_cast<uint8_t>(proto), a, pa, b, pb)].push_back(e);
+    }
+}
+
 // ---------------------------------------------------------------- weir
 
 SideFlows run_weir(const fs::path& cap)
@@ -235,9 +370,10 @@ SideFlows run_weir(const fs::path& cap)
         if (r.key.proto != 6 && r.key.proto != 17)
             return;
         const double t = static_cast<double>(r.first_ns()) / 1e9;
-        auto [it, fresh] = first.try_emplace(r.key, Seen{t, r.l7.name[0] ? r.l7.name : "Unknown"});
+        const Extra x{r.l7.category, r.l7.confidence, r.l7.risk, r.l7.risk_score, {}};
+        auto [it, fresh] = first.try_emplace(r.key, Seen{t, r.l7.name[0] ? r.l7.name : "Unknown", x});
         if (!fresh && t < it->second.first)
-            it->second = Seen{t, r.l7.name[0] ? r.l7.name : "Unknown"};
+            it->second = Seen{t, r.l7.name[0] ? r.l7.name : "Unknown", x};
     });
     if (!pipe) {
         out.error = pipe.error().message();
@@ -263,6 +399,9 @@ struct Difference {
 struct CaptureResult {
     std::size_t paired = 0, agreed = 0, ndpi_only = 0, weir_only = 0;
     std::vector<Difference> diffs;
+    // Category, confidence, risks: flows alone on their 5-tuple on both sides.
+    std::size_t extra_paired = 0, category_agreed = 0, confidence_agreed = 0, risk_agreed = 0, with_risk = 0;
+    std::vector<Difference> extra_diffs;
     std::string error;
 };
 
@@ -285,6 +424,21 @@ CaptureResult compare(const std::string& name, SideFlows& ndpi, SideFlows& weir)
         if (std::getenv("WEIR_NDPI_GOLDEN_VERBOSE") && (nv.size() != n || wv.size() != n))
             std::printf("  %s %s: ndpiReader %zu flows, weir %zu\n", name.c_str(), flow_text(k, ndpi.v6[k]).c_str(),
                         nv.size(), wv.size());
+        if (nv.size() == 1 && wv.size() == 1) {
+            const auto t = ndpi.text.find(k);
+            if (t != ndpi.text.end() && t->second.size() == 1) {
+                const Extra& ne = t->second[0];
+                const Extra& we = wv[0].extra;
+                ++r.extra_paired;
+                r.category_agreed += ne.category == we.category;
+                r.confidence_agreed += ne.confidence == we.confidence;
+                r.risk_agreed += ne.risk == we.risk && ne.score == we.score && ne.unknown_risk.empty();
+                r.with_risk += ne.risk != 0;
+                if (!(ne == we) || !ne.unknown_risk.empty())
+                    r.extra_diffs.push_back({name, flow_text(k, ndpi.v6[k]),
+                                             nv[0].name + ": ndpiReader " + extra_text(ne) + ", weir " + extra_text(we)});
+            }
+        }
         for (std::size_t i = 0; i < n; ++i) {
             ++r.paired;
             if (nv[i].name == wv[i].name) {
@@ -371,14 +525,17 @@ TEST(NdpiModeGolden, ProtocolsMatchNdpiReader)
             const auto& cap = captures[i];
             const std::string name = cap.filename().string();
             const fs::path csv = tmp / (std::to_string(i) + ".csv");
-            const int rc = run_quiet({"ndpiReader", "-q", "-t", "-v", "2", "-i", cap.string(), "-C", csv.string()},
-                                     std::chrono::seconds(120));
+            const fs::path txt = tmp / (std::to_string(i) + ".txt");
+            const int rc = run_quiet({"ndpiReader", "-t", "-v", "2", "-i", cap.string(), "-C", csv.string()},
+                                     std::chrono::seconds(120), txt.string());
             if (rc != 0) {
                 results[i].error = name + ": ndpiReader exited with " + std::to_string(rc);
                 continue;
             }
             SideFlows nd = read_ndpi_csv(csv);
+            read_ndpi_text(txt, nd);
             fs::remove(csv);
+            fs::remove(txt);
             SideFlows we = run_weir(cap);
             if (!nd.error.empty() || !we.error.empty()) {
                 results[i].error = name + ": " + nd.error + we.error;
@@ -403,6 +560,12 @@ TEST(NdpiModeGolden, ProtocolsMatchNdpiReader)
         all.ndpi_only += r.ndpi_only;
         all.weir_only += r.weir_only;
         diffs.insert(diffs.end(), r.diffs.begin(), r.diffs.end());
+        all.extra_paired += r.extra_paired;
+        all.category_agreed += r.category_agreed;
+        all.confidence_agreed += r.confidence_agreed;
+        all.risk_agreed += r.risk_agreed;
+        all.with_risk += r.with_risk;
+        all.extra_diffs.insert(all.extra_diffs.end(), r.extra_diffs.begin(), r.extra_diffs.end());
     }
 
     if (use_fixture) {
@@ -447,8 +610,25 @@ TEST(NdpiModeGolden, ProtocolsMatchNdpiReader)
                 reader.c_str(), lib.c_str(), captures.size(), secs, all.paired, all.agreed, pct, diffs.size(),
                 all.ndpi_only, all.weir_only);
     std::fflush(stdout);
+    auto share = [&all](std::size_t n) {
+        return all.extra_paired ? 100.0 * static_cast<double>(n) / static_cast<double>(all.extra_paired) : 0.0;
+    };
+    std::printf("  category, confidence, risks of the %zu flows alone on their 5-tuple (%zu with risks): "
+                "category %.2f %%, confidence %.2f %%, risks and score %.2f %%\n",
+                all.extra_paired, all.with_risk, share(all.category_agreed), share(all.confidence_agreed),
+                share(all.risk_agreed));
+    const bool verbose = std::getenv("WEIR_NDPI_GOLDEN_VERBOSE") != nullptr;
+    for (std::size_t i = 0; i < all.extra_diffs.size() && (verbose || i < 10); ++i)
+        std::printf("  %s | %s | %s\n", all.extra_diffs[i].capture.c_str(), all.extra_diffs[i].flow.c_str(),
+                    all.extra_diffs[i].text.c_str());
+    std::fflush(stdout);
     if (!subset) {
         EXPECT_GT(all.paired, 3000u);
+        EXPECT_GT(all.extra_paired, 2000u);
+        EXPECT_GT(all.with_risk, 500u);
     }
     EXPECT_GE(pct, kMinAgreement) << all.agreed << " of " << all.paired;
+    EXPECT_GE(share(all.category_agreed), kMinExtraAgreement);
+    EXPECT_GE(share(all.confidence_agreed), kMinExtraAgreement);
+    EXPECT_GE(share(all.risk_agreed), kMinExtraAgreement);
 }
