@@ -29,13 +29,15 @@
 #      receiver niceness; background jobs still delay the reader, less often),
 #      XDP_ARGS (extra weir options for the xdp receivers), OLD_XDP_ARGS and
 #      BIG_XDP_ARGS (those of the -old and -big receivers), PREFIX (wb:
-#      netns/veth name prefix), LABELS (receivers to run, default all)
+#      netns/veth name prefix), LABELS (receivers to run, default all),
+#      GEN_MODE (live: BPF_PROG_RUN live frames; afxdp: AF_XDP TX, for
+#      kernels that refuse live frames)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}; DURATION=${DURATION:-4}; BUILD=${BUILD:-build}; NICE=${NICE:--10}; XDP_ARGS=${XDP_ARGS:-}
 BIG_XDP_ARGS=${BIG_XDP_ARGS:---xdp-ring-size 65536 --xdp-umem-frames 131072 --xdp-frame-size 2048}
 OLD_XDP_ARGS=${OLD_XDP_ARGS:---xdp-ring-size 4096 --xdp-umem-frames 8192}
-PREFIX=${PREFIX:-wb}
+PREFIX=${PREFIX:-wb}; GEN_MODE=${GEN_MODE:-live}
 WEIR=$BUILD/tools/weir; GEN=$BUILD/tools/weir-gen/weir-gen
 [ -x "$WEIR" ] && [ -x "$GEN" ] || { echo "build weir and weir-gen first ($BUILD)"; exit 1; }
 [ "$(id -u)" -eq 0 ] || { echo "needs root"; exit 1; }
@@ -54,7 +56,7 @@ ip link set $OUT up; ip netns exec $NS ip link set $IN up
 ethtool -K $OUT gro on >/dev/null 2>&1 || true
 echo "$(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2); load $(cut -d' ' -f1-3 /proc/loadavg); nice $NICE"
 
-gen() { nice -n "$NICE" taskset -c 1 ip netns exec $NS "$GEN" -i $IN --duration "$DURATION" --size 64 --flows 1000 --json; }
+gen() { nice -n "$NICE" taskset -c 1 ip netns exec $NS "$GEN" -i $IN --mode "$GEN_MODE" --duration "$DURATION" --size 64 --flows 1000 --json; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 run_one() { # label -> prints "rate drops generated cpu% cpu-ns-per-packet"

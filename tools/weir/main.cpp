@@ -750,6 +750,9 @@ int main(int argc, char** argv)
     lg->add_option("--zero-copy", o.zero_copy, "AF_XDP zero-copy: auto (try, fall back to copy), on, off")
         ->check(CLI::IsMember({"auto", "on", "off"}))->capture_default_str();
     lg->add_flag("--busy-poll", o.live.xdp_busy_poll, "AF_XDP preferred busy polling");
+    lg->add_option("--xdp-spin-us", o.live.xdp_spin_us,
+                   "Microseconds an empty AF_XDP RX ring is watched before the reader sleeps in poll() (0: sleep at once)")
+        ->check(CLI::Range(0, 100000))->capture_default_str();
     lg->add_option("--xdp-frame-size", o.live.xdp_frame_size, "AF_XDP UMEM frame size")->check(CLI::IsMember({2048, 4096}))->capture_default_str();
     lg->add_option("--xdp-ring-size", o.live.xdp_ring_size,
                    "AF_XDP RX and fill ring entries, a power of two from 64 to 1048576 (default: 65536 for one queue, "

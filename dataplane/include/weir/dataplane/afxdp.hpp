@@ -20,7 +20,7 @@ namespace weir::dataplane {
 /// source detaches the program and closes the sockets.
 /// Uses from opt: poll_timeout_ms, snaplen, xdp_frame_size (2048 or 4096),
 /// xdp_ring_size, xdp_umem_frames (per queue), xdp_zero_copy, xdp_mode,
-/// xdp_busy_poll, xdp_sockets_per_queue, verdict_map_fd,
+/// xdp_busy_poll, xdp_spin_us, xdp_sockets_per_queue, verdict_map_fd,
 /// subnet_verdict_map_fd, egress_ifaces (per-flow IDS verdicts in the XDP
 /// program, see xdp_program.hpp).
 /// Errors: ENODEV (no such interface), EINVAL (queue out of range, naming the

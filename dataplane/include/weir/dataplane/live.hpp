@@ -52,6 +52,11 @@ struct LiveOptions {
     enum class ZeroCopy : uint8_t { Auto, On, Off } xdp_zero_copy = ZeroCopy::Auto;
     enum class XdpMode : uint8_t { Auto, Native, Generic } xdp_mode = XdpMode::Auto;
     bool xdp_busy_poll = false;
+    /// An empty RX ring is watched this long before poll() sleeps: a reader
+    /// that sleeps between frames is woken for each, and on a veth (copy
+    /// mode) the sender's CPU pays for every wake-up (docs/performance.md,
+    /// "Live capture"). 0: poll() at once.
+    uint32_t xdp_spin_us = 50;
     uint32_t xdp_sockets_per_queue = 1; ///< >1: shared-UMEM sockets fanned out by flow hash
 
     // IDS verdicts and egress (AF_XDP): the maps of weir::dataplane::VerdictMap
