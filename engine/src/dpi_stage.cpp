@@ -648,6 +648,7 @@ struct DpiStage::Impl {
                 d::http_url(req, url);
                 copy_text(e.l7.url, url.view());
                 copy_text(e.l7.user_agent, req.user_agent.view());
+                e.l7.http_method = ndpi_vocab::http_method_id(req.method.view());
                 set_hostname(e.l7, host_without_port(req.host.view()), true);
                 in.url_seen = 1;
                 // Headers cut by the segment end (a long request line, a
@@ -663,6 +664,7 @@ struct DpiStage::Impl {
                 e.found = 1;
             } else if (in.url_seen && d::parse_http_response(payload, resp) == d::ParseStatus::Ok) {
                 in.http_response_seen = 1;
+                e.l7.http_status = resp.status;
             } else if (in.http_more && !in.http_response_seen && (in.http_more >> 2) == side) {
                 d::HttpRequest more;
                 d::http_continue_headers(payload, more);

@@ -118,6 +118,10 @@ void append_l7(const L7Info& l7, std::string& out)
         append_string(out, "HTTP_HOST", l7.server_name);
     }
     append_string(out, "HTTP_URL", l7.url);
+    if (const std::string m(ndpi_vocab::http_method_name(l7.http_method)); !m.empty())
+        append_string(out, "HTTP_METHOD", m.c_str());
+    if (l7.http_status)
+        fmt::format_to(it, R"(,"HTTP_RET_CODE":{})", l7.http_status);
     append_string(out, "HTTP_USER_AGENT", l7.user_agent);
     append_string(out, "JA3C_HASH", l7.ja3c);
     append_string(out, "JA3S_HASH", l7.ja3s);

@@ -98,7 +98,7 @@ enum class Slot : uint8_t {
     RevMaxTtl, Icmp, IcmpType, IcmpCode, IpVersion,
     // ntop enterprise elements (PEN 35632 / v9 57472 + n)
     L7Proto, DnsQtype, DnsRcode, ClientLatMs, ServerLatMs, ApplLatMs, TunnelId, Confidence, Risk, RiskScore,
-    L7Name, Category, DnsQuery, TlsSni, HttpHost, HttpSite, HttpUrl, HttpUa, Ja3c, Ja3s, Ja4, // strings, in this order
+    HttpRetCode, L7Name, Category, DnsQuery, TlsSni, HttpHost, HttpSite, HttpUrl, HttpMethod, HttpUa, Ja3c, Ja3s, Ja4, // strings, in this order
 };
 constexpr int kStrSlots = static_cast<int>(Slot::Ja4) - static_cast<int>(Slot::L7Name) + 1;
 
@@ -145,7 +145,7 @@ struct Parsed {
     bool have_duration, have_sysinit, have_icmp, have_icmp_tc;
     bool v4, v6;
     bool have_l7;
-    uint16_t l7_proto, dns_qtype, risk_score;
+    uint16_t l7_proto, dns_qtype, risk_score, http_status;
     uint8_t dns_rcode, confidence;
     uint64_t risk;
     uint32_t latency_ms[3]; ///< client, server, application
@@ -171,6 +171,8 @@ Field compile_ntop(uint16_t n, uint16_t len) noexcept
     case ntop::kL7Confidence: num(Slot::Confidence); break;
     case ntop::kL7ProtoRisk: num(Slot::Risk); break;
     case ntop::kL7RiskScore: num(Slot::RiskScore); break;
+    case ntop::kHttpRetCode: num(Slot::HttpRetCode); break;
+    case ntop::kHttpMethod: str(Slot::HttpMethod); break;
     case ntop::kL7ProtoName: str(Slot::L7Name); break;
     case ntop::kL7ProtoCategory: str(Slot::Category); break;
     case ntop::kDnsQuery: str(Slot::DnsQuery); break;
@@ -578,6 +580,7 @@ struct FlowDecoder::Impl {
             case Slot::Confidence: x.confidence = static_cast<uint8_t>(rd_uint(v, len)); break;
             case Slot::Risk: x.risk = rd_uint(v, len); x.have_l7 = true; break;
             case Slot::RiskScore: x.risk_score = static_cast<uint16_t>(rd_uint(v, len)); break;
+            case Slot::HttpRetCode: x.http_status = static_cast<uint16_t>(rd_uint(v, len)); break;
             case Slot::L7Name:
             case Slot::Category:
             case Slot::DnsQuery:
@@ -585,6 +588,7 @@ struct FlowDecoder::Impl {
             case Slot::HttpHost:
             case Slot::HttpSite:
             case Slot::HttpUrl:
+            case Slot::HttpMethod:
             case Slot::HttpUa:
             case Slot::Ja3c:
             case Slot::Ja3s:
@@ -745,6 +749,10 @@ struct FlowDecoder::Impl {
         char cat[sizeof(L7Info::name)];
         copy_str(cat, x, Slot::Category);
         l.category = ndpi_vocab::category_id(cat);
+        l.http_status = x.http_status;
+        char method[16];
+        copy_str(method, x, Slot::HttpMethod);
+        l.http_method = ndpi_vocab::http_method_id(method);
         // One server name: whichever of the four carries it.
         for (Slot s : {Slot::DnsQuery, Slot::TlsSni, Slot::HttpHost, Slot::HttpSite}) {
             if (x.str_len[static_cast<int>(s) - static_cast<int>(Slot::L7Name)] != 0) {

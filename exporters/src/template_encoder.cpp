@@ -81,11 +81,11 @@ enum class F : uint8_t {
     OutBytes, OutPackets,
     // ntop L7 (PEN 35632)
     L7Proto, L7Name, Category, Confidence, Risk, RiskScore, DnsQuery, DnsQtype, DnsRcode, TlsSni, HttpHost,
-    HttpUrl, HttpUa, Ja3c, Ja3s, Ja4, ClientLat, ServerLat, ApplLat, TunnelId,
+    HttpUrl, HttpMethod, HttpRetCode, HttpUa, Ja3c, Ja3s, Ja4, ClientLat, ServerLat, ApplLat, TunnelId,
 };
 
 /// The string fields of the L7 templates (see str_index()).
-enum L7Str : uint8_t { kName, kCat, kDns, kTls, kHost, kUrl, kUa, kJa3c, kJa3s, kJa4, kL7StrCount };
+enum L7Str : uint8_t { kName, kCat, kDns, kTls, kHost, kUrl, kMethod, kUa, kJa3c, kJa3s, kJa4, kL7StrCount };
 
 struct L7View {
     const char* s[kL7StrCount];
@@ -135,6 +135,10 @@ L7View l7_view(const L7Info& l) noexcept
     else
         set(kHost, l.server_name, sizeof(l.server_name));
     set(kUrl, l.url, sizeof(l.url));
+    if (const std::string_view m = ndpi_vocab::http_method_name(l.http_method); !m.empty()) {
+        v.s[kMethod] = m.data(); // a literal: NUL-terminated
+        v.n[kMethod] = static_cast<uint16_t>(m.size());
+    }
     set(kUa, l.user_agent, sizeof(l.user_agent));
     set(kJa3c, l.ja3c, sizeof(l.ja3c));
     set(kJa3s, l.ja3s, sizeof(l.ja3s));
@@ -167,6 +171,8 @@ constexpr NtopField kNtopFields[] = {
     {F::TlsSni, ntop::kTlsServerName, 64, true, "TLS_SERVER_NAME"},
     {F::HttpHost, ntop::kHttpHost, 64, true, "HTTP_HOST"},
     {F::HttpUrl, ntop::kHttpUrl, 128, true, "HTTP_URL"},
+    {F::HttpMethod, ntop::kHttpMethod, 8, true, "HTTP_METHOD"},
+    {F::HttpRetCode, ntop::kHttpRetCode, 2, false, "HTTP_RET_CODE"},
     {F::HttpUa, ntop::kHttpUserAgent, 64, true, "HTTP_USER_AGENT"},
     {F::Ja3c, ntop::kJa3cHash, 32, true, "JA3C_HASH"},
     {F::Ja3s, ntop::kJa3sHash, 32, true, "JA3S_HASH"},
@@ -189,6 +195,7 @@ L7Str str_index(F f) noexcept
     case F::TlsSni: return kTls;
     case F::HttpHost: return kHost;
     case F::HttpUrl: return kUrl;
+    case F::HttpMethod: return kMethod;
     case F::HttpUa: return kUa;
     case F::Ja3c: return kJa3c;
     case F::Ja3s: return kJa3s;
@@ -925,12 +932,14 @@ private:
             case F::Confidence: w_.u8(r.l7.confidence); break;
             case F::Risk: w_.u64(r.l7.risk); break;
             case F::RiskScore: w_.u16(r.l7.risk_score); break;
+            case F::HttpRetCode: w_.u16(r.l7.http_status); break;
             case F::L7Name:
             case F::Category:
             case F::DnsQuery:
             case F::TlsSni:
             case F::HttpHost:
             case F::HttpUrl:
+            case F::HttpMethod:
             case F::HttpUa:
             case F::Ja3c:
             case F::Ja3s:

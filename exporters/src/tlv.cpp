@@ -36,6 +36,8 @@ std::string_view key_name(uint32_t id) noexcept
     case key::kServerNwLatencyMs: return "SERVER_NW_LATENCY_MS";
     case key::kApplLatencyMs: return "APPL_LATENCY_MS";
     case key::kHttpUrl: return "HTTP_URL";
+    case key::kHttpRetCode: return "HTTP_RET_CODE";
+    case key::kHttpMethod: return "HTTP_METHOD";
     case key::kHttpUserAgent: return "HTTP_USER_AGENT";
     case key::kTlsServerName: return "TLS_SERVER_NAME";
     case key::kDnsQuery: return "DNS_QUERY";
@@ -62,7 +64,8 @@ uint32_t key_id(std::string_view name) noexcept
         key::kL7Proto, key::kL7ProtoName, key::kHttpUrl, key::kHttpUserAgent, key::kTlsServerName,
         key::kDnsQuery, key::kDnsQueryType, key::kDnsRetCode, key::kHttpSite, key::kJa4cHash,
         key::kClientNwLatencyMs, key::kServerNwLatencyMs, key::kApplLatencyMs, key::kL7ProtoCategory,
-        key::kL7ProtoRisk, key::kL7ProtoRiskName, key::kL7RiskScore, key::kL7Confidence};
+        key::kL7ProtoRisk, key::kL7ProtoRiskName, key::kL7RiskScore, key::kL7Confidence, key::kHttpRetCode,
+        key::kHttpMethod};
     for (uint32_t id : kIds)
         if (key_name(id) == name)
             return id;

@@ -486,6 +486,10 @@ std::size_t put_fields(const FlowRecord& r, W& w) noexcept
         }
         if (l7.url[0])
             ok &= w.put_string(k::kHttpUrl, std::string_view(l7.url));
+        if (const std::string_view m = ndpi_vocab::http_method_name(l7.http_method); !m.empty())
+            ok &= w.put_string(k::kHttpMethod, m);
+        if (l7.http_status)
+            ok &= w.put_uint(k::kHttpRetCode, l7.http_status);
         if (l7.user_agent[0])
             ok &= w.put_string(k::kHttpUserAgent, std::string_view(l7.user_agent));
         if (l7.ja4[0])

@@ -16,8 +16,9 @@
 // TCP and UDP flows only. Flows only one side has (tunnels ndpiReader does
 // not open, flows weir decodes differently) are counted, not compared.
 //
-// Category, confidence and risks: ndpiReader's per-flow text (its stdout,
-// "[Confidence: DPI][cat: Web/5]...[Risk: ** a **** b **][Risk Score: N]")
+// Category, confidence, risks and HTTP status: ndpiReader's per-flow text
+// (its stdout, "[Confidence: DPI][cat: Web/5]...[StatusCode: 200]...
+// [Risk: ** a **** b **][Risk Score: N]")
 // against the same record's L7Info, for the 5-tuples each side has one flow
 // of; at least kMinExtraAgreement % must agree on each.
 //
@@ -125,18 +126,20 @@ struct Extra {
     int confidence = 0;
     uint64_t risk = 0;
     uint16_t score = 0;
+    uint16_t http_status = 0;
     std::string unknown_risk; ///< a risk name ndpi_vocab does not have
     bool operator==(const Extra& o) const
     {
-        return category == o.category && confidence == o.confidence && risk == o.risk && score == o.score;
+        return category == o.category && confidence == o.confidence && risk == o.risk && score == o.score
+            && http_status == o.http_status;
     }
 };
 
 std::string extra_text(const Extra& e)
 {
-    char buf[96];
-    std::snprintf(buf, sizeof(buf), "cat %u conf %d risk 0x%llx score %u", e.category, e.confidence,
-                  static_cast<unsigned long long>(e.risk), e.score);
+    char buf[112];
+    std::snprintf(buf, sizeof(buf), "cat %u conf %d risk 0x%llx score %u status %u", e.category, e.confidence,
+                  static_cast<unsigned long long>(e.risk), e.score, e.http_status);
     std::string s(buf);
     s.append(e.unknown_risk);
     return s;
@@ -339,6 +342,7 @@ void read_ndpi_text(const fs::path& txt, SideFlows& out)
             risks.remove_prefix(close + 3);
         }
         e.score = static_cast<uint16_t>(std::atoi(std::string(bracket(line, "Risk Score")).c_str()));
+        e.http_status = static_cast<uint16_t>(std::atoi(std::string(bracket(line, "StatusCode")).c_str()));
         out.text[make_key(static_cast<uint8_t>(proto), a, pa, b, pb)].push_back(e);
     }
 }
@@ -370,7 +374,7 @@ SideFlows run_weir(const fs::path& cap)
         if (r.key.proto != 6 && r.key.proto != 17)
             return;
         const double t = static_cast<double>(r.first_ns()) / 1e9;
-        const Extra x{r.l7.category, r.l7.confidence, r.l7.risk, r.l7.risk_score, {}};
+        const Extra x{r.l7.category, r.l7.confidence, r.l7.risk, r.l7.risk_score, r.l7.http_status, {}};
         auto [it, fresh] = first.try_emplace(r.key, Seen{t, r.l7.name[0] ? r.l7.name : "Unknown", x});
         if (!fresh && t < it->second.first)
             it->second = Seen{t, r.l7.name[0] ? r.l7.name : "Unknown", x};
@@ -401,6 +405,7 @@ struct CaptureResult {
     std::vector<Difference> diffs;
     // Category, confidence, risks: flows alone on their 5-tuple on both sides.
     std::size_t extra_paired = 0, category_agreed = 0, confidence_agreed = 0, risk_agreed = 0, with_risk = 0;
+    std::size_t status_agreed = 0, with_status = 0;
     std::vector<Difference> extra_diffs;
     std::string error;
 };
@@ -434,6 +439,8 @@ CaptureResult compare(const std::string& name, SideFlows& ndpi, SideFlows& weir)
                 r.confidence_agreed += ne.confidence == we.confidence;
                 r.risk_agreed += ne.risk == we.risk && ne.score == we.score && ne.unknown_risk.empty();
                 r.with_risk += ne.risk != 0;
+                r.status_agreed += ne.http_status == we.http_status;
+                r.with_status += ne.http_status != 0;
                 if (!(ne == we) || !ne.unknown_risk.empty())
                     r.extra_diffs.push_back({name, flow_text(k, ndpi.v6[k]),
                                              nv[0].name + ": ndpiReader " + extra_text(ne) + ", weir " + extra_text(we)});
@@ -565,6 +572,8 @@ TEST(NdpiModeGolden, ProtocolsMatchNdpiReader)
         all.confidence_agreed += r.confidence_agreed;
         all.risk_agreed += r.risk_agreed;
         all.with_risk += r.with_risk;
+        all.status_agreed += r.status_agreed;
+        all.with_status += r.with_status;
         all.extra_diffs.insert(all.extra_diffs.end(), r.extra_diffs.begin(), r.extra_diffs.end());
     }
 
@@ -613,10 +622,11 @@ TEST(NdpiModeGolden, ProtocolsMatchNdpiReader)
     auto share = [&all](std::size_t n) {
         return all.extra_paired ? 100.0 * static_cast<double>(n) / static_cast<double>(all.extra_paired) : 0.0;
     };
-    std::printf("  category, confidence, risks of the %zu flows alone on their 5-tuple (%zu with risks): "
-                "category %.2f %%, confidence %.2f %%, risks and score %.2f %%\n",
-                all.extra_paired, all.with_risk, share(all.category_agreed), share(all.confidence_agreed),
-                share(all.risk_agreed));
+    std::printf("  category, confidence, risks, HTTP status of the %zu flows alone on their 5-tuple (%zu with "
+                "risks, %zu with a status): category %.2f %%, confidence %.2f %%, risks and score %.2f %%, "
+                "HTTP status %.2f %%\n",
+                all.extra_paired, all.with_risk, all.with_status, share(all.category_agreed),
+                share(all.confidence_agreed), share(all.risk_agreed), share(all.status_agreed));
     const bool verbose = std::getenv("WEIR_NDPI_GOLDEN_VERBOSE") != nullptr;
     for (std::size_t i = 0; i < all.extra_diffs.size() && (verbose || i < 10); ++i)
         std::printf("  %s | %s | %s\n", all.extra_diffs[i].capture.c_str(), all.extra_diffs[i].flow.c_str(),
@@ -631,4 +641,8 @@ TEST(NdpiModeGolden, ProtocolsMatchNdpiReader)
     EXPECT_GE(share(all.category_agreed), kMinExtraAgreement);
     EXPECT_GE(share(all.confidence_agreed), kMinExtraAgreement);
     EXPECT_GE(share(all.risk_agreed), kMinExtraAgreement);
+    EXPECT_GE(share(all.status_agreed), kMinExtraAgreement);
+    if (!subset) {
+        EXPECT_GT(all.with_status, 100u);
+    }
 }

@@ -237,16 +237,20 @@ TEST(DpiStage, HttpRequestThenResponse)
     auto req = make_meta(6, 1, 50000, 8080, true);
     auto resp = make_meta(6, 1, 50000, 8080, false);
     s->inspect(req, bytes("GET /a?b=\"c\" HTTP/1.1\r\nHost: WWW.Example.org:8080\r\nUser-Agent: test/1.0\r\n\r\n"));
-    s->inspect(resp, bytes("HTTP/1.1 200 OK\r\nServer: x\r\n\r\n"));
+    s->inspect(resp, bytes("HTTP/1.1 404 Not Found\r\nServer: x\r\n\r\n"));
     EXPECT_EQ(s->inspections(), 0u);
     // A later request on the same flow no longer changes the result (nDPI's rule).
-    s->inspect(req, bytes("GET /other HTTP/1.1\r\nHost: other\r\n\r\n"));
+    s->inspect(req, bytes("POST /other HTTP/1.1\r\nHost: other\r\n\r\n"));
     auto r = record_of(req, weir::EndReason::ActiveTimeout);
     s->finish(r);
     EXPECT_STREQ(r.l7.name, "HTTP");
     EXPECT_STREQ(r.l7.url, "WWW.Example.org:8080/a?b=\"c\"");
     EXPECT_STREQ(r.l7.server_name, "www.example.org");
     EXPECT_STREQ(r.l7.user_agent, "test/1.0");
+    EXPECT_EQ(r.l7.http_method, 2) << "GET (ndpi_http_method)";
+    EXPECT_EQ(r.l7.http_status, 404) << "the first response's";
+    EXPECT_EQ(r.l7.category, 5) << "Web";
+    EXPECT_EQ(r.l7.confidence, 4) << "DPI";
     EXPECT_EQ(s->flows(), 1u) << "an active-timeout export keeps the result for the flow's next record";
     auto r2 = record_of(req);
     s->finish(r2);

@@ -107,6 +107,8 @@ FlowRecord http6()
     url.append(255 - url.size(), 'a');
     put(r.l7.url, url);
     put(r.l7.user_agent, "curl/8.5.0");
+    r.l7.http_method = 5; // POST
+    r.l7.http_status = 404;
     return r;
 }
 
@@ -193,7 +195,7 @@ TEST(ExportL7, IpfixL7TemplatesVariableLengthStringsAndRoundTrip)
     EXPECT_EQ(s[1].id, 2);
     EXPECT_EQ(rd16(m, s[1].at + 4), 272) << "IPv4 L7 template = base + 16";
     const uint16_t nfields = rd16(m, s[1].at + 6);
-    EXPECT_EQ(nfields, 29 + 19);
+    EXPECT_EQ(nfields, 29 + 21);
     // The L7 fields follow the 29 biflow fields: enterprise bit, PEN 35632.
     std::size_t at = s[1].at + 8;
     for (int i = 0; i < 29; ++i)
@@ -201,9 +203,11 @@ TEST(ExportL7, IpfixL7TemplatesVariableLengthStringsAndRoundTrip)
     // Then CLIENT/SERVER_NW_LATENCY_MS and APPL_LATENCY_MS, 4 bytes each.
     // L7_PROTO, L7_PROTO_NAME, L7_PROTO_CATEGORY, L7_CONFIDENCE (u8),
     // L7_PROTO_RISK (u64), L7_RISK_SCORE, then the strings and latencies.
-    const uint16_t ids[] = {118, 119, 501, 560, 509, 527, 205, 207, 208, 188, 187, 180, 183, 489, 490, 576, 123, 124, 125};
-    const uint16_t len[] = {2, 65535, 65535, 1, 8, 2, 65535, 2, 1, 65535, 65535, 65535, 65535, 65535, 65535, 65535, 4, 4, 4};
-    for (int i = 0; i < 19; ++i, at += 8) {
+    const uint16_t ids[] = {118, 119, 501, 560, 509, 527, 205, 207, 208, 188, 187,
+                            180, 360, 181, 183, 489, 490, 576, 123, 124, 125};
+    const uint16_t len[] = {2,     65535, 65535, 1,     8,     2,     65535, 2,     1, 65535, 65535,
+                            65535, 65535, 2,     65535, 65535, 65535, 65535, 4,     4, 4};
+    for (int i = 0; i < 21; ++i, at += 8) {
         EXPECT_EQ(rd16(m, at), 0x8000 | ids[i]) << i;
         EXPECT_EQ(rd16(m, at + 2), len[i]) << i;
         EXPECT_EQ(rd32(m, at + 4), 35632u) << i;
@@ -235,6 +239,8 @@ TEST(ExportL7, IpfixL7TemplatesVariableLengthStringsAndRoundTrip)
     EXPECT_EQ(std::strlen(http.url), 255u);
     EXPECT_STREQ(http.user_agent, "curl/8.5.0");
     EXPECT_STREQ(http.server_name, "www.example.org");
+    EXPECT_EQ(http.http_method, 5) << "HTTP_METHOD \"POST\"";
+    EXPECT_EQ(http.http_status, 404);
     const L7Info& dns = flows.r[3].l7;
     EXPECT_STREQ(dns.server_name, "example.com");
     EXPECT_EQ(dns.dns_qtype, 28);
@@ -271,6 +277,8 @@ TEST(ExportL7, V9FixedWidthStringsCutToTheTemplate)
     EXPECT_EQ(flows.r[0].l7.app, 7);
     EXPECT_STREQ(flows.r[0].l7.name, "HTTP");
     EXPECT_EQ(std::string(flows.r[0].l7.url), std::string(http6().l7.url).substr(0, 128)) << "HTTP_URL is 128 wide";
+    EXPECT_EQ(flows.r[0].l7.http_method, 5);
+    EXPECT_EQ(flows.r[0].l7.http_status, 404);
     EXPECT_STREQ(flows.r[1].l7.server_name, "www.google.com");
     EXPECT_STREQ(flows.r[1].l7.ja4, tls4().l7.ja4);
 }
@@ -939,6 +947,8 @@ TEST(ExportTshark, DecodesL7AndOptionsWithoutMalformed)
         EXPECT_NE(text.find("Layer 7 protocol name: TLS.Google"), std::string::npos);
         EXPECT_NE(text.find("DNS query: example.com"), std::string::npos);
         EXPECT_NE(text.find("HTTP User Agent: curl/8.5.0"), std::string::npos);
+        EXPECT_NE(text.find("HTTP METHOD: POST"), std::string::npos) << "ntop 360 / v9 57832";
+        EXPECT_NE(text.find("HTTP return code: 404"), std::string::npos) << "ntop 181 / v9 57653";
         if (f == ExportFormat::Ipfix) {
             EXPECT_NE(text.find("Information Element Data Type: 13"), std::string::npos) << "RFC 5610 records";
         }

@@ -51,6 +51,8 @@ FlowRecord http_flow()
     // Quotes, a backslash, a control byte and invalid UTF-8 from the wire.
     put(r.l7.url, "www.example.org/a?q=\"x\\y\"\x01\xff");
     put(r.l7.user_agent, "curl/8.0 \"test\"");
+    r.l7.http_method = 2; // GET
+    r.l7.http_status = 200;
     return r;
 }
 
@@ -76,6 +78,8 @@ TEST(L7Export, JsonHttpFieldsAreEscaped)
     EXPECT_EQ(j["HTTP_HOST"], "www.example.org");
     EXPECT_EQ(j["HTTP_URL"], "www.example.org/a?q=\"x\\y\"\x01\xef\xbf\xbd");
     EXPECT_EQ(j["HTTP_USER_AGENT"], "curl/8.0 \"test\"");
+    EXPECT_EQ(j["HTTP_METHOD"], "GET");
+    EXPECT_EQ(j["HTTP_RET_CODE"], 200);
     EXPECT_FALSE(j.contains("L7_PROTO_GUESSED"));
     EXPECT_FALSE(j.contains("TLS_SERVER_NAME"));
 }
@@ -212,6 +216,8 @@ TEST(L7Export, ZmqCarriesDetectedProtocolsOnly)
     EXPECT_EQ(rec["HTTP_SITE"], "www.example.org");
     EXPECT_EQ(rec["HTTP_URL"], "www.example.org/a?q=\"x\\y\"\x01\xff"); // TLV strings are length-prefixed bytes
     EXPECT_EQ(rec["HTTP_USER_AGENT"], "curl/8.0 \"test\"");
+    EXPECT_EQ(rec["HTTP_METHOD"], "GET");
+    EXPECT_EQ(rec["HTTP_RET_CODE"], "200");
 
     FlowRecord t = make_flow();
     t.l7.master = 91;

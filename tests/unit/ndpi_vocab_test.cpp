@@ -82,6 +82,14 @@ TEST(NdpiVocab, NamesAreLibndpis)
                   std::string_view(ndpi_confidence_get_name(static_cast<ndpi_confidence_t>(c))))
             << "confidence " << c;
     EXPECT_EQ(v::kConfidenceNames.size(), static_cast<std::size_t>(NDPI_CONFIDENCE_MAX));
+    for (int m = NDPI_HTTP_METHOD_OPTIONS; m <= NDPI_HTTP_METHOD_CONNECT; ++m) {
+        EXPECT_EQ(v::http_method_name(static_cast<uint8_t>(m)),
+                  std::string_view(ndpi_http_method2str(static_cast<ndpi_http_method>(m))))
+            << "method " << m;
+        EXPECT_EQ(v::http_method_id(v::http_method_name(static_cast<uint8_t>(m))), m);
+    }
+    EXPECT_EQ(v::kHttpMethodNames.size(), static_cast<std::size_t>(NDPI_HTTP_METHOD_CONNECT) + 1);
+    EXPECT_EQ(v::http_method_id("PROPFIND"), 0) << "nDPI 4.2 has no WebDAV methods";
 }
 
 TEST(NdpiVocab, MicroDpiCategoriesAreLibndpis)

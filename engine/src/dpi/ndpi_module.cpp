@@ -84,6 +84,8 @@ struct NdpiModule::Impl {
             copy_text(l7.url, f->http.url, sizeof(l7.url));
         if (f->http.user_agent)
             copy_text(l7.user_agent, f->http.user_agent, sizeof(l7.user_agent));
+        l7.http_method = static_cast<uint8_t>(f->http.method);
+        l7.http_status = f->http.response_status_code;
         if (is_proto(p, NDPI_PROTOCOL_DNS)) {
             l7.dns_qtype = f->protos.dns.query_type;
             l7.dns_rcode = f->protos.dns.reply_code;

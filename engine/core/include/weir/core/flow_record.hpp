@@ -65,6 +65,9 @@ struct L7Info {
     uint64_t risk = 0;        ///< nDPI flow risk bitmap (ndpi_risk, bit n = risk n); nDPI mode only
     uint16_t category = 0;    ///< nDPI category id (ndpi_protocol_category_t), 0 = unspecified
     uint16_t risk_score = 0;  ///< nDPI's score of `risk` (ndpi_risk2score, client + server); nDPI mode only
+    uint16_t http_status = 0; ///< HTTP: status code of the first response (0 = none seen)
+    uint8_t http_method = 0;  ///< HTTP: method of the request, ndpi_http_method (0 = unknown; ndpi_vocab.hpp)
+    uint8_t pad_[1]{};
     // TCP timing measured by the DPI stage (levels 1 and 2), in microseconds,
     // 0 = not measured (no full three-way handshake seen, or not TCP).
     // The network latencies are nProbe's CLIENT/SERVER_NW_LATENCY: half the
@@ -75,7 +78,7 @@ struct L7Info {
     uint32_t appl_latency_us = 0;  ///< first client payload -> first server payload after it
 };
 static_assert(std::is_trivially_copyable_v<L7Info>);
-static_assert(sizeof(L7Info) == 752, "L7Info grows every flow record and export ring slot");
+static_assert(sizeof(L7Info) == 760, "L7Info grows every flow record and export ring slot");
 
 struct FlowRecord {
     FlowKey key;                 ///< canonical key (A/B sides)

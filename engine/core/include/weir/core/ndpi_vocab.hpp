@@ -1,6 +1,7 @@
 // nDPI 4.2's names for what L7Info carries by number: categories
 // (ndpi_protocol_category_t), flow risks (ndpi_risk_enum, one bit each in
-// L7Info::risk) and confidence (ndpi_confidence_t), as ndpiReader prints
+// L7Info::risk), confidence (ndpi_confidence_t) and HTTP methods
+// (ndpi_http_method), as ndpiReader prints
 // them and nProbe exports them. Tables rather than calls into libndpi so the
 // exporters and a build without libndpi name them too;
 // tests/unit/ndpi_vocab_test.cpp checks every entry against the library.
@@ -84,6 +85,26 @@ inline constexpr std::array<std::string_view, 42> kRiskNames = {
     "Possible Exploit Detected",
     "TLS Certificate About To Expire",
 };
+
+/// ndpi_http_method2str() for ndpi_http_method 1..9 (0: unknown).
+inline constexpr std::array<std::string_view, 10> kHttpMethodNames = {
+    "", "OPTIONS", "GET", "HEAD", "PATCH", "POST", "PUT", "DELETE", "TRACE", "CONNECT",
+};
+
+/// "" for 0 or an id nDPI 4.2 does not name.
+constexpr std::string_view http_method_name(uint8_t m) noexcept
+{
+    return m < kHttpMethodNames.size() ? kHttpMethodNames[m] : std::string_view{};
+}
+
+/// ndpi_http_method of a method name; 0 for the others (WebDAV's, say).
+constexpr uint8_t http_method_id(std::string_view name) noexcept
+{
+    for (uint8_t i = 1; i < kHttpMethodNames.size(); ++i)
+        if (kHttpMethodNames[i] == name)
+            return i;
+    return 0;
+}
 
 constexpr std::string_view confidence_name(uint8_t c) noexcept
 {
