@@ -428,7 +428,7 @@ private:
         for (;;) {
             for (int i = 0; i < 32; ++i) {
                 for (const auto& s : socks_)
-                    if (rx_ready(s.get()))
+                    if (xsk_cons_nb_avail(&s->rx, 1))
                         return collect(out, n);
                 __builtin_ia32_pause();
             }
@@ -442,13 +442,6 @@ private:
         timespec t{};
         clock_gettime(CLOCK_MONOTONIC, &t);
         return uint64_t(t.tv_sec) * 1000000000ULL + uint64_t(t.tv_nsec);
-    }
-
-    // True when the socket's RX ring has descriptors the kernel produced
-    // (a read of the producer index; nothing is consumed).
-    static bool rx_ready(const Socket* s) noexcept
-    {
-        return __atomic_load_n(s->rx.producer, __ATOMIC_ACQUIRE) != *s->rx.consumer;
     }
 
     // Waits for frames; true when some socket became readable.

@@ -153,11 +153,8 @@ void take_stun(L7Info& l7, uint8_t& found, const d::StunMessage& m) noexcept
         return;
     set_hostname(l7, m.realm.view(), false);
     if (m.sub != d::AppProtocol::Unknown && l7.master == 0) {
+        set_name(l7, m.sub); // the application's category, as nDPI gives
         l7.master = static_cast<uint16_t>(d::AppProtocol::Stun);
-        l7.app = static_cast<uint16_t>(m.sub);
-        l7.guessed = 0;
-        l7.category = d::app_protocol_category(m.sub); // nDPI: the application's
-        l7.confidence = ndpi_vocab::kConfidenceDpi;
         d::FixedString<sizeof(L7Info::name)> name;
         name.assign(std::string_view("STUN."));
         name.append(d::app_protocol_name(m.sub));

@@ -76,11 +76,7 @@ void append_risk(const L7Info& l7, std::string& out)
     auto it = std::back_inserter(out);
     fmt::format_to(it, R"(,"L7_PROTO_RISK":{})", l7.risk);
     std::string names;
-    ndpi_vocab::for_each_risk(l7.risk, [&names](std::string_view n) {
-        if (!names.empty())
-            names += ',';
-        names += n;
-    });
+    ndpi_vocab::append_risk_names(names, l7.risk, ",");
     append_string(out, "L7_PROTO_RISK_NAME", names.c_str());
     fmt::format_to(it, R"(,"L7_RISK_SCORE":{})", l7.risk_score);
 }

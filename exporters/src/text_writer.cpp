@@ -66,13 +66,8 @@ void append_text_l7(const L7Info& l, std::string& out)
         }
     }
     if (l.risk) {
-        fmt::format_to(std::back_inserter(out), " risk {}:", l.risk_score);
-        bool first = true;
-        ndpi_vocab::for_each_risk(l.risk, [&](std::string_view n) {
-            out += first ? " " : ", ";
-            out += n;
-            first = false;
-        });
+        fmt::format_to(std::back_inserter(out), " risk {}: ", l.risk_score);
+        ndpi_vocab::append_risk_names(out, l.risk, ", ");
     }
 }
 

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace weir::ndpi_vocab {
@@ -159,6 +160,18 @@ void for_each_risk(uint64_t risk, Out&& out)
             out(std::string_view(buf, len));
         }
     }
+}
+
+/// Appends the names of the risks set in `risk`, `sep` between them.
+inline void append_risk_names(std::string& out, uint64_t risk, std::string_view sep)
+{
+    bool first = true;
+    for_each_risk(risk, [&](std::string_view n) {
+        if (!first)
+            out += sep;
+        out += n;
+        first = false;
+    });
 }
 
 } // namespace weir::ndpi_vocab
