@@ -18,6 +18,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <unordered_map>
@@ -405,6 +406,48 @@ uint64_t FlowListener::poll(int timeout_ms, FlowRecordSink& sink) noexcept
     }
     return d.dec->totals().flows - before;
 }
+
+uint64_t FlowListener::close_tcp(int wait_ms, FlowRecordSink& sink) noexcept
+{
+    Impl& d = *impl_;
+    for (auto& s : d.listeners) {
+        if (s->kind != Kind::TcpListen || s->fd < 0)
+            continue;
+        epoll_ctl(d.ep, EPOLL_CTL_DEL, s->fd, nullptr);
+        ::close(s->fd);
+        s->fd = -1;
+    }
+    for (auto& [fd, c] : d.conns)
+        ::shutdown(fd, SHUT_WR);
+    uint64_t flows = 0;
+    timespec t0{};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        if (d.conns.empty())
+            break;
+        timespec now{};
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        const long long left =
+            wait_ms - ((now.tv_sec - t0.tv_sec) * 1000LL + (now.tv_nsec - t0.tv_nsec) / 1000000LL);
+        if (left <= 0)
+            break;
+        flows += poll(static_cast<int>(std::min(left, 50LL)), sink);
+    }
+    // Read what the last ready sockets still hold before closing the rest.
+    for (int i = 0; i < 16; ++i) {
+        const uint64_t got = poll(0, sink);
+        flows += got;
+        if (got == 0)
+            break;
+    }
+    while (!d.conns.empty()) {
+        ++d.st.tcp_abandoned;
+        d.close_conn(d.conns.begin()->second.get());
+    }
+    return flows;
+}
+
+std::size_t FlowListener::tcp_connections() const noexcept { return impl_->conns.size(); }
 
 FlowDecoder& FlowListener::decoder() noexcept { return *impl_->dec; }
 const ListenerStats& FlowListener::stats() const noexcept { return impl_->st; }

@@ -723,4 +723,68 @@ TEST(FlowListener, UdpAndTcpOnLoopback)
     EXPECT_EQ(l.decoder().source_count(), 2u);
 }
 
+TEST(FlowListener, TcpCloseReadsWhatTheExporterSendsUntilItCloses)
+{
+    ListenerOptions o;
+    o.listen = {parse_listen_spec("tcp://127.0.0.1:0").value()};
+    auto lr = FlowListener::create(o);
+    ASSERT_TRUE(lr.ok()) << lr.error().message();
+    FlowListener& l = *lr.value();
+    const uint16_t port = l.ports()[0];
+    const auto in = flows(40);
+    const auto d = encode(in, ExportFormat::Ipfix, BiflowMode::Rfc5103);
+    ASSERT_GE(d.size(), 2u);
+    const int t = connect_tcp(port);
+    ASSERT_GE(t, 0);
+    Flows got;
+    for (int i = 0; i < 100 && l.tcp_connections() == 0; ++i)
+        l.poll(10, got);
+    ASSERT_EQ(l.tcp_connections(), 1u);
+
+    // The exporter writes its first message, then the rest once it has seen
+    // the collector's FIN, then closes: the collector, already ending, reads
+    // it all.
+    ASSERT_EQ(send(t, d[0].data(), d[0].size(), 0), ssize_t(d[0].size()));
+    std::thread exporter([&] {
+        char c;
+        const ssize_t eof = recv(t, &c, 1, 0); // blocks until the FIN
+        for (std::size_t i = 1; i < d.size() && eof == 0; ++i)
+            send(t, d[i].data(), d[i].size(), MSG_NOSIGNAL);
+        close(t);
+    });
+    l.close_tcp(5000, got);
+    exporter.join();
+    EXPECT_EQ(got.v.size(), in.size());
+    EXPECT_EQ(l.stats().tcp_messages, d.size());
+    EXPECT_EQ(l.stats().tcp_closed, 1u);
+    EXPECT_EQ(l.stats().tcp_abandoned, 0u);
+    EXPECT_EQ(l.tcp_connections(), 0u);
+    // No longer listening.
+    EXPECT_LT(connect_tcp(port), 0);
+}
+
+TEST(FlowListener, TcpCloseGivesUpOnAnExporterThatStaysOpen)
+{
+    ListenerOptions o;
+    o.listen = {parse_listen_spec("tcp://127.0.0.1:0").value()};
+    auto lr = FlowListener::create(o);
+    ASSERT_TRUE(lr.ok()) << lr.error().message();
+    FlowListener& l = *lr.value();
+    const int t = connect_tcp(l.ports()[0]);
+    ASSERT_GE(t, 0);
+    Flows got;
+    for (int i = 0; i < 100 && l.tcp_connections() == 0; ++i)
+        l.poll(10, got);
+    ASSERT_EQ(l.tcp_connections(), 1u);
+    const auto t0 = std::chrono::steady_clock::now();
+    l.close_tcp(200, got);
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_GE(ms, 190);
+    EXPECT_LT(ms, 3000);
+    EXPECT_EQ(l.stats().tcp_abandoned, 1u);
+    EXPECT_EQ(l.tcp_connections(), 0u);
+    close(t);
+}
+
 } // namespace

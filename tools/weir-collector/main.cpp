@@ -199,11 +199,11 @@ std::string netflow_stats_json(FlowListener& l, const CollectedFlows& c, bool te
     std::string js = fmt::format(
         R"({{"flows":{},"packets":{},"bytes":{},"flows_over_limit":{},)"
         R"("listener":{{"datagrams":{},"datagram_bytes":{},"truncated":{},"recv_errors":{},"tcp_accepted":{},)"
-        R"("tcp_refused":{},"tcp_closed":{},"tcp_bad_length":{},"tcp_messages":{},"tcp_bytes":{},"decode_refused":{}}},)"
+        R"("tcp_refused":{},"tcp_closed":{},"tcp_abandoned":{},"tcp_bad_length":{},"tcp_messages":{},"tcp_bytes":{},"decode_refused":{}}},)"
         R"("decoder":{{"messages":{},"bytes":{},"flows":{},"too_short":{},"bad_version":{},"bad_length":{},)"
         R"("sources_refused":{},"sessions_ended":{}}},"exporters":[)",
         c.flows(), c.packets(), c.bytes(), c.over_limit(), ls.datagrams, ls.datagram_bytes, ls.truncated,
-        ls.recv_errors, ls.tcp_accepted, ls.tcp_refused, ls.tcp_closed, ls.tcp_bad_length, ls.tcp_messages,
+        ls.recv_errors, ls.tcp_accepted, ls.tcp_refused, ls.tcp_closed, ls.tcp_abandoned, ls.tcp_bad_length, ls.tcp_messages,
         ls.tcp_bytes, ls.decode_refused, t.messages, t.bytes, t.flows, t.too_short, t.bad_version, t.bad_length,
         t.sources_refused, t.sessions_ended);
     if (text)
@@ -257,6 +257,7 @@ int main(int argc, char** argv)
     uint64_t count = 0;
     double timeout_s = 0;
     double idle_s = 0;
+    double close_wait_s = 2;
     std::size_t max_decompressed = 16u << 20;
     std::string priv_key;
     bool keypair = false;
@@ -309,6 +310,10 @@ int main(int argc, char** argv)
     app.add_option("--count,--max-flows", count, "Exit after N flows (0 = no limit)");
     app.add_option("--timeout,--duration", timeout_s, "Exit after S seconds (0 = no limit)");
     app.add_option("--idle", idle_s, "Exit S seconds after the last message, once one came (0 = never)");
+    app.add_option("--tcp-close-wait", close_wait_s,
+                   "On exit, send FIN on each IPFIX/TCP stream and read on for up to S seconds until the exporter "
+                   "closes its half, so nothing it wrote is dropped unread")
+        ->check(CLI::Range(0.0, 60.0));
     app.add_option("--max-decompressed", max_decompressed, "Largest decompressed payload in bytes")
         ->check(CLI::Range(1024, 1 << 30))->capture_default_str();
     app.add_option("--zmq-encryption-key-priv", priv_key, "CURVE server secret key (40-char Z85), as ntopng --zmq-encryption");
@@ -694,8 +699,10 @@ int main(int argc, char** argv)
         }
     }
 
-    // Whatever the sockets still hold, then the forwarder's partly filled messages.
+    // Whatever the sockets still hold (TCP streams end gracefully), then the
+    // forwarder's partly filled messages.
     if (listener) {
+        listener->close_tcp(static_cast<int>(close_wait_s * 1000), collected);
         for (int i = 0; i < 64 && listener->poll(0, collected) != 0; ++i) {
         }
     }

@@ -11,6 +11,12 @@
 // A TCP message whose length field is below 16 or whose version is not 10
 // closes that connection (counted); the templates of a closed connection
 // are dropped with it. Connections are capped (max_connections).
+//
+// Ending: close_tcp() stops accepting and shuts down the collector's half
+// of every TCP stream (FIN) while reading on, as RFC 7011 s.10.4 asks of a
+// Collecting Process that wants no more messages; an exporter that sees
+// the FIN closes its half, and what it wrote before that is still read.
+// Closing a socket that holds unread bytes would drop them unseen.
 #pragma once
 
 #include <weir/core/result.hpp>
@@ -52,6 +58,7 @@ struct ListenerStats {
     uint64_t tcp_accepted = 0;
     uint64_t tcp_refused = 0;      ///< over max_connections
     uint64_t tcp_closed = 0;       ///< by the peer
+    uint64_t tcp_abandoned = 0;    ///< still open when the collector ended (close_tcp's wait ran out)
     uint64_t tcp_bad_length = 0;   ///< connections closed for a bad message header
     uint64_t tcp_messages = 0;
     uint64_t tcp_bytes = 0;
@@ -72,6 +79,15 @@ public:
     /// Waits up to timeout_ms (0 = not at all) and handles every socket
     /// that is ready. Returns the flows delivered.
     uint64_t poll(int timeout_ms, FlowRecordSink& sink) noexcept;
+
+    /// Graceful end of the TCP side: closes the TCP listeners and sends FIN
+    /// on every connection, then keeps reading (delivering flows to sink)
+    /// until each exporter has closed its half or wait_ms has passed; the
+    /// connections left are closed and counted in tcp_abandoned. UDP
+    /// sockets stay open. Returns the flows delivered meanwhile.
+    uint64_t close_tcp(int wait_ms, FlowRecordSink& sink) noexcept;
+    /// TCP connections open now.
+    [[nodiscard]] std::size_t tcp_connections() const noexcept;
 
     [[nodiscard]] FlowDecoder& decoder() noexcept;
     [[nodiscard]] const ListenerStats& stats() const noexcept;
