@@ -6,11 +6,13 @@
 #   sink            weir-gen's XDP counting program (drops in the driver: the ceiling)
 #   xdp-count       weir -i xdp:IF --capture-only (bare AF_XDP socket counter;
 #                   default sizes: rings of 65536, UMEM 65536 x 4096 B = 256 MiB)
+#   xdp-read        weir -i xdp:IF --capture-only --capture-read (the bare counter
+#                   reading each frame's EtherType: the least any consumer reads)
 #   xdp-weir        weir -i xdp:IF -w 0 (AF_XDP + decode + flow table + export, one thread)
-#   xdp-count-old, xdp-weir-old   the same with OLD_XDP_ARGS: the former
+#   xdp-count-old, xdp-read-old, xdp-weir-old   the same with OLD_XDP_ARGS: the former
 #                   default sizes (rings of 4096, 8192 frames = 32 MiB), which
 #                   lose frames when the reader is off its CPU for a few ms
-#   xdp-count-big, xdp-weir-big   the same with BIG_XDP_ARGS: rings of 65536
+#   xdp-count-big, xdp-read-big, xdp-weir-big   the same with BIG_XDP_ARGS: rings of 65536
 #                   and a 256 MiB UMEM of twice as many 2048-byte frames
 #   afpacket-weir   weir -i afpacket:IF -w 0
 #   pcap-weir       weir -i pcap:IF -w 0
@@ -73,10 +75,13 @@ run_one() { # label -> prints "rate drops generated cpu% cpu-ns-per-packet"
       local spec args=(-q --stats-interval 0 --duration $((DURATION + 10)) --summary-json "$TMP/rx.json")
       case $label in
         xdp-count) spec="xdp:$OUT"; args+=(--capture-only); read -ra extra <<<"$XDP_ARGS"; args+=("${extra[@]}") ;;
+        xdp-read) spec="xdp:$OUT"; args+=(--capture-only --capture-read); read -ra extra <<<"$XDP_ARGS"; args+=("${extra[@]}") ;;
         xdp-weir) spec="xdp:$OUT"; args+=(-w 0); read -ra extra <<<"$XDP_ARGS"; args+=("${extra[@]}") ;;
         xdp-count-old) spec="xdp:$OUT"; args+=(--capture-only); read -ra extra <<<"$OLD_XDP_ARGS"; args+=("${extra[@]}") ;;
+        xdp-read-old) spec="xdp:$OUT"; args+=(--capture-only --capture-read); read -ra extra <<<"$OLD_XDP_ARGS"; args+=("${extra[@]}") ;;
         xdp-weir-old) spec="xdp:$OUT"; args+=(-w 0); read -ra extra <<<"$OLD_XDP_ARGS"; args+=("${extra[@]}") ;;
         xdp-count-big) spec="xdp:$OUT"; args+=(--capture-only); read -ra extra <<<"$BIG_XDP_ARGS"; args+=("${extra[@]}") ;;
+        xdp-read-big) spec="xdp:$OUT"; args+=(--capture-only --capture-read); read -ra extra <<<"$BIG_XDP_ARGS"; args+=("${extra[@]}") ;;
         xdp-weir-big) spec="xdp:$OUT"; args+=(-w 0); read -ra extra <<<"$BIG_XDP_ARGS"; args+=("${extra[@]}") ;;
         afpacket-weir) spec="afpacket:$OUT"; args+=(-w 0) ;;
         pcap-weir) spec="pcap:$OUT"; args+=(-w 0) ;;
@@ -100,7 +105,7 @@ s=json.load(open(sys.argv[1])); print(s["packets"], s.get("capture_drops", 0))' 
   python3 -c "print(f'{$rx/$secs/1e6:.3f} {$drops} {$sent/$secs/1e6:.3f} {$cpu:.0f} {1e9 * $ticks / $(getconf CLK_TCK) / max(1, $rx):.0f}')"
 }
 
-read -ra LABELS <<<"${LABELS:-sink xdp-count xdp-weir xdp-count-old xdp-weir-old xdp-count-big xdp-weir-big afpacket-weir pcap-weir}"
+read -ra LABELS <<<"${LABELS:-sink xdp-count xdp-read xdp-weir xdp-count-old xdp-read-old xdp-weir-old xdp-count-big xdp-read-big xdp-weir-big afpacket-weir pcap-weir}"
 declare -A results
 for r in $(seq "$RUNS"); do
   for l in "${LABELS[@]}"; do
@@ -120,9 +125,11 @@ ratios() { # bare whole -> "whole/bare % and whole/libpcap x"
     "$(median "$1")" "$(median "$2")" "$(median pcap-weir)"
 }
 has() { [[ " ${LABELS[*]} " == *" $1 "* ]]; }
-for pair in "default sizes:xdp-count xdp-weir" "former 4096 rings:xdp-count-old xdp-weir-old" \
-            "65536 rings, 2048 B frames:xdp-count-big xdp-weir-big"; do
-  read -r b w <<<"${pair#*:}"
+for pair in "default sizes:xdp-count xdp-read xdp-weir" "former 4096 rings:xdp-count-old xdp-read-old xdp-weir-old" \
+            "65536 rings, 2048 B frames:xdp-count-big xdp-read-big xdp-weir-big"; do
+  read -r b r w <<<"${pair#*:}"
   has "$b" && has "$w" && has pcap-weir && echo "whole pipeline, ${pair%%:*}: $(ratios "$b" "$w")"
+  has "$r" && has "$w" && python3 -c "import sys; r,w=map(float,sys.argv[1:]); print(f'whole pipeline, ${pair%%:*}: {100*w/r:.0f} % of the counter that reads each frame' if r>0 else '')" \
+    "$(median "$r")" "$(median "$w")"
 done
 exit 0

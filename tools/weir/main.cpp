@@ -110,6 +110,7 @@ struct Options {
     double stats_interval_s = -1; ///< -1: 1 s for live capture, off for files
     std::string stats_json;
     bool capture_only = false;
+    bool capture_read = false;
     bool per_queue = false;
     // inline bridge
     std::string bridge;
@@ -226,10 +227,15 @@ struct LiveStatsPrinter {
 
 /// --capture-only: frames counted as they come, nothing decoded (the bare
 /// capture rate of a back-end, for comparison with the whole pipeline).
+/// --capture-read also reads each frame's EtherType (after up to two VLAN
+/// tags), as any consumer of the packets must: where the frame was just
+/// written by another CPU, that first read is what it costs to look at it.
 int run_capture_only(weir::PacketSource& source, const Options& o, const std::vector<std::string>& nic_warnings)
 {
     std::vector<weir::RawPacket> raw(o.live.burst);
     uint64_t packets = 0, bytes = 0;
+    // EtherTypes seen with --capture-read: IPv4, IPv6, ARP, other (or too short).
+    std::array<uint64_t, 4> types{};
     const auto t0 = std::chrono::steady_clock::now();
     const auto deadline = o.duration_s > 0 ? t0 + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                                       std::chrono::duration<double>(o.duration_s))
@@ -239,6 +245,20 @@ int run_capture_only(weir::PacketSource& source, const Options& o, const std::ve
         const uint32_t n = source.rx_burst(raw.data(), static_cast<uint32_t>(raw.size()));
         for (uint32_t i = 0; i < n; ++i)
             bytes += raw[i].wire_len;
+        if (o.capture_read) {
+            for (uint32_t i = 0; i < n; ++i) {
+                const weir::RawPacket& p = raw[i];
+                uint32_t off = 12;
+                uint16_t et = 0;
+                while (p.linktype == 1 && off + 2 <= p.caplen) {
+                    et = static_cast<uint16_t>(p.data[off] << 8 | p.data[off + 1]);
+                    if ((et != 0x8100 && et != 0x88A8) || off > 16)
+                        break;
+                    off += 4;
+                }
+                ++types[et == 0x0800 ? 0 : et == 0x86DD ? 1 : et == 0x0806 ? 2 : 3];
+            }
+        }
         packets += n;
         if (n == 0 && source.finished())
             break;
@@ -250,11 +270,17 @@ int run_capture_only(weir::PacketSource& source, const Options& o, const std::ve
     const auto ss = source.stats();
     fmt::print(stderr, "weir: capture only on {}: {} packets, {} bytes in {:.3f} s: {}pps {}bit/s, capture drops {}\n",
         source.describe(), packets, bytes, el, human(packets / el), human(bytes * 8.0 / el), ss.drops);
+    if (o.capture_read)
+        fmt::print(stderr, "weir: EtherTypes read: IPv4 {}, IPv6 {}, ARP {}, other {}\n", types[0], types[1], types[2],
+                   types[3]);
     if (!o.summary_json.empty()) {
         std::FILE* f = o.summary_json == "-" ? stdout : std::fopen(o.summary_json.c_str(), "w");
         if (f) {
-            fmt::print(f, R"({{"packets":{},"bytes":{},"elapsed_s":{:.6f},"pps":{:.0f},"capture_drops":{}{}}})" "\n",
+            fmt::print(f, R"({{"packets":{},"bytes":{},"elapsed_s":{:.6f},"pps":{:.0f},"capture_drops":{}{}{}}})" "\n",
                 packets, bytes, el, packets / el, ss.drops,
+                o.capture_read ? fmt::format(R"(,"ethertypes":{{"ipv4":{},"ipv6":{},"arp":{},"other":{}}})", types[0],
+                                             types[1], types[2], types[3])
+                               : std::string(),
                 source.live() ? ",\"nic_warnings\":" + weir::tools::json_string_array(nic_warnings) : std::string());
             if (f != stdout)
                 std::fclose(f);
@@ -740,6 +766,9 @@ int main(int argc, char** argv)
         ->check(CLI::Range(0.0, 3600.0));
     lg->add_option("--stats-json", o.stats_json, "Also write each statistics line as one JSON object to FILE ('-' = stdout)");
     lg->add_flag("--capture-only", o.capture_only, "Count frames without decoding them: the bare capture rate");
+    lg->add_flag("--capture-read", o.capture_read,
+                 "With --capture-only, also read each frame's EtherType (the least any consumer reads of a frame)")
+        ->needs("--capture-only");
     lg->add_flag("--per-queue", o.per_queue, "One thread per RX queue (AF_XDP, DPDK) or fanout socket (AF_PACKET) that captures "
                                              "and runs its own flow table and DPI, pinned by -g, all feeding one export "
                                              "thread (instead of a reader and -w workers; see docs/capture.md)");
