@@ -59,6 +59,7 @@ struct Inspection {
     uint8_t http_more;        ///< request headers continue: kHttpMore* bits, side in bit 2
     uint16_t packets;         ///< level 2: packets given to nDPI
     uint32_t next_free;
+    uint8_t http_host_checked;///< the first request with a URL and a Host had its Host checked (numeric IP risk)
     void* ndpi;               ///< level 2: the nDPI flow state (NdpiModule::Flow)
 };
 
@@ -135,6 +136,38 @@ std::string_view host_without_port(std::string_view host) noexcept
     if (auto colon = host.rfind(':'); colon != std::string_view::npos && host.find(':') == colon)
         host = host.substr(0, colon);
     return host;
+}
+
+/// nDPI's "HTTP Numeric IP Address": the Host of the flow's first request
+/// with a URL, when it starts with a digit, is under 21 characters and,
+/// without its ":port", is an IPv4 address in canonical dotted-quad form
+/// (what inet_addr() then inet_ntoa() give back unchanged).
+bool http_host_is_numeric_ip(std::string_view host) noexcept
+{
+    if (host.empty() || host.size() >= 21 || host[0] < '0' || host[0] > '9')
+        return false;
+    if (const auto colon = host.find(':'); colon != std::string_view::npos)
+        host = host.substr(0, colon);
+    unsigned parts = 0;
+    std::size_t i = 0;
+    while (i < host.size()) {
+        std::size_t j = i;
+        unsigned v = 0;
+        while (j < host.size() && host[j] >= '0' && host[j] <= '9' && j - i < 3)
+            v = v * 10 + static_cast<unsigned>(host[j++] - '0');
+        // One to three digits, no leading zero but "0" itself, at most 255.
+        if (j == i || v > 255 || (host[i] == '0' && j - i > 1))
+            return false;
+        ++parts;
+        if (j == host.size())
+            break;
+        if (host[j] != '.' || parts == 4)
+            return false;
+        i = j + 1;
+        if (i == host.size())
+            return false;
+    }
+    return parts == 4;
 }
 
 bool is_stun(const L7Info& l7) noexcept
@@ -466,6 +499,8 @@ struct DpiStage::Impl {
                 take_client_hello(e, ch);
                 return;
             }
+            if (st == d::ParseStatus::Malformed)
+                take_malformed_client_hello(e, ch);
             if (st == d::ParseStatus::NotMatched) {
                 st = d::parse_tls_server_hello(payload, sh);
                 if (st == d::ParseStatus::Ok) {
@@ -492,8 +527,11 @@ struct DpiStage::Impl {
         if (st == d::ParseStatus::Ok) {
             if (stream->message_type() == d::kTlsHandshakeClientHello) {
                 d::TlsClientHello ch;
-                if (d::parse_client_hello_message(stream->message(), d::TlsTransport::Tcp, ch) == d::ParseStatus::Ok)
+                const d::ParseStatus cs = d::parse_client_hello_message(stream->message(), d::TlsTransport::Tcp, ch);
+                if (cs == d::ParseStatus::Ok)
                     take_client_hello(e, ch);
+                else if (cs == d::ParseStatus::Malformed)
+                    take_malformed_client_hello(e, ch);
             } else if (stream->message_type() == d::kTlsHandshakeServerHello) {
                 d::TlsServerHello sh;
                 if (d::parse_server_hello_message(stream->message(), sh) == d::ParseStatus::Ok)
@@ -508,6 +546,15 @@ struct DpiStage::Impl {
                                   d::AppProtocol p = d::AppProtocol::Tls) noexcept
     {
         set_hostname(e.l7, ch.sni.view(), false);
+        // nDPI 4.2's TLS dissector, on each ClientHello: the handshake's
+        // version (not supported_versions) decides; DTLS versions (0xfeXX)
+        // are never "obsolete".
+        if (ch.legacy_version < 0x0303)
+            e.l7.risk |= 1ULL << ndpi_vocab::kRiskTlsObsoleteVersion;
+        if (ch.legacy_version >= 0x0303 && !ch.alpn_present)
+            e.l7.risk |= 1ULL << ndpi_vocab::kRiskTlsNotCarryingHttps;
+        if (e.l7.server_name[0] == 0 && ch.legacy_version >= 0x0302 && !ch.esni_present)
+            e.l7.risk |= 1ULL << ndpi_vocab::kRiskTlsMissingSni;
         if (!e.l7.ja3c[0])
             copy_text(e.l7.ja3c, ch.ja3);
         if (!e.l7.ja4[0])
@@ -516,11 +563,21 @@ struct DpiStage::Impl {
         e.found = 1;
     }
 
+    // A ClientHello whose lengths do not add up: nDPI has read its version
+    // (and flagged an obsolete one) before it checks them.
+    static void take_malformed_client_hello(Entry& e, const d::TlsClientHello& ch) noexcept
+    {
+        if (ch.legacy_version != 0 && ch.legacy_version < 0x0303)
+            e.l7.risk |= 1ULL << ndpi_vocab::kRiskTlsObsoleteVersion;
+    }
+
     static void take_server_hello(Entry& e, const d::TlsServerHello& sh,
                                   d::AppProtocol p = d::AppProtocol::Tls) noexcept
     {
         if (!e.l7.ja3s[0])
             copy_text(e.l7.ja3s, sh.ja3s);
+        if (d::tls_cipher_safety(sh.cipher) == 1)
+            e.l7.risk |= 1ULL << ndpi_vocab::kRiskTlsWeakCipher;
         set_name(e.l7, p);
         e.found = 1;
     }
@@ -540,6 +597,9 @@ struct DpiStage::Impl {
             if (t == kNone && d::parse_gquic_chlo(payload, chlo) == d::ParseStatus::Ok) {
                 in.tls_done[side] = 1;
                 set_hostname(e.l7, chlo.sni.view(), false);
+                // nDPI's gQUIC CHLO check: no SNI tag is "Missing SNI" too.
+                if (e.l7.server_name[0] == 0)
+                    e.l7.risk |= 1ULL << ndpi_vocab::kRiskTlsMissingSni;
                 if (!e.l7.user_agent[0])
                     copy_text(e.l7.user_agent, chlo.uaid.view());
                 set_name(e.l7, d::AppProtocol::Quic);
@@ -647,6 +707,11 @@ struct DpiStage::Impl {
                 copy_text(e.l7.user_agent, req.user_agent.view());
                 e.l7.http_method = ndpi_vocab::http_method_id(req.method.view());
                 set_hostname(e.l7, host_without_port(req.host.view()), true);
+                if (!in.http_host_checked && !req.host.empty() && !url.empty()) {
+                    in.http_host_checked = 1;
+                    if (http_host_is_numeric_ip(req.host.view()))
+                        e.l7.risk |= 1ULL << ndpi_vocab::kRiskHttpNumericIpHost;
+                }
                 in.url_seen = 1;
                 // Headers cut by the segment end (a long request line, a
                 // request sent in pieces): nDPI reads the lines of the
@@ -1003,6 +1068,13 @@ void DpiStage::finish(FlowRecord& r) noexcept
 #endif
             if (e.found)
                 r.l7 = e.l7;
+            if (s.cfg.level == 1) {
+                // A hello too broken to name the flow may still show a risk
+                // (its version); nDPI mode's score is libndpi's, micro-DPI
+                // sums its risks' scores.
+                r.l7.risk = e.l7.risk;
+                r.l7.risk_score = ndpi_vocab::risk_score(r.l7.risk);
+            }
             // Timing: the SYN's sender is the client; a record that names
             // the other side client (roles swapped by the flow table) gets
             // the halves swapped, so each stays with its host.

@@ -71,6 +71,9 @@ namespace fs = std::filesystem;
 
 constexpr double kMinAgreement = 99.0;
 constexpr double kMinExtraAgreement = 99.0;
+/// Micro-DPI's risks: the share of compared flows on which both sides agree,
+/// per risk.
+constexpr double kMinMicroRiskAgreement = 99.0;
 
 /// Reasons a listed difference may carry (docs/dpi.md explains each).
 const std::set<std::string, std::less<>> kReasons = {
@@ -78,6 +81,13 @@ const std::set<std::string, std::less<>> kReasons = {
     "packet-set",     // nDPI was handed a different set of packets (fragments, tunnels, truncated frames)
     "guess",          // both gave up; nDPI's guess differs (it depends on state the sides keep differently)
     "unexplained",    // not yet investigated; listed so a change shows up
+};
+
+/// Reasons a micro-DPI risk difference may carry (docs/dpi.md).
+const std::set<std::string, std::less<>> kMicroRiskReasons = {
+    "ndpi-version", // nDPI 4.2 cannot read this handshake (a QUIC version it does not decrypt)
+    "dissected",    // the sides dissected different packets of a corrupt or fuzzed flow
+    "unexplained",  // not yet investigated; listed so a change shows up
 };
 
 struct TupleKey {
@@ -349,7 +359,7 @@ void read_ndpi_text(const fs::path& txt, SideFlows& out)
 
 // ---------------------------------------------------------------- weir
 
-SideFlows run_weir(const fs::path& cap)
+SideFlows run_weir(const fs::path& cap, uint8_t level = 2)
 {
     SideFlows out;
     auto src = weir::dataplane::open_pcap_file(cap.string());
@@ -362,7 +372,7 @@ SideFlows run_weir(const fs::path& cap)
     cfg.table.capacity = 1u << 18;
     cfg.table.idle_timeout_ns = 86400ULL * 1000000000ULL; // ndpiReader keeps a 5-tuple's flow for the whole file
     cfg.table.active_timeout_ns = 86400ULL * 1000000000ULL;
-    cfg.dpi.level = 2;
+    cfg.dpi.level = level;
     cfg.ring_size = 1024;
     cfg.export_ring_size = 1024;
     // Earliest record per full key (VLAN, tunnel); grouped by 5-tuple below.
@@ -407,8 +417,80 @@ struct CaptureResult {
     std::size_t extra_paired = 0, category_agreed = 0, confidence_agreed = 0, risk_agreed = 0, with_risk = 0;
     std::size_t status_agreed = 0, with_status = 0;
     std::vector<Difference> extra_diffs;
+    // Micro-DPI's risks (kMicroRisks) against ndpiReader's, per risk: flows
+    // (alone on their 5-tuple on both sides) where both set it, only
+    // ndpiReader, only weir.
+    std::array<std::size_t, 64> micro_both{}, micro_ndpi_only{}, micro_weir_only{};
+    std::size_t micro_paired = 0, micro_score_checked = 0, micro_score_agreed = 0;
+    std::vector<Difference> micro_diffs;
     std::string error;
 };
+
+/// The risks weir's micro-DPI sets (weir/core/ndpi_vocab.hpp).
+constexpr std::array<unsigned, 5> kMicroRisks = {
+    weir::ndpi_vocab::kRiskTlsObsoleteVersion, weir::ndpi_vocab::kRiskTlsWeakCipher,
+    weir::ndpi_vocab::kRiskHttpNumericIpHost, weir::ndpi_vocab::kRiskTlsNotCarryingHttps,
+    weir::ndpi_vocab::kRiskTlsMissingSni};
+
+constexpr uint64_t micro_mask()
+{
+    uint64_t m = 0;
+    for (unsigned b : kMicroRisks)
+        m |= 1ULL << b;
+    return m;
+}
+
+std::string hex(uint64_t v)
+{
+    char b[20];
+    std::snprintf(b, sizeof(b), "%llx", static_cast<unsigned long long>(v));
+    return b;
+}
+
+/// Micro-DPI (-D 1) risks against ndpiReader's, over the flows alone on
+/// their 5-tuple in ndpiReader's text and in weir's run; the score is
+/// compared where ndpiReader found no risk micro-DPI does not look for.
+void compare_micro_risks(const std::string& name, SideFlows& ndpi, SideFlows& micro, CaptureResult& r)
+{
+    constexpr uint64_t mask = micro_mask();
+    for (const auto& [k, texts] : ndpi.text) {
+        if (texts.size() != 1)
+            continue;
+        const auto it = micro.by_tuple.find(k);
+        const auto nt = ndpi.by_tuple.find(k);
+        if (it == micro.by_tuple.end() || it->second.size() != 1 || nt == ndpi.by_tuple.end() || nt->second.size() != 1)
+            continue;
+        // Both must have found the same protocol (nDPI's master, or its
+        // application when it has none, is micro-DPI's name): a TLS
+        // handshake inside a STARTTLS or database protocol is not dissected
+        // as TLS by nDPI, so it has no TLS risks to compare.
+        // nDPI's guesses (by port, by IP) read no handshake at all.
+        const std::string_view nn = nt->second[0].name;
+        const std::string_view master = nn.substr(0, nn.find('.'));
+        if (master != it->second[0].name || texts[0].confidence == weir::ndpi_vocab::kConfidenceMatchByPort ||
+            texts[0].confidence == weir::ndpi_vocab::kConfidenceMatchByIp)
+            continue;
+        const uint64_t n = texts[0].risk & mask;
+        const uint64_t w = it->second[0].extra.risk;
+        ++r.micro_paired;
+        for (unsigned b : kMicroRisks) {
+            const bool nb = n >> b & 1, wb = w >> b & 1;
+            r.micro_both[b] += nb && wb;
+            r.micro_ndpi_only[b] += nb && !wb;
+            r.micro_weir_only[b] += wb && !nb;
+        }
+        if ((texts[0].risk & ~mask) == 0 && texts[0].unknown_risk.empty()) {
+            ++r.micro_score_checked;
+            r.micro_score_agreed += texts[0].score == it->second[0].extra.score;
+        }
+        if (n != (w & mask) || (w & ~mask) != 0)
+            r.micro_diffs.push_back({name, flow_text(k, ndpi.v6[k]),
+                                     nt->second[0].name + " / " + it->second[0].name + ": ndpiReader risks 0x" +
+                                         hex(n) +
+                                         ", micro-DPI 0x" +
+                                         hex(w)});
+    }
+}
 
 CaptureResult compare(const std::string& name, SideFlows& ndpi, SideFlows& weir)
 {
@@ -544,11 +626,13 @@ TEST(NdpiModeGolden, ProtocolsMatchNdpiReader)
             fs::remove(csv);
             fs::remove(txt);
             SideFlows we = run_weir(cap);
-            if (!nd.error.empty() || !we.error.empty()) {
-                results[i].error = name + ": " + nd.error + we.error;
+            SideFlows mu = run_weir(cap, 1);
+            if (!nd.error.empty() || !we.error.empty() || !mu.error.empty()) {
+                results[i].error = name + ": " + nd.error + we.error + mu.error;
                 continue;
             }
             results[i] = compare(name, nd, we);
+            compare_micro_risks(name, nd, mu, results[i]);
         }
     };
     std::thread other(work);
@@ -575,6 +659,15 @@ TEST(NdpiModeGolden, ProtocolsMatchNdpiReader)
         all.status_agreed += r.status_agreed;
         all.with_status += r.with_status;
         all.extra_diffs.insert(all.extra_diffs.end(), r.extra_diffs.begin(), r.extra_diffs.end());
+        for (unsigned b : kMicroRisks) {
+            all.micro_both[b] += r.micro_both[b];
+            all.micro_ndpi_only[b] += r.micro_ndpi_only[b];
+            all.micro_weir_only[b] += r.micro_weir_only[b];
+        }
+        all.micro_paired += r.micro_paired;
+        all.micro_score_checked += r.micro_score_checked;
+        all.micro_score_agreed += r.micro_score_agreed;
+        all.micro_diffs.insert(all.micro_diffs.end(), r.micro_diffs.begin(), r.micro_diffs.end());
     }
 
     if (use_fixture) {
@@ -644,5 +737,63 @@ TEST(NdpiModeGolden, ProtocolsMatchNdpiReader)
     EXPECT_GE(share(all.status_agreed), kMinExtraAgreement);
     if (!subset) {
         EXPECT_GT(all.with_status, 100u);
+    }
+
+    // Micro-DPI's risks: per risk, the share of compared flows on which
+    // both sides agree, and how many either side flagged; every flow that
+    // differs is listed with its reason in micro_risk_known_differences.txt.
+    std::printf("micro-DPI (-D 1) risks against ndpiReader over %zu flows both dissected as the same protocol:\n",
+                all.micro_paired);
+    const auto flow_share = [&all](std::size_t differ) {
+        return all.micro_paired ? 100.0 * static_cast<double>(all.micro_paired - differ) /
+                                      static_cast<double>(all.micro_paired)
+                                : 0.0;
+    };
+    for (unsigned b : kMicroRisks) {
+        const std::size_t differ = all.micro_ndpi_only[b] + all.micro_weir_only[b];
+        std::printf("  %-38s %.2f %% of flows agree; flagged by both %zu, ndpiReader only %zu, weir only %zu\n",
+                    std::string(weir::ndpi_vocab::risk_name(b)).c_str(), flow_share(differ), all.micro_both[b],
+                    all.micro_ndpi_only[b], all.micro_weir_only[b]);
+        if (!subset) {
+            EXPECT_GT(all.micro_both[b], 20u) << weir::ndpi_vocab::risk_name(b);
+            EXPECT_GE(flow_share(differ), kMinMicroRiskAgreement) << weir::ndpi_vocab::risk_name(b);
+        }
+    }
+    const double score_pct = all.micro_score_checked ? 100.0 * static_cast<double>(all.micro_score_agreed) /
+                                                           static_cast<double>(all.micro_score_checked)
+                                                     : 0.0;
+    std::printf("  risk score, where ndpiReader found no other risk: %.2f %% of %zu flows agree\n", score_pct,
+                all.micro_score_checked);
+    std::fflush(stdout);
+    EXPECT_GE(score_pct, kMinMicroRiskAgreement);
+    if (use_fixture) {
+        std::vector<std::string> errors;
+        const auto path = fs::path(WEIR_SOURCE_DIR) / "tests/golden/micro_risk_known_differences.txt";
+        auto lines = weir::test::read_fixture(path.string(), 4, "capture | flow | category | what differs", 2,
+                                              kMicroRiskReasons, errors);
+        for (const auto& e : errors)
+            ADD_FAILURE() << "micro_risk_known_differences.txt " << e;
+        std::map<std::pair<std::string, std::string>, const weir::test::FixtureLine*> listed;
+        for (const auto& l : lines)
+            listed.emplace(std::pair{l.parts[0], l.parts[1]}, &l);
+        std::set<std::pair<std::string, std::string>> seen;
+        for (const auto& d : all.micro_diffs) {
+            seen.insert({d.capture, d.flow});
+            auto it = listed.find({d.capture, d.flow});
+            if (it == listed.end())
+                ADD_FAILURE() << "unlisted micro-DPI risk difference: " << d.capture << " | " << d.flow << " | "
+                              << d.text;
+            else if (it->second->parts[3] != d.text)
+                ADD_FAILURE() << "micro_risk_known_differences.txt line " << it->second->line << " says '"
+                              << it->second->parts[3] << "', now: " << d.text;
+        }
+        for (const auto& l : lines)
+            if (!seen.contains({l.parts[0], l.parts[1]}))
+                ADD_FAILURE() << "micro_risk_known_differences.txt line " << l.line
+                              << " is stale (the flow now agrees or is gone): " << l.parts[0] << " | " << l.parts[1];
+    } else {
+        for (std::size_t i = 0; i < all.micro_diffs.size() && (verbose || i < 10); ++i)
+            std::printf("  %s | %s | %s\n", all.micro_diffs[i].capture.c_str(), all.micro_diffs[i].flow.c_str(),
+                        all.micro_diffs[i].text.c_str());
     }
 }

@@ -518,3 +518,43 @@ TEST(DpiStageTiming, MidStreamFlowHasNoLatency)
     EXPECT_EQ(r.l7.appl_latency_us, 0u);
     EXPECT_EQ(r.l7.app, 7);
 }
+
+namespace {
+
+TEST(DpiStage, HttpNumericHostRiskAsNdpi)
+{
+    // nDPI checks the Host of the first request with a URL: a canonical
+    // dotted quad (a port allowed, the whole under 21 characters).
+    const std::vector<std::pair<std::string, bool>> hosts = {
+        {"192.168.1.10", true},      {"10.0.0.1:8080", true},    {"8.8.8.8", true},
+        {"255.255.255.255:65535", false}, // 21 characters: not looked at
+        {"010.0.0.1", false},        {"1.2.3", false},           {"1.2.3.4.5", false},
+        {"256.1.1.1", false},        {"example.org", false},     {"1example.org", false},
+        {"[::1]:80", false},         {"1.2.3.", false},
+    };
+    for (const auto& [host, numeric] : hosts) {
+        DpiConfig c;
+        c.level = 1;
+        auto s = make_stage(c);
+        ASSERT_TRUE(s);
+        auto req = make_meta(6, 1, 50000, 80, true);
+        s->inspect(req, bytes("GET / HTTP/1.1\r\nHost: " + host + "\r\n\r\n"));
+        auto r = record_of(req);
+        s->finish(r);
+        EXPECT_EQ(r.l7.risk, numeric ? 1ULL << 12 : 0u) << host;
+        EXPECT_EQ(r.l7.risk_score, numeric ? 10 : 0) << host;
+    }
+    // Only the first request with a URL and a Host counts.
+    DpiConfig c;
+    c.level = 1;
+    auto s = make_stage(c);
+    ASSERT_TRUE(s);
+    auto req = make_meta(6, 1, 50000, 80, true);
+    s->inspect(req, bytes("GET / HTTP/1.1\r\nHost: example.org\r\n\r\n"));
+    s->inspect(req, bytes("GET / HTTP/1.1\r\nHost: 10.1.1.1\r\n\r\n"));
+    auto r = record_of(req);
+    s->finish(r);
+    EXPECT_EQ(r.l7.risk, 0u);
+}
+
+} // namespace

@@ -4,6 +4,8 @@
 // (separately tested) MD5 and SHA-256.
 #include <weir/engine/dpi/hash.hpp>
 #include <weir/engine/dpi/tls.hpp>
+#include <weir/engine/dpi_stage.hpp>
+#include <weir/core/ndpi_vocab.hpp>
 
 #include <gtest/gtest.h>
 
@@ -284,6 +286,132 @@ TEST(DpiTls, MalformedLengthsAreRejectedNotRead)
     std::size_t ext_block = 4 + 2 + 32 + 1 + 2 + 10 + 2;
     bad[ext_block + 2 + 2] = 0xff; // first extension's length high byte
     EXPECT_EQ(dpi::parse_client_hello_message(bad, dpi::TlsTransport::Tcp, ch), dpi::ParseStatus::Malformed);
+}
+
+// --- risks micro-DPI flags, as nDPI 4.2's TLS dissector does ----------------
+
+/// A ServerHello choosing `cipher`, wrapped in a record.
+Buf server_hello_records(uint16_t cipher)
+{
+    Buf body;
+    put16(body, 0x0303);
+    body.insert(body.end(), 32, 0x22);
+    body.push_back(0);
+    put16(body, cipher);
+    body.push_back(0);
+    put16(body, 0);
+    return records(handshake(dpi::kTlsHandshakeServerHello, body));
+}
+
+/// The risk bits and score of a TCP 443 flow after the given client and
+/// server payloads go through a level-1 DpiStage.
+std::pair<uint64_t, uint16_t> risks_of(const Buf& client, const Buf& server = {})
+{
+    weir::engine::DpiConfig c;
+    c.level = 1;
+    auto st = weir::engine::DpiStage::create(c);
+    EXPECT_TRUE(st);
+    if (!st)
+        return {};
+    weir::PacketMeta m;
+    m.key.ip_version = 4;
+    m.key.proto = 6;
+    m.key.addr_a = {10, 0, 0, 1};
+    m.key.addr_b = {10, 0, 1, 1};
+    m.key.port_a = 50000;
+    m.key.port_b = 443;
+    m.hash = weir::flow_hash(m.key);
+    m.src_is_a = 1;
+    m.l4_payload_offset = 54;
+    m.l4_payload_len = static_cast<uint16_t>(client.size());
+    (*st)->inspect(m, client);
+    if (!server.empty()) {
+        m.src_is_a = 0;
+        m.l4_payload_len = static_cast<uint16_t>(server.size());
+        (*st)->inspect(m, server);
+    }
+    weir::FlowRecord r;
+    r.key = m.key;
+    r.client_is_a = 1;
+    (*st)->finish(r);
+    return {r.l7.risk, r.l7.risk_score};
+}
+
+constexpr uint64_t bit(unsigned b) { return 1ULL << b; }
+namespace vr = weir::ndpi_vocab;
+
+TEST(DpiTlsRisks, AModernHelloHasNone)
+{
+    HelloSpec spec;
+    EXPECT_EQ(risks_of(records(client_hello(spec)), server_hello_records(0x1301)), (std::pair<uint64_t, uint16_t>{0, 0}));
+}
+
+TEST(DpiTlsRisks, ObsoleteVersionMissingSniNoAlpnAndWeakCipher)
+{
+    HelloSpec old;
+    old.version = 0x0301; // TLS 1.0: obsolete; no ALPN needed below 1.2
+    old.alpn.clear();
+    old.versions.clear();
+    EXPECT_EQ(risks_of(records(client_hello(old))).first, bit(vr::kRiskTlsObsoleteVersion));
+
+    HelloSpec bare;
+    bare.sni.clear();
+    bare.alpn.clear();
+    const auto [risk, score] = risks_of(records(client_hello(bare)), server_hello_records(0x002f));
+    EXPECT_EQ(risk, bit(vr::kRiskTlsMissingSni) | bit(vr::kRiskTlsNotCarryingHttps) | bit(vr::kRiskTlsWeakCipher));
+    EXPECT_EQ(score, 160) << "50 + 10 + 100, as ndpiReader prints for such a flow";
+
+    // RC4 is "insecure" to nDPI, not "weak": its dissector flags weak only.
+    EXPECT_EQ(risks_of(records(client_hello(HelloSpec{})), server_hello_records(0x0005)).first, 0u);
+    EXPECT_EQ(dpi::tls_cipher_safety(0x0005), 2);
+    EXPECT_EQ(dpi::tls_cipher_safety(0x009c), 1);
+    EXPECT_EQ(dpi::tls_cipher_safety(0xc02f), 0);
+}
+
+TEST(DpiTlsRisks, EncryptedSniIsNotMissingSni)
+{
+    HelloSpec spec;
+    spec.sni.clear();
+    Buf hs = client_hello(spec);
+    // Append an ESNI extension (cipher suite, group, 32-byte key share,
+    // 32-byte record digest, 40-byte encrypted name) and a padding one, as
+    // Firefox sent them.
+    Buf esni;
+    put16(esni, 0x1301);
+    put16(esni, 0x001d);
+    put16(esni, 32);
+    esni.insert(esni.end(), 32, 0x33);
+    put16(esni, 32);
+    esni.insert(esni.end(), 32, 0x44);
+    put16(esni, 40);
+    esni.insert(esni.end(), 40, 0x55);
+    Buf body(hs.begin() + 4, hs.end());
+    const std::size_t ext_len_at = 2 + 32 + 1 + 2 + spec.ciphers.size() * 2 + 2;
+    Buf exts;
+    put_ext(exts, 0xffce, esni);
+    put_ext(exts, 0x0015, {0, 0, 0, 0});
+    const uint16_t old_len = static_cast<uint16_t>(body[ext_len_at] << 8 | body[ext_len_at + 1]);
+    const uint16_t new_len = static_cast<uint16_t>(old_len + exts.size());
+    body[ext_len_at] = static_cast<uint8_t>(new_len >> 8);
+    body[ext_len_at + 1] = static_cast<uint8_t>(new_len);
+    body.insert(body.end(), exts.begin(), exts.end());
+    Buf msg = handshake(dpi::kTlsHandshakeClientHello, body);
+    dpi::TlsClientHello ch;
+    ASSERT_EQ(dpi::parse_client_hello_message(msg, dpi::TlsTransport::Tcp, ch), dpi::ParseStatus::Ok);
+    EXPECT_TRUE(ch.esni_present);
+    EXPECT_EQ(risks_of(records(msg)).first, 0u);
+}
+
+TEST(DpiTlsRisks, MalformedHelloStillShowsItsObsoleteVersion)
+{
+    HelloSpec spec;
+    spec.version = 0x0301;
+    Buf hs = client_hello(spec);
+    hs[4 + 2 + 32 + 1 + 1] ^= 1; // odd cipher suites length
+    dpi::TlsClientHello ch;
+    ASSERT_EQ(dpi::parse_client_hello_message(hs, dpi::TlsTransport::Tcp, ch), dpi::ParseStatus::Malformed);
+    EXPECT_EQ(ch.legacy_version, 0x0301);
+    EXPECT_EQ(risks_of(records(hs)).first, bit(vr::kRiskTlsObsoleteVersion));
 }
 
 } // namespace

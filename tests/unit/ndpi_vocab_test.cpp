@@ -4,6 +4,7 @@
 // libndpi) gives. Skipped without libndpi or with another nDPI version (the
 // tables are 4.2's).
 #include <weir/core/ndpi_vocab.hpp>
+#include <weir/engine/dpi/tls.hpp>
 #include <weir/engine/dpi/types.hpp>
 
 #include <gtest/gtest.h>
@@ -90,6 +91,29 @@ TEST(NdpiVocab, NamesAreLibndpis)
     }
     EXPECT_EQ(v::kHttpMethodNames.size(), static_cast<std::size_t>(NDPI_HTTP_METHOD_CONNECT) + 1);
     EXPECT_EQ(v::http_method_id("PROPFIND"), 0) << "nDPI 4.2 has no WebDAV methods";
+}
+
+TEST(NdpiVocab, RiskScoresAndCipherRatingsAreLibndpis)
+{
+    if (!is_4_2())
+        GTEST_SKIP() << "the tables are nDPI 4.2's; this libndpi is " << ndpi_revision();
+    uint64_t all = 0;
+    for (int bit = 1; bit < NDPI_MAX_RISK; ++bit) {
+        u_int16_t c = 0, s = 0;
+        const u_int16_t score = ndpi_risk2score(static_cast<ndpi_risk>(1ULL << bit), &c, &s);
+        EXPECT_EQ(v::kRiskScores[static_cast<std::size_t>(bit)], score) << "risk " << bit;
+        EXPECT_EQ(v::risk_score(1ULL << bit), score) << "risk " << bit;
+        all |= 1ULL << bit;
+    }
+    // Sets of risks: the sum, as libndpi.
+    for (uint64_t set : std::initializer_list<uint64_t>{all, (1ULL << 15) | (1ULL << 24), (1ULL << 8) | (1ULL << 15) | (1ULL << 24), 1ULL << 12}) {
+        u_int16_t c = 0, s = 0;
+        EXPECT_EQ(v::risk_score(set), ndpi_risk2score(static_cast<ndpi_risk>(set), &c, &s)) << std::hex << set;
+    }
+    for (uint32_t cipher = 0; cipher <= 0xFFFF; ++cipher)
+        ASSERT_EQ(weir::engine::dpi::tls_cipher_safety(static_cast<uint16_t>(cipher)),
+                  ndpi_is_safe_ssl_cipher(cipher))
+            << "cipher 0x" << std::hex << cipher;
 }
 
 TEST(NdpiVocab, MicroDpiCategoriesAreLibndpis)

@@ -21,6 +21,7 @@ constexpr uint16_t kExtPointFormats = 0x000b;
 constexpr uint16_t kExtSignatureAlgorithms = 0x000d;
 constexpr uint16_t kExtAlpn = 0x0010;
 constexpr uint16_t kExtSupportedVersions = 0x002b;
+constexpr uint16_t kExtEncryptedServerName = 0xffce;
 
 // Bounds for JA4's sorted lists. A ClientHello can in theory list 32767
 // ciphers; real ones list < 100, and past these caps the fingerprint uses
@@ -241,6 +242,32 @@ ParseStatus first_record(Bytes payload, Bytes& body) noexcept
 
 } // namespace
 
+uint8_t tls_cipher_safety(uint16_t cipher) noexcept
+{
+    switch (cipher) {
+    case 0x0004: // TLS_RSA_WITH_RC4_128_MD5
+    case 0x0005: // TLS_RSA_WITH_RC4_128_SHA
+    case 0xc011: // TLS_ECDHE_RSA_WITH_RC4_128_SHA
+        return 2;
+    case 0x0007: // TLS_RSA_WITH_IDEA_CBC_SHA
+    case 0x000a: // TLS_RSA_WITH_3DES_EDE_CBC_SHA
+    case 0x0016: // TLS_DHE_RSA_WITH_3DES_EDE_CBC_SHA
+    case 0x002f: // TLS_RSA_WITH_AES_128_CBC_SHA
+    case 0x0035: // TLS_RSA_WITH_AES_256_CBC_SHA
+    case 0x003c: // TLS_RSA_WITH_AES_128_CBC_SHA256
+    case 0x003d: // TLS_RSA_WITH_AES_256_CBC_SHA256
+    case 0x0041: // TLS_RSA_WITH_CAMELLIA_128_CBC_SHA
+    case 0x0084: // TLS_RSA_WITH_CAMELLIA_256_CBC_SHA
+    case 0x0096: // TLS_RSA_WITH_SEED_CBC_SHA
+    case 0x009c: // TLS_RSA_WITH_AES_128_GCM_SHA256
+    case 0x009d: // TLS_RSA_WITH_AES_256_GCM_SHA384
+    case 0xc012: // TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 ParseStatus parse_client_hello_message(Bytes msg, TlsTransport transport, TlsClientHello& out) noexcept
 {
     out = TlsClientHello{};
@@ -306,6 +333,7 @@ ParseStatus parse_client_hello_message(Bytes msg, TlsTransport transport, TlsCli
             break;
         }
         case kExtAlpn: {
+            out.alpn_present = true;
             Bytes l = x.take(x.u16());
             Reader list{l.data(), l.size()};
             while (list.left > 0 && !list.bad) {
@@ -316,6 +344,17 @@ ParseStatus parse_client_hello_message(Bytes msg, TlsTransport transport, TlsCli
                     out.alpn.append(",");
                 out.alpn.append(std::string_view(reinterpret_cast<const char*>(proto.data()), proto.size()));
             }
+            break;
+        }
+        case kExtEncryptedServerName: {
+            // Counted as nDPI does: cipher suite, group, key exchange and
+            // record digest must be readable, and the encrypted name must
+            // reach the extension's end without passing the message's.
+            x.take(4);
+            x.take(x.u16());
+            x.take(x.u16());
+            const std::size_t n = x.u16();
+            out.esni_present = !x.bad && n >= x.left && n < x.left + e.left;
             break;
         }
         case kExtSupportedGroups:

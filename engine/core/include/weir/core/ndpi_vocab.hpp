@@ -134,6 +134,33 @@ constexpr uint16_t category_id(std::string_view name) noexcept
     return 0;
 }
 
+/// Risk bits (ndpi_risk_enum) that weir's own micro-DPI sets.
+inline constexpr unsigned kRiskTlsObsoleteVersion = 7;  ///< NDPI_TLS_OBSOLETE_VERSION
+inline constexpr unsigned kRiskTlsWeakCipher = 8;       ///< NDPI_TLS_WEAK_CIPHER
+inline constexpr unsigned kRiskHttpNumericIpHost = 12;  ///< NDPI_HTTP_NUMERIC_IP_HOST
+inline constexpr unsigned kRiskTlsNotCarryingHttps = 15;///< NDPI_TLS_NOT_CARRYING_HTTPS
+inline constexpr unsigned kRiskTlsMissingSni = 24;      ///< NDPI_TLS_MISSING_SNI
+
+/// ndpi_risk2score() of each risk alone (client + server score), bits 0..41:
+/// its severity's score (low 10, medium 50, high 100, severe 250). The
+/// score of a set of risks is the sum (risk_score()).
+inline constexpr std::array<uint16_t, 42> kRiskScores = {
+    0,   250, 250, 250, 250, 50,  100, 100, 100, 100, 100, 100, 10,  100, //  0..13
+    100, 10,  100, 10,  100, 50,  100, 50,  10,  100, 50,  100, 50,  50,  // 14..27
+    50,  50,  10,  50,  50,  100, 10,  50,  100, 50,  50,  100, 250, 50,  // 28..41
+};
+
+/// ndpi_risk2score(risk): the sum of the scores of the risks set (bits nDPI
+/// 4.2 does not know count 0).
+constexpr uint16_t risk_score(uint64_t risk) noexcept
+{
+    unsigned total = 0;
+    for (unsigned bit = 1; bit < kRiskScores.size(); ++bit)
+        if (risk >> bit & 1)
+            total += kRiskScores[bit];
+    return static_cast<uint16_t>(total > 0xFFFF ? 0xFFFF : total);
+}
+
 /// "" for a bit nDPI 4.2 does not name.
 constexpr std::string_view risk_name(unsigned bit) noexcept
 {

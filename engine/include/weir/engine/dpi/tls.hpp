@@ -31,6 +31,8 @@ struct TlsClientHello {
     uint16_t extension_count = 0;     ///< extensions, GREASE excluded
     FixedString<256> sni;             ///< server_name (host_name entry), as sent
     FixedString<128> alpn;            ///< offered ALPN protocols, comma-separated, in order
+    bool alpn_present = false;        ///< an ALPN extension was sent (even an empty one)
+    bool esni_present = false;        ///< an encrypted_server_name extension (0xffce, ESNI drafts) was sent
     char ja3[33]{};                   ///< MD5 of the JA3 string, lower-case hex
     /// JA4 as nDPI 4.11 prints it, e.g. "t13d1516h2_8daaf6152771_e5627efa2ab1". It differs from
     /// FoxIO's in two characters of the first part: the 4th is 'i' only when the SNI is an IP
@@ -49,10 +51,17 @@ struct TlsServerHello {
     char ja3s[33]{};                  ///< MD5 of the JA3S string, lower-case hex
 };
 
+/// How nDPI 4.2 rates a cipher suite (ndpi_is_safe_ssl_cipher): 0 safe,
+/// 1 weak (RSA key exchange, 3DES, CBC with plain RSA...), 2 insecure (RC4).
+/// Its TLS dissector flags "Weak TLS Cipher" for a ServerHello choosing a
+/// weak one (1) only.
+uint8_t tls_cipher_safety(uint16_t cipher) noexcept;
+
 /// Parses a ClientHello handshake message: `msg` starts at the 4-byte
 /// handshake header (type 1). Ok: `out` is filled. NeedMore: the message is
 /// longer than `msg`. NotMatched: another handshake type. Malformed: a
-/// length inside the message runs past its end.
+/// length inside the message runs past its end (legacy_version is kept when
+/// it could be read: nDPI judges the version before the lengths).
 ParseStatus parse_client_hello_message(Bytes msg, TlsTransport transport, TlsClientHello& out) noexcept;
 
 /// Same for a ServerHello (type 2).
