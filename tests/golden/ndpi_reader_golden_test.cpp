@@ -556,6 +556,48 @@ CaptureResult compare(const std::string& name, SideFlows& ndpi, SideFlows& weir)
     return r;
 }
 
+/// Checks `diffs` against tests/golden/`file` ("capture | flow | category |
+/// what differs"): each difference listed once, with its text (equal to it
+/// when `exact`, else the listed text starting with it), and no line left
+/// that no longer differs. Returns the listed differences per category.
+/// WEIR_NDPI_GOLDEN_FIXTURE=1 prints a line for each unlisted one.
+std::map<std::string, std::size_t> check_fixture(const std::string& file,
+                                                 const std::set<std::string, std::less<>>& reasons,
+                                                 const std::vector<Difference>& diffs, bool exact)
+{
+    std::vector<std::string> errors;
+    const auto path = fs::path(WEIR_SOURCE_DIR) / "tests/golden" / file;
+    auto lines =
+        weir::test::read_fixture(path.string(), 4, "capture | flow | category | what differs", 2, reasons, errors);
+    for (const auto& e : errors)
+        ADD_FAILURE() << file << " " << e;
+    std::map<std::pair<std::string, std::string>, const weir::test::FixtureLine*> listed;
+    for (const auto& l : lines)
+        if (!listed.emplace(std::pair{l.parts[0], l.parts[1]}, &l).second)
+            ADD_FAILURE() << file << " line " << l.line << ": listed twice";
+    std::set<std::pair<std::string, std::string>> seen;
+    std::map<std::string, std::size_t> by_reason;
+    for (const auto& d : diffs) {
+        seen.insert({d.capture, d.flow});
+        auto it = listed.find({d.capture, d.flow});
+        if (it == listed.end()) {
+            ADD_FAILURE() << "unlisted in " << file << ": " << d.capture << " | " << d.flow << ": " << d.text;
+            if (std::getenv("WEIR_NDPI_GOLDEN_FIXTURE"))
+                std::printf("FIXTURE %s | %s | unexplained | %s\n", d.capture.c_str(), d.flow.c_str(), d.text.c_str());
+        } else if (exact ? it->second->parts[3] != d.text : it->second->parts[3].rfind(d.text, 0) != 0) {
+            ADD_FAILURE() << file << " line " << it->second->line << " says '" << it->second->parts[3]
+                          << "', now: " << d.text;
+        } else {
+            ++by_reason[it->second->parts[2]];
+        }
+    }
+    for (const auto& l : lines)
+        if (!seen.contains({l.parts[0], l.parts[1]}))
+            ADD_FAILURE() << file << " line " << l.line << " is stale (the flow now agrees or is gone): " << l.parts[0]
+                          << " | " << l.parts[1];
+    return by_reason;
+}
+
 std::string ndpi_reader_version()
 {
     // "Welcome to nDPI 4.2.0" is the first line of its help.
@@ -670,41 +712,9 @@ TEST(NdpiModeGolden, ProtocolsMatchNdpiReader)
         all.micro_diffs.insert(all.micro_diffs.end(), r.micro_diffs.begin(), r.micro_diffs.end());
     }
 
-    if (use_fixture) {
-        std::vector<std::string> errors;
-        const auto path = fs::path(WEIR_SOURCE_DIR) / "tests/golden/ndpi_mode_known_differences.txt";
-        auto lines = weir::test::read_fixture(path.string(), 4, "capture | flow | category | what differs", 2, kReasons,
-                                              errors);
-        for (const auto& e : errors)
-            ADD_FAILURE() << "ndpi_mode_known_differences.txt " << e;
-        std::map<std::pair<std::string, std::string>, const weir::test::FixtureLine*> listed;
-        for (const auto& l : lines)
-            if (!listed.emplace(std::pair{l.parts[0], l.parts[1]}, &l).second)
-                ADD_FAILURE() << "ndpi_mode_known_differences.txt line " << l.line << ": listed twice";
-        std::set<std::pair<std::string, std::string>> seen;
-        std::map<std::string, std::size_t> by_reason;
-        for (const auto& d : diffs) {
-            seen.insert({d.capture, d.flow});
-            auto it = listed.find({d.capture, d.flow});
-            if (it == listed.end()) {
-                ADD_FAILURE() << "unlisted difference: " << d.capture << " | " << d.flow << ": " << d.text;
-                if (std::getenv("WEIR_NDPI_GOLDEN_FIXTURE"))
-                    std::printf("FIXTURE %s | %s | unexplained | %s\n", d.capture.c_str(), d.flow.c_str(),
-                                d.text.c_str());
-            } else if (it->second->parts[3].rfind(d.text, 0) != 0) {
-                ADD_FAILURE() << "ndpi_mode_known_differences.txt line " << it->second->line << " says '"
-                              << it->second->parts[3] << "', now: " << d.text;
-            } else {
-                ++by_reason[it->second->parts[2]];
-            }
-        }
-        for (const auto& l : lines)
-            if (!seen.contains({l.parts[0], l.parts[1]}))
-                ADD_FAILURE() << "ndpi_mode_known_differences.txt line " << l.line
-                              << " is stale (the flow now agrees or is gone): " << l.parts[0] << " | " << l.parts[1];
-        for (const auto& [reason, n] : by_reason)
+    if (use_fixture)
+        for (const auto& [reason, n] : check_fixture("ndpi_mode_known_differences.txt", kReasons, diffs, false))
             std::printf("  listed: %-16s %zu\n", reason.c_str(), n);
-    }
 
     const double pct = all.paired ? 100.0 * static_cast<double>(all.agreed) / static_cast<double>(all.paired) : 0.0;
     std::printf("nDPI mode vs ndpiReader %s (libndpi %s): %zu captures in %.0f s; %zu flows paired, %zu agree "
@@ -767,30 +777,7 @@ TEST(NdpiModeGolden, ProtocolsMatchNdpiReader)
     std::fflush(stdout);
     EXPECT_GE(score_pct, kMinMicroRiskAgreement);
     if (use_fixture) {
-        std::vector<std::string> errors;
-        const auto path = fs::path(WEIR_SOURCE_DIR) / "tests/golden/micro_risk_known_differences.txt";
-        auto lines = weir::test::read_fixture(path.string(), 4, "capture | flow | category | what differs", 2,
-                                              kMicroRiskReasons, errors);
-        for (const auto& e : errors)
-            ADD_FAILURE() << "micro_risk_known_differences.txt " << e;
-        std::map<std::pair<std::string, std::string>, const weir::test::FixtureLine*> listed;
-        for (const auto& l : lines)
-            listed.emplace(std::pair{l.parts[0], l.parts[1]}, &l);
-        std::set<std::pair<std::string, std::string>> seen;
-        for (const auto& d : all.micro_diffs) {
-            seen.insert({d.capture, d.flow});
-            auto it = listed.find({d.capture, d.flow});
-            if (it == listed.end())
-                ADD_FAILURE() << "unlisted micro-DPI risk difference: " << d.capture << " | " << d.flow << " | "
-                              << d.text;
-            else if (it->second->parts[3] != d.text)
-                ADD_FAILURE() << "micro_risk_known_differences.txt line " << it->second->line << " says '"
-                              << it->second->parts[3] << "', now: " << d.text;
-        }
-        for (const auto& l : lines)
-            if (!seen.contains({l.parts[0], l.parts[1]}))
-                ADD_FAILURE() << "micro_risk_known_differences.txt line " << l.line
-                              << " is stale (the flow now agrees or is gone): " << l.parts[0] << " | " << l.parts[1];
+        check_fixture("micro_risk_known_differences.txt", kMicroRiskReasons, all.micro_diffs, true);
     } else {
         for (std::size_t i = 0; i < all.micro_diffs.size() && (verbose || i < 10); ++i)
             std::printf("  %s | %s | %s\n", all.micro_diffs[i].capture.c_str(), all.micro_diffs[i].flow.c_str(),
