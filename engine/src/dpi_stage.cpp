@@ -549,8 +549,7 @@ struct DpiStage::Impl {
         // nDPI 4.2's TLS dissector, on each ClientHello: the handshake's
         // version (not supported_versions) decides; DTLS versions (0xfeXX)
         // are never "obsolete".
-        if (ch.legacy_version < 0x0303)
-            e.l7.risk |= 1ULL << ndpi_vocab::kRiskTlsObsoleteVersion;
+        flag_obsolete_version(e, ch.legacy_version);
         if (ch.legacy_version >= 0x0303 && !ch.alpn_present)
             e.l7.risk |= 1ULL << ndpi_vocab::kRiskTlsNotCarryingHttps;
         if (e.l7.server_name[0] == 0 && ch.legacy_version >= 0x0302 && !ch.esni_present)
@@ -563,12 +562,18 @@ struct DpiStage::Impl {
         e.found = 1;
     }
 
+    static void flag_obsolete_version(Entry& e, uint16_t version) noexcept
+    {
+        if (version < 0x0303)
+            e.l7.risk |= 1ULL << ndpi_vocab::kRiskTlsObsoleteVersion;
+    }
+
     // A ClientHello whose lengths do not add up: nDPI has read its version
     // (and flagged an obsolete one) before it checks them.
     static void take_malformed_client_hello(Entry& e, const d::TlsClientHello& ch) noexcept
     {
-        if (ch.legacy_version != 0 && ch.legacy_version < 0x0303)
-            e.l7.risk |= 1ULL << ndpi_vocab::kRiskTlsObsoleteVersion;
+        if (ch.legacy_version != 0) // 0: the version itself could not be read
+            flag_obsolete_version(e, ch.legacy_version);
     }
 
     static void take_server_hello(Entry& e, const d::TlsServerHello& sh,
