@@ -16,9 +16,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
-#include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <unordered_map>
@@ -420,18 +421,13 @@ uint64_t FlowListener::close_tcp(int wait_ms, FlowRecordSink& sink) noexcept
     for (auto& [fd, c] : d.conns)
         ::shutdown(fd, SHUT_WR);
     uint64_t flows = 0;
-    timespec t0{};
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        if (d.conns.empty())
-            break;
-        timespec now{};
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        const long long left =
-            wait_ms - ((now.tv_sec - t0.tv_sec) * 1000LL + (now.tv_nsec - t0.tv_nsec) / 1000000LL);
+    using clock = std::chrono::steady_clock;
+    const auto until = clock::now() + std::chrono::milliseconds(wait_ms);
+    while (!d.conns.empty()) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clock::now()).count();
         if (left <= 0)
             break;
-        flows += poll(static_cast<int>(std::min(left, 50LL)), sink);
+        flows += poll(static_cast<int>(std::min<long long>(left, 50)), sink);
     }
     // Read what the last ready sockets still hold before closing the rest.
     for (int i = 0; i < 16; ++i) {
