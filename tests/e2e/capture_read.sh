@@ -5,23 +5,22 @@
 # one is missing.
 set -u
 
-skip() { echo "SKIP: $*"; exit 77; }
+. "$(dirname "$0")/../support/collector_lib.sh"
+
 for t in tshark python3; do
     command -v "$t" >/dev/null 2>&1 || skip "$t not installed"
 done
 : "${WEIR_BIN:?WEIR_BIN not set}" "${WEIR_SHARED_DIR:?WEIR_SHARED_DIR not set}"
 P=$WEIR_SHARED_DIR/pcaps/ndpi/pcap
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+need_caps "$P" bot.pcap dns.pcap 1kxun.pcap
+scratch_dir /tmp/weir-capture-read.XXXXXX
 rc=0
 for c in bot.pcap dns.pcap 1kxun.pcap; do
-    [ -f "$P/$c" ] || skip "no $P/$c"
-    tshark -r "$P/$c" -T fields -e eth.type -e vlan.etype -e frame.len >"$tmp/tshark.txt" 2>/dev/null \
+    tshark -r "$P/$c" -T fields -e eth.type -e vlan.etype -e frame.len >"$TMP/tshark.txt" 2>/dev/null \
         || { echo "FAIL: tshark could not read $c"; rc=1; continue; }
-    "$WEIR_BIN" -i "$P/$c" --capture-only --capture-read --summary-json "$tmp/sum.json" 2>"$tmp/err" \
-        || { echo "FAIL: weir on $c: $(tail -1 "$tmp/err")"; rc=1; continue; }
-    python3 - "$tmp/tshark.txt" "$tmp/sum.json" "$c" <<'PY' || rc=1
+    "$WEIR_BIN" -i "$P/$c" --capture-only --capture-read --summary-json "$TMP/sum.json" 2>"$TMP/err" \
+        || { echo "FAIL: weir on $c: $(tail -1 "$TMP/err")"; rc=1; continue; }
+    python3 - "$TMP/tshark.txt" "$TMP/sum.json" "$c" <<'PY' || rc=1
 import json, sys
 want = {"ipv4": 0, "ipv6": 0, "arp": 0, "other": 0}
 packets = nbytes = 0
