@@ -22,6 +22,7 @@ namespace {
 
 using PacketRing = boost::lockfree::spsc_queue<PacketMeta>;
 using RecordRing = boost::lockfree::spsc_queue<FlowRecord>;
+using CoreRing = boost::lockfree::spsc_queue<FlowCore>; // DPI off: no L7 block to carry
 
 // A DPI result on its way from a worker to the reader's tap.
 struct L7Note {
@@ -304,7 +305,10 @@ struct Pipeline::Impl {
 
     // Per worker: input ring, flow table, export ring, published counters.
     std::vector<std::unique_ptr<PacketRing>> in_rings;
+    // Per worker, one of: whole records (DPI on), records without their L7
+    // block (DPI off).
     std::vector<std::unique_ptr<RecordRing>> out_rings;
+    std::vector<std::unique_ptr<CoreRing>> core_rings;
     std::vector<std::unique_ptr<FlowTable>> tables;
     std::vector<std::unique_ptr<DpiStage>> dpis;           ///< one per table
     std::vector<std::unique_ptr<PayloadRing>> payload_rings; ///< per worker, DPI level >= 1 only
@@ -468,9 +472,12 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& cfg, Si
     }
     for (uint32_t w = 0; w < cfg.workers; ++w) {
         impl->in_rings.push_back(std::make_unique<PacketRing>(cfg.ring_size));
-        impl->out_rings.push_back(std::make_unique<RecordRing>(cfg.export_ring_size));
-        if (cfg.dpi.level >= 1)
+        if (cfg.dpi.level >= 1) {
+            impl->out_rings.push_back(std::make_unique<RecordRing>(cfg.export_ring_size));
             impl->payload_rings.push_back(std::make_unique<PayloadRing>(payload_ring_bytes(cfg)));
+        } else {
+            impl->core_rings.push_back(std::make_unique<CoreRing>(cfg.export_ring_size));
+        }
     }
     impl->shared = std::make_unique<WorkerShared[]>(ntables);
     // DPI results back to the reader's tap (the IDS egress policy's
@@ -701,36 +708,37 @@ void Pipeline::Impl::run_inline(PacketSource& source, PipelineStats&)
 void Pipeline::Impl::worker_main(uint32_t w)
 {
     PacketRing& in = *in_rings[w];
-    RecordRing& out = *out_rings[w];
     FlowTable& table = *tables[w];
     DpiStage& dpi = *dpis[w];
     PayloadRing* payloads = cfg.dpi.level >= 1 ? payload_rings[w].get() : nullptr;
     WorkerShared& pub = shared[w];
     const bool lossless = cfg.lossless;
 
-    const FlowSink fsink = [&](const FlowRecord& rec) {
-        // Level 0 needs no per-flow state: the export thread adds the port
-        // guess to the record in the ring, and it is not copied here. With
-        // DPI the record is copied once and filled in; raw storage, so no
-        // flow pays for constructing a record first.
-        alignas(FlowRecord) std::byte filled[sizeof(FlowRecord)];
-        const FlowRecord* rp = &rec;
-        if (payloads) {
-            std::memcpy(filled, &rec, sizeof(rec)); // trivially copyable: the copy is a FlowRecord
-            auto* f = std::launder(reinterpret_cast<FlowRecord*>(filled));
-            dpi.finish(*f);
-            rp = f;
-        }
-        const FlowRecord& r = *rp;
-        if (out.push(r))
+    const auto push = [&](auto& ring, const auto& r) {
+        if (ring.push(r))
             return;
         if (!lossless) {
             pub.export_ring_full.fetch_add(1, std::memory_order_relaxed);
             return;
         }
         Backoff b;
-        while (!out.push(r))
+        while (!ring.push(r))
             b.wait();
+    };
+    const FlowSink fsink = [&](const FlowRecord& rec) {
+        // Level 0 needs no per-flow state: the record goes without its L7
+        // block, and the export thread adds a blank one and the port guess.
+        // With DPI the record is copied once and filled in; raw storage, so
+        // no flow pays for constructing a record first.
+        if (!payloads) {
+            push(*core_rings[w], static_cast<const FlowCore&>(rec));
+            return;
+        }
+        alignas(FlowRecord) std::byte filled[sizeof(FlowRecord)];
+        std::memcpy(filled, &rec, sizeof(rec)); // trivially copyable: the copy is a FlowRecord
+        auto* f = std::launder(reinterpret_cast<FlowRecord*>(filled));
+        dpi.finish(*f);
+        push(*out_rings[w], *f);
     };
 
     constexpr uint32_t kPop = 64;
@@ -813,14 +821,19 @@ void Pipeline::Impl::worker_main(uint32_t w)
 void Pipeline::Impl::export_main()
 {
     constexpr size_t kPop = 256;
-    Backoff idle;
-    // Records are read where the worker wrote them (no copy out of the
-    // ring); each slot is the worker's again once its record is sunk.
-    const auto take = [this](FlowRecord& r) {
-        if (cfg.dpi.level == 0)
-            guess_l7_by_port(r);
-        sink(r);
+    // Whole records are read where the worker wrote them (no copy out of
+    // the ring); each slot is the worker's again once its record is sunk.
+    const auto take = [this](const FlowRecord& r) { sink(r); };
+    // Records without DPI: completed here, in a record that stays in this
+    // thread's cache, with a blank L7 block and the port guess.
+    FlowRecord whole{};
+    const auto take_core = [this, &whole](const FlowCore& c) {
+        static_cast<FlowCore&>(whole) = c;
+        whole.l7 = L7Info{};
+        guess_l7_by_port(whole);
+        sink(whole);
     };
+    const bool cores = !core_rings.empty();
     std::vector<bool> finished(cfg.workers, false);
     uint32_t nfinished = 0;
     while (nfinished < cfg.workers) {
@@ -832,20 +845,27 @@ void Pipeline::Impl::export_main()
             // after its last push, so a drained ring after that is final.
             const bool exited = shared[w].exited.load(std::memory_order_acquire);
             size_t n = 0;
-            while (n < kPop && out_rings[w]->consume_one(take))
-                ++n;
+            if (cores) {
+                while (n < kPop && core_rings[w]->consume_one(take_core))
+                    ++n;
+            } else {
+                while (n < kPop && out_rings[w]->consume_one(take))
+                    ++n;
+            }
             got += n;
             if (n)
                 exported.fetch_add(n, std::memory_order_relaxed);
-            if (exited && n == 0 && out_rings[w]->read_available() == 0) {
+            const size_t left = cores ? core_rings[w]->read_available() : out_rings[w]->read_available();
+            if (exited && n == 0 && left == 0) {
                 finished[w] = true;
                 ++nfinished;
             }
         }
+        // Nothing to export: sleep rather than spin or yield. The records
+        // wait at most this long, a ring holds thousands, and on a machine
+        // of two cores the reader and the worker keep both of them.
         if (got == 0)
-            idle.wait();
-        else
-            idle.reset();
+            std::this_thread::sleep_for(std::chrono::microseconds(500));
     }
 }
 

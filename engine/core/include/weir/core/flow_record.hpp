@@ -80,7 +80,10 @@ struct L7Info {
 static_assert(std::is_trivially_copyable_v<L7Info>);
 static_assert(sizeof(L7Info) == 760, "L7Info grows every flow record and export ring slot");
 
-struct FlowRecord {
+/// What the flow table knows of a flow: a FlowRecord without its L7 block.
+/// Without DPI, the worker -> export thread rings carry only this much (152
+/// bytes instead of 912) and the export thread adds a blank L7 block.
+struct FlowCore {
     FlowKey key;                 ///< canonical key (A/B sides)
     std::array<DirCounters, 2> dir; ///< [0] client->server, [1] server->client
     std::array<uint8_t, 6> client_mac{}; ///< source MAC of the client's first packet
@@ -94,7 +97,6 @@ struct FlowRecord {
     /// elsewhere: lets the worker's per-flow state beside the table find
     /// the flow without a lookup. Not exported.
     uint32_t table_entry = UINT32_MAX;
-    L7Info l7;                   ///< application protocol (all zero when not classified)
 
     // Client/server views of the canonical key.
     [[nodiscard]] const std::array<uint8_t, 16>& client_addr() const noexcept { return client_is_a ? key.addr_a : key.addr_b; }
@@ -111,6 +113,11 @@ struct FlowRecord {
     {
         return dir[0].last_ns > dir[1].last_ns ? dir[0].last_ns : dir[1].last_ns;
     }
+};
+static_assert(std::is_trivially_copyable_v<FlowCore>);
+
+struct FlowRecord : FlowCore {
+    L7Info l7; ///< application protocol (all zero when not classified)
 };
 static_assert(std::is_trivially_copyable_v<FlowRecord>);
 
