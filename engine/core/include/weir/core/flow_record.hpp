@@ -115,6 +115,7 @@ struct FlowCore {
     }
 };
 static_assert(std::is_trivially_copyable_v<FlowCore>);
+static_assert(sizeof(FlowCore) == 152, "FlowCore is what every export ring slot holds without DPI");
 
 struct FlowRecord : FlowCore {
     L7Info l7; ///< application protocol (all zero when not classified)
