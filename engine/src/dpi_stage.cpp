@@ -1078,6 +1078,9 @@ void DpiStage::finish(FlowRecord& r) noexcept
                 // (its version); nDPI mode's score is libndpi's, micro-DPI
                 // sums its risks' scores.
                 r.l7.risk = e.l7.risk;
+                if (e.found && d::known_protocol_on_non_standard_port(r.key.proto, r.l7.master, r.l7.app,
+                                                                      r.server_port(), r.client_port()))
+                    r.l7.risk |= 1ULL << ndpi_vocab::kRiskKnownProtocolOnNonStandardPort;
                 r.l7.risk_score = ndpi_vocab::risk_score(r.l7.risk);
             }
             // Timing: the SYN's sender is the client; a record that names

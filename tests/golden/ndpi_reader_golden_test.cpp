@@ -87,6 +87,7 @@ const std::set<std::string, std::less<>> kReasons = {
 const std::set<std::string, std::less<>> kMicroRiskReasons = {
     "ndpi-version", // nDPI 4.2 cannot read this handshake (a QUIC version it does not decrypt)
     "dissected",    // the sides dissected different packets of a corrupt or fuzzed flow
+    "application",  // nDPI named an application (Master.App) whose default port the flow uses; micro-DPI names the master only
     "unexplained",  // not yet investigated; listed so a change shows up
 };
 
@@ -427,10 +428,10 @@ struct CaptureResult {
 };
 
 /// The risks weir's micro-DPI sets (weir/core/ndpi_vocab.hpp).
-constexpr std::array<unsigned, 5> kMicroRisks = {
+constexpr std::array<unsigned, 6> kMicroRisks = {
     weir::ndpi_vocab::kRiskTlsObsoleteVersion, weir::ndpi_vocab::kRiskTlsWeakCipher,
     weir::ndpi_vocab::kRiskHttpNumericIpHost, weir::ndpi_vocab::kRiskTlsNotCarryingHttps,
-    weir::ndpi_vocab::kRiskTlsMissingSni};
+    weir::ndpi_vocab::kRiskTlsMissingSni, weir::ndpi_vocab::kRiskKnownProtocolOnNonStandardPort};
 
 constexpr uint64_t micro_mask()
 {

@@ -1,5 +1,6 @@
 // DpiStage: the bounded per-worker DPI state (pool exhaustion, release after
 // N payloads per direction, detection over both directions, export).
+#include <weir/core/ndpi_vocab.hpp>
 #include <weir/dataplane/packet_source.hpp>
 #include <weir/engine/dpi_stage.hpp>
 #include <weir/engine/pipeline.hpp>
@@ -559,6 +560,40 @@ TEST(DpiStage, HttpNumericHostRiskAsNdpi)
     s->inspect(req, bytes("GET / HTTP/1.1\r\nHost: 10.1.1.1\r\n\r\n"));
     auto r = record_of(req);
     s->finish(r);
+    EXPECT_EQ(r.l7.risk, 0u);
+}
+
+} // namespace
+
+namespace {
+
+// nDPI's "Known Protocol on Non Standard Port" on a found flow: HTTP on
+// 8080 (HTTP_Proxy's port) and on 1234 (no protocol's port, not HTTP's 80);
+// HTTP on 80 and a flow only guessed by port are not flagged.
+TEST(DpiStage, KnownProtocolOnNonStandardPortAsNdpi)
+{
+    constexpr uint64_t kBit = 1ULL << weir::ndpi_vocab::kRiskKnownProtocolOnNonStandardPort;
+    for (const auto& [port, flagged] : std::vector<std::pair<uint16_t, bool>>{{8080, true}, {1234, true}, {80, false}}) {
+        DpiConfig c;
+        c.level = 1;
+        auto s = make_stage(c);
+        ASSERT_TRUE(s);
+        auto req = make_meta(6, 1, 50000, port, true);
+        s->inspect(req, bytes("GET / HTTP/1.1\r\nHost: example.org\r\n\r\n"));
+        auto r = record_of(req);
+        s->finish(r);
+        EXPECT_STREQ(r.l7.name, "HTTP") << port;
+        EXPECT_EQ(r.l7.risk, flagged ? kBit : 0u) << port;
+        EXPECT_EQ(r.l7.risk_score, flagged ? weir::ndpi_vocab::kRiskScores[5] : 0) << port;
+    }
+    DpiConfig c;
+    c.level = 1;
+    auto s = make_stage(c);
+    ASSERT_TRUE(s);
+    auto syn = make_meta(6, 1, 50000, 22, true);
+    auto r = record_of(syn);
+    s->finish(r);
+    EXPECT_EQ(r.l7.guessed, 1);
     EXPECT_EQ(r.l7.risk, 0u);
 }
 

@@ -11,6 +11,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #if WEIR_TEST_HAVE_NDPI
 #include <ndpi/ndpi_api.h>
@@ -134,6 +135,42 @@ TEST(NdpiVocab, MicroDpiCategoriesAreLibndpis)
     }
 }
 
+// The port tables behind micro-DPI's "Known Protocol on Non Standard Port":
+// every port of each port tree and each protocol's default ports, as libndpi
+// has them.
+TEST(NdpiVocab, PortTablesAreLibndpis)
+{
+    if (!is_4_2())
+        GTEST_SKIP() << "the port tables are nDPI 4.2's; this libndpi is " << ndpi_revision();
+    Module m;
+    ASSERT_NE(m.mod, nullptr);
+    std::vector<char> flow(ndpi_detection_get_sizeof_ndpi_flow_struct(), 0);
+    unsigned listed = 0;
+    for (uint8_t l4 : {uint8_t{6}, uint8_t{17}}) {
+        for (uint32_t port = 1; port <= 0xFFFF; ++port) {
+            u_int8_t user_defined = 0;
+            const u_int16_t want = ndpi_guess_protocol_id(m.mod, reinterpret_cast<ndpi_flow_struct*>(flow.data()), l4,
+                                                          static_cast<u_int16_t>(port), static_cast<u_int16_t>(port),
+                                                          &user_defined);
+            ASSERT_EQ(weir::engine::dpi::ndpi_port_protocol(l4, static_cast<uint16_t>(port)), want)
+                << (l4 == 6 ? "tcp " : "udp ") << port;
+            listed += want != 0;
+        }
+    }
+    EXPECT_GT(listed, 100u);
+    const ndpi_proto_defaults_t* defaults = ndpi_get_proto_defaults(m.mod);
+    for (auto p : weir::engine::dpi::app_protocols()) {
+        const auto& d = defaults[static_cast<uint16_t>(p)];
+        for (uint8_t l4 : {uint8_t{6}, uint8_t{17}}) {
+            const u_int16_t* want = l4 == 6 ? d.tcp_default_ports : d.udp_default_ports;
+            const auto ours = weir::engine::dpi::app_protocol_default_ports(p, l4);
+            for (int i = 0; i < MAX_DEFAULT_PORTS; ++i)
+                EXPECT_EQ(i < 2 ? ours[static_cast<std::size_t>(i)] : 0, want[i])
+                    << weir::engine::dpi::app_protocol_name(p) << (l4 == 6 ? " tcp " : " udp ") << i;
+        }
+    }
+}
+
 #else
 
 TEST(NdpiVocab, NamesAreLibndpis)
@@ -142,5 +179,39 @@ TEST(NdpiVocab, NamesAreLibndpis)
 }
 
 #endif
+
+// micro-DPI's "Known Protocol on Non Standard Port", by nDPI 4.2's rule.
+TEST(NdpiVocab, KnownProtocolOnNonStandardPort)
+{
+    using weir::engine::dpi::known_protocol_on_non_standard_port;
+    constexpr uint16_t kHttp = 7, kTls = 91, kQuic = 188, kStun = 78, kWhatsAppCall = 45, kDtls = 30;
+    // At home: the protocol's own default port, either side.
+    EXPECT_FALSE(known_protocol_on_non_standard_port(6, 0, kHttp, 80, 51000));
+    EXPECT_FALSE(known_protocol_on_non_standard_port(6, 0, kHttp, 51000, 80));
+    EXPECT_FALSE(known_protocol_on_non_standard_port(17, 0, kQuic, 443, 51000));
+    // Neither port a default of any protocol, nor the protocol's own.
+    EXPECT_TRUE(known_protocol_on_non_standard_port(6, 0, kHttp, 1234, 51000));
+    EXPECT_TRUE(known_protocol_on_non_standard_port(6, 0, kTls, 4433, 51000));
+    // A port of another protocol: 8080 is HTTP_Proxy's, 22 SSH's, 443/TCP TLS's.
+    EXPECT_TRUE(known_protocol_on_non_standard_port(6, 0, kHttp, 8080, 51000));
+    EXPECT_TRUE(known_protocol_on_non_standard_port(6, 0, kTls, 22, 51000));
+    EXPECT_TRUE(known_protocol_on_non_standard_port(6, 0, kHttp, 443, 51000));
+    // The server's port is looked up first: SSH's 22 on the client side
+    // does not count when the server's 443 is TLS's.
+    EXPECT_FALSE(known_protocol_on_non_standard_port(6, 0, kTls, 443, 22));
+    // TLS on the mail ports (IMAPS, POPS, SMTPS): nDPI's exception.
+    EXPECT_FALSE(known_protocol_on_non_standard_port(6, 0, kTls, 993, 51000));
+    EXPECT_FALSE(known_protocol_on_non_standard_port(6, 0, kTls, 995, 51000));
+    EXPECT_FALSE(known_protocol_on_non_standard_port(6, 0, kTls, 465, 51000));
+    EXPECT_TRUE(known_protocol_on_non_standard_port(6, 0, kHttp, 993, 51000));
+    // Master.App: the master's default ports.
+    EXPECT_FALSE(known_protocol_on_non_standard_port(17, kStun, kWhatsAppCall, 3478, 51000));
+    EXPECT_TRUE(known_protocol_on_non_standard_port(17, kStun, kWhatsAppCall, 3479, 51000));
+    // No default ports: at home anywhere; no protocol, no ports, not TCP/UDP: never.
+    EXPECT_FALSE(known_protocol_on_non_standard_port(17, 0, kDtls, 4444, 51000));
+    EXPECT_FALSE(known_protocol_on_non_standard_port(6, 0, 0, 1234, 51000));
+    EXPECT_FALSE(known_protocol_on_non_standard_port(6, 0, kHttp, 0, 51000));
+    EXPECT_FALSE(known_protocol_on_non_standard_port(132, 0, kHttp, 1234, 51000));
+}
 
 } // namespace

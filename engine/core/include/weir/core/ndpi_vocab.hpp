@@ -135,6 +135,7 @@ constexpr uint16_t category_id(std::string_view name) noexcept
 }
 
 /// Risk bits (ndpi_risk_enum) that weir's own micro-DPI sets.
+inline constexpr unsigned kRiskKnownProtocolOnNonStandardPort = 5; ///< NDPI_KNOWN_PROTOCOL_ON_NON_STANDARD_PORT
 inline constexpr unsigned kRiskTlsObsoleteVersion = 7;  ///< NDPI_TLS_OBSOLETE_VERSION
 inline constexpr unsigned kRiskTlsWeakCipher = 8;       ///< NDPI_TLS_WEAK_CIPHER
 inline constexpr unsigned kRiskHttpNumericIpHost = 12;  ///< NDPI_HTTP_NUMERIC_IP_HOST

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -101,6 +102,23 @@ std::vector<AppProtocol> app_protocols();
 
 /// Reverse of app_protocol_name(); Unknown when the name is not one of ours.
 AppProtocol app_protocol_from_name(std::string_view name) noexcept;
+
+/// The protocol nDPI 4.2's port guess gives for `port` over TCP (6) or UDP
+/// (17): the nDPI id of the protocol that has it among its default ports, 0
+/// when none has.
+uint16_t ndpi_port_protocol(uint8_t l4_proto, uint16_t port) noexcept;
+
+/// nDPI 4.2's default ports of a protocol micro-DPI names over TCP (6) or UDP
+/// (17); unused places 0, all 0 when it has none.
+std::array<uint16_t, 2> app_protocol_default_ports(AppProtocol p, uint8_t l4_proto) noexcept;
+
+/// nDPI 4.2's "Known Protocol on Non Standard Port" for a flow found as
+/// master.app (nDPI ids; master 0 when there is none): one of its ports is a
+/// default port of another protocol (the server's port looked up first), or
+/// neither is one of the protocol's own default ports (the master's when
+/// there is one). Protocols without default ports never are.
+bool known_protocol_on_non_standard_port(uint8_t l4_proto, uint16_t master, uint16_t app, uint16_t server_port,
+                                         uint16_t client_port) noexcept;
 
 /// RFC 8701 GREASE values (0x0a0a, 0x1a1a, ... 0xfafa), which JA3 and JA4 skip.
 constexpr bool is_grease(uint16_t v) noexcept
